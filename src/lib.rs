@@ -1,0 +1,2 @@
+//! rocketchatd: bridge between Jeedom and Rocket.Chat.
+#![forbid(unsafe_code)]

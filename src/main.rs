@@ -1,0 +1,2 @@
+//! Entry point of the rocketchatd daemon.
+fn main() {}
