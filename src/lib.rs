@@ -1,2 +1,10 @@
-//! rocketchatd: bridge between Jeedom and Rocket.Chat.
+//! rocketchatd: bridge between a Jeedom box and a Rocket.Chat server.
 #![forbid(unsafe_code)]
+
+pub mod backoff;
+pub mod bus;
+pub mod config;
+pub mod error;
+pub mod model;
+pub mod rocketchat;
+pub mod tls;

@@ -1,0 +1,113 @@
+//! Messages exchanged between the daemon's threads over `std::sync::mpsc`.
+//!
+//! The core thread owns the state; every other thread owns its own socket and
+//! talks to the core with [`CoreMsg`]. The core answers socket requests on the
+//! reply channel carried in the message.
+use crate::model::{Incoming, Outgoing, Room, Session};
+use serde_json::Value;
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+/// Everything the core thread receives.
+#[derive(Debug)]
+pub enum CoreMsg {
+    /// An accepted `send`/`ask` (files already spooled): persist, then reply.
+    Accept {
+        item: Outgoing,
+        reply: Sender<Value>,
+    },
+    /// The `status` action.
+    Status { reply: Sender<Value> },
+    /// The `rooms` action: queue the `rooms` event again.
+    ResendRooms { reply: Sender<Value> },
+    /// From the realtime thread.
+    Realtime(RtEvent),
+    /// From the callback worker.
+    Callback(CallbackReport),
+    /// From the send worker.
+    Send(SendOutcome),
+    /// SIGTERM, SIGINT or the `stop` action.
+    Stop,
+}
+
+/// Reports of the realtime (websocket) thread.
+#[derive(Debug)]
+pub enum RtEvent {
+    /// Logged in and subscribed.
+    Connected(Session),
+    /// The link went down or the login failed; the thread retries by itself.
+    Disconnected { error: String },
+    /// Every room the bot is a member of, after each (re)connection and change.
+    Rooms(Vec<Room>),
+    /// New messages from people, in the server's order (oldest first).
+    Messages(Vec<Incoming>),
+    /// Asks the core for each room's watermark (server ms of the last message
+    /// acknowledged by Jeedom), to catch up after a (re)connection.
+    Watermarks { reply: Sender<Vec<(String, i64)>> },
+    /// Outcome of an [`RtCommand::UpdateMessage`].
+    Updated {
+        message_id: String,
+        error: Option<String>,
+    },
+}
+
+/// Orders for the realtime thread.
+#[derive(Debug)]
+pub enum RtCommand {
+    /// Edit one of the bot's messages through DDP `updateMessage`, dropping
+    /// its attachments (used to close an ask).
+    UpdateMessage {
+        message_id: String,
+        room_id: String,
+        text: String,
+    },
+    /// The REST side saw its token refused: log in again.
+    Relogin,
+}
+
+/// Reports of the callback worker.
+#[derive(Debug)]
+pub enum CallbackReport {
+    /// Jeedom acknowledged every event up to this sequence number.
+    Delivered { upto_seq: u64 },
+    /// A delivery attempt failed (kept for `status`); the worker retries.
+    Failed { error: String },
+}
+
+/// Orders for the callback worker.
+#[derive(Debug)]
+pub enum CallbackJob {
+    /// Deliver these events (sequence numbers ascending); report `Delivered`.
+    Batch { events: Vec<(u64, Value)> },
+}
+
+/// Orders for the send worker.
+#[derive(Debug)]
+pub struct SendJob {
+    pub item: Outgoing,
+    pub session: Session,
+    pub rooms: Vec<Room>,
+}
+
+/// Reports of the send worker.
+#[derive(Debug)]
+pub enum SendOutcome {
+    /// One more step of `key` is confirmed (persisted as `steps_done`).
+    Progress { key: String, steps_done: u32 },
+    /// Posted; `message_id` is the text message (the question, for an ask).
+    Sent {
+        key: String,
+        room: Room,
+        message_id: String,
+    },
+    /// Will not succeed by retrying (4xx, missing room, file refused).
+    Failed { key: String, error: String },
+    /// Failed for now; retry the same job after `after`.
+    Retry {
+        key: String,
+        error: String,
+        after: Duration,
+    },
+    /// The token was refused (401): log in again, then retry.
+    Unauthorized { key: String },
+}

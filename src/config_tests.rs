@@ -1,0 +1,196 @@
+//! Unit tests of option parsing and of the config-file merge.
+use super::*;
+use serde_json::json;
+
+fn args(list: &[&str]) -> Args {
+    Args::from_args(&["rocketchatd"], list).expect("valid command line")
+}
+
+fn base() -> Vec<&'static str> {
+    vec![
+        "--apikey",
+        "k",
+        "--url",
+        "http://chat.local:3000",
+        "--user",
+        "bot",
+        "--password",
+        "pw",
+    ]
+}
+
+fn config(extra: &[&str]) -> Result<Config> {
+    let mut v = base();
+    v.extend_from_slice(extra);
+    Config::from_args(&args(&v), &[])
+}
+
+fn reason(r: Result<Config>) -> String {
+    r.expect_err("must be rejected").to_string()
+}
+
+#[test]
+fn defaults_match_the_contract() {
+    let c = config(&[]).unwrap();
+    assert_eq!(c.socket.to_string(), "127.0.0.1:55071");
+    assert_eq!(c.cycle, Duration::from_millis(500));
+    assert_eq!(c.heartbeat, Duration::from_secs(30));
+    assert_eq!(c.log_level, LevelFilter::Error);
+    assert_eq!(c.state, PathBuf::from("rocketchatd-state.json"));
+    assert!(c.callback.is_none());
+}
+
+#[test]
+fn url_forms() {
+    let u = parse_url("https://host.example/chat/").unwrap();
+    assert_eq!(u.base, "https://host.example/chat");
+    assert_eq!(u.websocket, "wss://host.example/chat/websocket");
+    assert_eq!(
+        (u.host.as_str(), u.port, u.tls),
+        ("host.example", 443, true)
+    );
+    let u = parse_url("http://127.0.0.1:3000").unwrap();
+    assert_eq!(u.websocket, "ws://127.0.0.1:3000/websocket");
+    assert_eq!(u.port, 3000);
+    let u = parse_url("HTTP://[::1]:8080/").unwrap();
+    assert_eq!((u.host.as_str(), u.port), ("::1", 8080));
+    for bad in [
+        "chat.example.org",
+        "ftp://x",
+        "http://",
+        "http://h:99999",
+        "http://h:x",
+        "http://h/?a=1",
+    ] {
+        assert!(parse_url(bad).is_err(), "{bad} accepted");
+    }
+}
+
+#[test]
+fn bad_values_name_the_option() {
+    assert!(reason(config(&["--socketport", "80"])).contains("--socketport"));
+    assert!(reason(config(&["--socketport", "70000"])).contains("--socketport"));
+    assert!(reason(config(&["--loglevel", "loud"])).contains("--loglevel"));
+    assert!(reason(config(&["--cycle", "0"])).contains("--cycle"));
+    assert!(reason(config(&["--cycle", "10"])).contains("--cycle"));
+    assert!(reason(config(&["--heartbeat", "abc"])).contains("--heartbeat"));
+    assert!(reason(config(&["--callback", "jeedom.local"])).contains("--callback"));
+    assert!(reason(config(&["--user-id", "u"])).contains("--token"));
+}
+
+#[test]
+fn required_options() {
+    let r = Config::from_args(
+        &args(&["--url", "http://h", "--user", "u", "--password", "p"]),
+        &[],
+    );
+    assert!(reason(r).contains("--apikey"));
+    let r = Config::from_args(
+        &args(&["--apikey", "k", "--user", "u", "--password", "p"]),
+        &[],
+    );
+    assert!(reason(r).contains("--url"));
+    let r = Config::from_args(
+        &args(&["--apikey", "k", "--url", "http://h", "--password", "p"]),
+        &[],
+    );
+    assert!(reason(r).contains("--user"));
+    let r = Config::from_args(
+        &args(&["--apikey", "k", "--url", "http://h", "--user", "u"]),
+        &[],
+    );
+    assert!(reason(r).contains("--password"));
+    // --check needs no API key.
+    let c = Config::from_args(
+        &args(&[
+            "--check",
+            "--url",
+            "http://h",
+            "--user",
+            "u",
+            "--password",
+            "p",
+        ]),
+        &[],
+    );
+    assert!(c.is_ok());
+}
+
+#[test]
+fn password_from_environment_and_token_login() {
+    let env = vec![("ROCKETCHAT_PASSWORD".to_string(), "envpw".to_string())];
+    let c = Config::from_args(
+        &args(&["--apikey", "k", "--url", "http://h", "--user", "u"]),
+        &env,
+    )
+    .unwrap();
+    match c.credentials {
+        Credentials::Password { password, .. } => assert_eq!(password.expose(), "envpw"),
+        other => panic!("unexpected {other:?}"),
+    }
+    let c = Config::from_args(
+        &args(&[
+            "--apikey",
+            "k",
+            "--url",
+            "http://h",
+            "--user-id",
+            "id",
+            "--token",
+            "t",
+        ]),
+        &[],
+    );
+    assert!(matches!(c.unwrap().credentials, Credentials::Token { .. }));
+}
+
+#[test]
+fn jeedom_levels() {
+    assert_eq!(parse_level("notice").unwrap(), LevelFilter::Warn);
+    assert_eq!(parse_level("none").unwrap(), LevelFilter::Error);
+    assert_eq!(parse_level("DEBUG").unwrap(), LevelFilter::Debug);
+}
+
+#[test]
+fn state_path_defaults() {
+    let c = config(&["--pid", "/tmp/jeedom/rocketchat/daemon.pid"]).unwrap();
+    assert_eq!(
+        c.state,
+        PathBuf::from("/tmp/jeedom/rocketchat/rocketchatd-state.json")
+    );
+    let env = vec![(
+        "STATE_DIRECTORY".to_string(),
+        "/var/lib/rocketchatd".to_string(),
+    )];
+    let mut v = base();
+    v.extend_from_slice(&["--pid", "/run/x.pid"]);
+    let c = Config::from_args(&args(&v), &env).unwrap();
+    assert_eq!(c.state, PathBuf::from("/var/lib/rocketchatd/state.json"));
+}
+
+#[test]
+fn command_line_wins_over_config_file() {
+    let mut a = args(&["--socketport", "56000", "--loglevel", "debug"]);
+    let file = json!({"socketport": 57000, "url": "http://h:3000", "loglevel": "info", "user": "bot",
+                      "password": "pw", "apikey": "key", "cycle": 1.5});
+    a.merge_file(file.as_object().unwrap()).unwrap();
+    assert_eq!(a.socketport.as_deref(), Some("56000"));
+    assert_eq!(a.loglevel.as_deref(), Some("debug"));
+    assert_eq!(a.url.as_deref(), Some("http://h:3000"));
+    let c = Config::from_args(&a, &[]).unwrap();
+    assert_eq!(c.socket.port(), 56000);
+    assert_eq!(c.cycle, Duration::from_millis(1500));
+}
+
+#[test]
+fn config_file_rejects_unknown_keys_and_bad_types() {
+    let mut a = Args::default();
+    let e = a
+        .merge_file(json!({"sockteport": 1}).as_object().unwrap())
+        .unwrap_err();
+    assert!(e.to_string().contains("--config") && e.to_string().contains("sockteport"));
+    let e = a
+        .merge_file(json!({"url": ["x"]}).as_object().unwrap())
+        .unwrap_err();
+    assert!(e.to_string().contains("\"url\""));
+}

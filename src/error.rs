@@ -1,0 +1,162 @@
+//! The one error type of rocketchatd, with the exit codes it maps to.
+use std::fmt;
+use std::io;
+
+/// Exit status for a run that failed after start-up (or a failed `--check`).
+pub const EXIT_FAILURE: i32 = 1;
+/// Exit status for an invalid command line or configuration file.
+pub const EXIT_USAGE: i32 = 2;
+
+/// Everything that can go wrong, keeping the source error where there is one.
+///
+/// No variant carries a password, token or API key: messages are built from
+/// server answers and local context only.
+#[derive(Debug)]
+pub enum Error {
+    /// An invalid option value: names the option and what is wrong.
+    Usage {
+        option: &'static str,
+        reason: String,
+    },
+    /// A file or socket operation failed on `what` (usually a path).
+    Io { what: String, source: io::Error },
+    /// JSON that could not be read or written.
+    Json {
+        what: String,
+        source: serde_json::Error,
+    },
+    /// An HTTP call failed below the HTTP level (DNS, connect, TLS, timeout).
+    Http {
+        what: String,
+        source: Box<ureq::Error>,
+    },
+    /// An HTTP call got an error status; `reason` is the server's error text.
+    Status {
+        what: String,
+        status: u16,
+        reason: String,
+    },
+    /// The websocket failed.
+    WebSocket(Box<tungstenite::Error>),
+    /// TLS set-up failed (bad CA file, certificate problem).
+    Tls { what: String, source: rustls::Error },
+    /// Rocket.Chat refused the login; `reason` is the server's text.
+    Login { reason: String },
+    /// The bot account has two-factor authentication enabled.
+    TotpRequired,
+    /// A peer broke the protocol (unexpected frame, missing field).
+    Protocol(String),
+    /// The daemon is stopping; the operation was abandoned.
+    Shutdown,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Builds an `Io` error with its context.
+    pub fn io(what: impl Into<String>, source: io::Error) -> Error {
+        Error::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    /// Builds a `Usage` error for `option`.
+    pub fn usage(option: &'static str, reason: impl Into<String>) -> Error {
+        Error::Usage {
+            option,
+            reason: reason.into(),
+        }
+    }
+
+    /// The process exit status for this error when it ends the run.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage { .. } => EXIT_USAGE,
+            _ => EXIT_FAILURE,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage { option, reason } => write!(f, "invalid --{option}: {reason}"),
+            Error::Io { what, source } => write!(f, "{what}: {source}"),
+            Error::Json { what, source } => write!(f, "{what}: invalid JSON: {source}"),
+            Error::Http { what, source } => write!(f, "{what}: {}", describe_http(source)),
+            Error::Status { what, status, reason } => write!(f, "{what}: HTTP {status}: {reason}"),
+            Error::WebSocket(e) => write!(f, "websocket: {e}"),
+            Error::Tls { what, source } => write!(f, "{what}: TLS: {source}"),
+            Error::Login { reason } => write!(f, "login failed: {reason}"),
+            Error::TotpRequired => f.write_str(
+                "login failed: the bot account has two-factor authentication (TOTP) enabled; \
+                 disable 2FA for the bot user or log in with a personal access token (--user-id and --token)",
+            ),
+            Error::Protocol(what) => write!(f, "protocol error: {what}"),
+            Error::Shutdown => f.write_str("stopping"),
+        }
+    }
+}
+
+/// A readable text for a transport-level HTTP error, with a hint for TLS.
+fn describe_http(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Rustls(tls) => {
+            format!(
+                "TLS: {tls} (for a self-signed or private CA, pass its certificate with --ca-file)"
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::Json { source, .. } => Some(source),
+            Error::Http { source, .. } => Some(source.as_ref()),
+            Error::WebSocket(e) => Some(e.as_ref()),
+            Error::Tls { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<tungstenite::Error> for Error {
+    fn from(e: tungstenite::Error) -> Error {
+        Error::WebSocket(Box::new(e))
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(source: serde_json::Error) -> Error {
+        Error::Json {
+            what: "JSON".into(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_names_the_option_and_exits_2() {
+        let e = Error::usage("socketport", "must be between 1024 and 65535");
+        assert_eq!(
+            e.to_string(),
+            "invalid --socketport: must be between 1024 and 65535"
+        );
+        assert_eq!(e.exit_code(), EXIT_USAGE);
+    }
+
+    #[test]
+    fn io_error_keeps_its_source() {
+        let e = Error::io("/tmp/x", io::Error::new(io::ErrorKind::NotFound, "gone"));
+        assert!(std::error::Error::source(&e).is_some());
+        assert_eq!(e.exit_code(), EXIT_FAILURE);
+    }
+}

@@ -1,0 +1,7 @@
+//! Everything that talks to Rocket.Chat: DDP realtime API and REST.
+pub mod ask;
+pub mod ddp;
+pub mod message;
+pub mod realtime;
+pub mod rest;
+pub mod sender;
