@@ -8,3 +8,4 @@ pub mod error;
 pub mod model;
 pub mod rocketchat;
 pub mod tls;
+pub mod jeedom;

@@ -1,0 +1,2 @@
+//! Everything that talks to Jeedom: the command socket and the callback.
+pub mod callback;
