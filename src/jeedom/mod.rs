@@ -1,4 +1,7 @@
 //! Everything that talks to Jeedom: the command socket and the callback.
 pub mod callback;
+pub mod events;
 pub mod options;
 pub mod request;
+pub mod socket;
+pub mod spool;
