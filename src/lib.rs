@@ -4,6 +4,7 @@
 pub mod backoff;
 pub mod bus;
 pub mod config;
+pub mod core;
 pub mod error;
 pub mod jeedom;
 pub mod model;

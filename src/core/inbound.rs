@@ -1,0 +1,244 @@
+//! What arrives from Rocket.Chat: session changes, rooms, messages, ask answers.
+use super::Core;
+use crate::bus::{RtCommand, RtEvent};
+use crate::jeedom::events;
+use crate::jeedom::socket::now_ms;
+use crate::model::{Incoming, Room, RoomKind, Session};
+use crate::rocketchat::ask::{closed_text, match_answer, Closed};
+use crate::state::RoomState;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+impl Core {
+    pub(super) fn on_realtime(&mut self, ev: RtEvent) {
+        match ev {
+            RtEvent::Connected(s) => self.on_connected(s),
+            RtEvent::Disconnected { error } => self.on_disconnected(error),
+            RtEvent::Rooms(list) => self.on_rooms(list),
+            RtEvent::Messages(list) => list.into_iter().for_each(|m| self.on_message(m)),
+            RtEvent::Watermarks { reply } => {
+                let marks = self
+                    .state
+                    .rooms
+                    .iter()
+                    .filter_map(|(id, r)| Some((id.clone(), r.watermark_ms?)))
+                    .collect();
+                let _ = reply.send(marks);
+            }
+            RtEvent::Updated { message_id, error } => self.on_updated(&message_id, error),
+        }
+    }
+
+    fn on_connected(&mut self, s: Session) {
+        log::info!(
+            "connected to Rocket.Chat {} as {}",
+            s.server_version,
+            s.username
+        );
+        (self.cfg.on_status)(&format!(
+            "connected as {} to Rocket.Chat {}",
+            s.username, s.server_version
+        ));
+        self.state.user_id = Some(s.user_id.clone());
+        self.state.username = Some(s.username.clone());
+        self.state.resume_token = Some(s.token.clone());
+        self.push_event(
+            events::connected(&s.user_id, &s.username, &s.server_version),
+            None,
+        );
+        self.session = Some(s);
+        self.last_error = None;
+        self.rooms_announced = false;
+        self.send_retry_at = None;
+        self.resend_closing_edits();
+    }
+
+    fn on_disconnected(&mut self, error: String) {
+        let was_up = self.session.take().is_some();
+        if was_up || self.last_error.as_deref() != Some(error.as_str()) {
+            (self.cfg.on_status)(&format!("disconnected: {error}"));
+            self.push_event(events::disconnected(&error), None);
+        }
+        self.last_error = Some(error);
+    }
+
+    /// Keeps room watermarks, starts new rooms at their last message (so the
+    /// first run replays nothing) and tells Jeedom when the set changed.
+    fn on_rooms(&mut self, list: Vec<Room>) {
+        let mut next = BTreeMap::new();
+        for room in list {
+            let rs = match self.state.rooms.get(&room.id) {
+                Some(prev) => RoomState {
+                    room,
+                    ..prev.clone()
+                },
+                None => RoomState {
+                    watermark_ms: Some(room.last_message_ms.unwrap_or(0)),
+                    room,
+                    seen: Default::default(),
+                },
+            };
+            next.insert(rs.room.id.clone(), rs);
+        }
+        let changed = !same_rooms(&self.state.rooms, &next);
+        self.state.rooms = next;
+        self.dirty = true;
+        if changed || !self.rooms_announced {
+            log::info!("{} rooms", self.state.rooms.len());
+            self.rooms_announced = true;
+            self.queue_rooms();
+        }
+    }
+
+    fn on_message(&mut self, m: Incoming) {
+        let bot = self.state.username.clone().unwrap_or_default();
+        let rs = self
+            .state
+            .rooms
+            .entry(m.room_id.clone())
+            .or_insert_with(|| unknown_room(&m.room_id));
+        if rs.seen.iter().any(|id| *id == m.id) || rs.watermark_ms.is_some_and(|w| m.ts_ms < w) {
+            log::debug!("message {} already handled", m.id);
+            return;
+        }
+        rs.remember(&m.id);
+        let room = rs.room.clone();
+        let mark = Some((m.room_id.clone(), m.ts_ms));
+        if let Some(ev) = self.answer_ask(&m, &room) {
+            self.push_event(ev, mark);
+            return;
+        }
+        log::info!(
+            "message {} from {} in {} → Jeedom",
+            m.id,
+            m.user.username,
+            room.name
+        );
+        self.push_event(events::message(&m, &room, &bot), mark);
+    }
+
+    /// A reply to the newest pending ask of the room becomes `ask_answer`.
+    fn answer_ask(&mut self, m: &Incoming, room: &Room) -> Option<serde_json::Value> {
+        let ask = self.state.asks.iter_mut().rev().find(|a| {
+            a.closing.is_none()
+                && a.room.id == room.id
+                && a.mention
+                    .as_deref()
+                    .is_none_or(|u| u.eq_ignore_ascii_case(&m.user.username))
+        })?;
+        let answer = match_answer(&ask.answers, &m.text)?;
+        log::info!(
+            "ask {} answered \"{answer}\" by {}",
+            ask.ask_id,
+            m.user.username
+        );
+        ask.closing = Some(closed_text(
+            &ask.question,
+            Closed::Answered {
+                answer: &answer,
+                by: &m.user.username,
+            },
+        ));
+        let ev = events::ask_answer(&ask.ask_id, &answer, &m.user, room);
+        let (id, rid, text) = (
+            ask.message_id.clone(),
+            ask.room.id.clone(),
+            ask.closing.clone().unwrap_or_default(),
+        );
+        self.request_edit(id, rid, text);
+        Some(ev)
+    }
+
+    pub(super) fn expire_asks(&mut self) {
+        let now = now_ms();
+        let mut expired = Vec::new();
+        for a in self
+            .state
+            .asks
+            .iter_mut()
+            .filter(|a| a.closing.is_none() && a.expires_ms <= now)
+        {
+            a.closing = Some(closed_text(&a.question, Closed::Expired));
+            expired.push((
+                a.ask_id.clone(),
+                a.message_id.clone(),
+                a.room.id.clone(),
+                a.closing.clone().unwrap_or_default(),
+            ));
+        }
+        for (ask_id, id, rid, text) in expired {
+            log::info!("ask {ask_id} expired");
+            self.push_event(events::ask_expired(&ask_id), None);
+            self.request_edit(id, rid, text);
+        }
+    }
+
+    pub(super) fn next_ask_expiry(&self) -> Option<Instant> {
+        let soonest = self
+            .state
+            .asks
+            .iter()
+            .filter(|a| a.closing.is_none())
+            .map(|a| a.expires_ms)
+            .min()?;
+        let wait = u64::try_from(soonest - now_ms()).unwrap_or(0);
+        Some(Instant::now() + Duration::from_millis(wait))
+    }
+
+    fn request_edit(&mut self, message_id: String, room_id: String, text: String) {
+        self.dirty = true;
+        if self.session.is_some() {
+            let _ = self.links.realtime.send(RtCommand::UpdateMessage {
+                message_id,
+                room_id,
+                text,
+            });
+        }
+    }
+
+    fn resend_closing_edits(&mut self) {
+        let edits: Vec<_> = self
+            .state
+            .asks
+            .iter()
+            .filter_map(|a| Some((a.message_id.clone(), a.room.id.clone(), a.closing.clone()?)))
+            .collect();
+        for (id, rid, text) in edits {
+            self.request_edit(id, rid, text);
+        }
+    }
+
+    fn on_updated(&mut self, message_id: &str, error: Option<String>) {
+        if let Some(e) = &error {
+            log::warn!("could not close the question {message_id}: {e}");
+        }
+        self.state
+            .asks
+            .retain(|a| !(a.message_id == message_id && a.closing.is_some()));
+        self.dirty = true;
+    }
+}
+
+/// Whether Jeedom would see the same list (the last message time does not count).
+fn same_rooms(a: &BTreeMap<String, RoomState>, b: &BTreeMap<String, RoomState>) -> bool {
+    let shown = |r: &RoomState| (r.room.name.clone(), r.room.kind, r.room.users.clone());
+    a.len() == b.len()
+        && a.iter()
+            .all(|(id, r)| b.get(id).map(shown) == Some(shown(r)))
+}
+
+/// A room the list did not have yet (the message raced the room change).
+fn unknown_room(id: &str) -> RoomState {
+    let room = Room {
+        id: id.to_string(),
+        name: id.to_string(),
+        kind: RoomKind::Channel,
+        users: vec![],
+        last_message_ms: None,
+    };
+    RoomState {
+        room,
+        watermark_ms: None,
+        seen: Default::default(),
+    }
+}

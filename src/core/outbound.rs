@@ -1,0 +1,130 @@
+//! What goes to Rocket.Chat: accepted requests, the send queue and its outcomes.
+use super::Core;
+use crate::bus::{RtCommand, SendJob, SendOutcome};
+use crate::jeedom::events;
+use crate::model::{OutKind, Outgoing, Room};
+use crate::state::PendingAsk;
+use serde_json::Value;
+use std::sync::mpsc::Sender;
+use std::time::Instant;
+
+impl Core {
+    /// Queues an accepted request; the reply waits for the next save.
+    pub(super) fn accept(&mut self, item: Outgoing, reply: Sender<Value>) {
+        log::info!("request {} accepted for {}", item.key, item.room);
+        self.state.outbox.push_back(item);
+        self.dirty = true;
+        self.waiters.push(reply);
+    }
+
+    /// Gives the oldest request to the send worker when it is free and logged in.
+    pub(super) fn dispatch_send(&mut self) {
+        if self.send_inflight.is_some() || self.send_retry_at.is_some_and(|t| t > Instant::now()) {
+            return;
+        }
+        let (Some(session), Some(item)) = (&self.session, self.state.outbox.front()) else {
+            return;
+        };
+        let rooms: Vec<Room> = self.state.rooms.values().map(|r| r.room.clone()).collect();
+        let job = SendJob {
+            item: item.clone(),
+            session: session.clone(),
+            rooms,
+        };
+        self.send_retry_at = None;
+        if self.links.sender.send(job).is_ok() {
+            self.send_inflight = Some(item.key.clone());
+        }
+    }
+
+    pub(super) fn on_send_outcome(&mut self, outcome: SendOutcome) {
+        match outcome {
+            SendOutcome::Progress { key, steps_done } => {
+                if let Some(item) = self.state.outbox.iter_mut().find(|i| i.key == key) {
+                    item.steps_done = steps_done;
+                    self.dirty = true;
+                }
+            }
+            SendOutcome::Sent {
+                key,
+                room,
+                message_id,
+            } => self.finish(&key, Ok((room, message_id))),
+            SendOutcome::Failed { key, error } => self.finish(&key, Err(error)),
+            SendOutcome::Retry { key, error, after } => {
+                log::warn!(
+                    "request {key} not delivered yet ({error}); retrying in {:.1} s",
+                    after.as_secs_f64()
+                );
+                self.send_inflight = None;
+                self.send_retry_at = Some(Instant::now() + after);
+            }
+            SendOutcome::Unauthorized { key } => {
+                log::warn!("request {key}: the server refused the session; logging in again");
+                self.send_inflight = None;
+                self.session = None;
+                let _ = self.links.realtime.send(RtCommand::Relogin);
+            }
+        }
+    }
+
+    /// Ends a request with exactly one `sent` or `send_failed` event.
+    fn finish(&mut self, key: &str, result: Result<(Room, String), String>) {
+        self.send_inflight = None;
+        let Some(pos) = self.state.outbox.iter().position(|i| i.key == key) else {
+            return;
+        };
+        let Some(item) = self.state.outbox.remove(pos) else {
+            return;
+        };
+        let ask_id = match &item.kind {
+            OutKind::Ask { ask_id, .. } => Some(ask_id.as_str()),
+            OutKind::Send => None,
+        };
+        let ev = match &result {
+            Ok((room, id)) => {
+                log::info!("request {key} posted in {} as {id}", room.name);
+                events::sent(item.reference.as_deref(), ask_id, room, id)
+            }
+            Err(e) => {
+                log::error!("request {key} for {} failed: {e}", item.room);
+                for f in &item.files {
+                    let _ = std::fs::remove_file(&f.path);
+                }
+                events::send_failed(item.reference.as_deref(), ask_id, e)
+            }
+        };
+        self.push_event(ev, None);
+        if let (
+            OutKind::Ask {
+                ask_id,
+                answers,
+                timeout_s,
+                ..
+            },
+            Ok((room, id)),
+        ) = (&item.kind, result)
+        {
+            self.state.asks.push(PendingAsk {
+                ask_id: ask_id.clone(),
+                room,
+                message_id: id,
+                question: question_text(&item),
+                answers: answers.clone(),
+                mention: item.mention.clone(),
+                expires_ms: item
+                    .accepted_ms
+                    .saturating_add((*timeout_s as i64).saturating_mul(1000)),
+                closing: None,
+            });
+        }
+    }
+}
+
+/// The question as posted, without the answer list, for the closing edit.
+fn question_text(item: &Outgoing) -> String {
+    match &item.mention {
+        Some(u) => format!("@{u} {}", item.text),
+        None => item.text.clone(),
+    }
+}

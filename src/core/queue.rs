@@ -1,0 +1,126 @@
+//! The callback event queue: bounded, ordered, acknowledged by Jeedom.
+use super::Core;
+use crate::bus::{CallbackJob, CallbackReport};
+use crate::jeedom::events;
+use crate::state::QueuedEvent;
+use serde_json::Value;
+
+/// Most events kept while Jeedom is away; past it the oldest messages go.
+pub const MAX_EVENTS: usize = 10_000;
+/// Most events in one POST.
+pub const MAX_BATCH: usize = 100;
+
+impl Core {
+    /// Queues an event; `mark` (room id, server ms) advances the room's
+    /// watermark once Jeedom acknowledges it.
+    pub(super) fn push_event(&mut self, event: Value, mark: Option<(String, i64)>) {
+        if self.state.events.len() >= MAX_EVENTS {
+            self.drop_oldest_message();
+        }
+        let seq = self.state.next_seq;
+        self.state.next_seq += 1;
+        log::debug!("event {seq} queued: {}", event["type"]);
+        self.state
+            .events
+            .push_back(QueuedEvent { seq, mark, event });
+        self.dirty = true;
+    }
+
+    /// Drops the oldest `message` event not being posted and counts it in a
+    /// `dropped` event at the end of the queue.
+    fn drop_oldest_message(&mut self) {
+        let inflight = self.cb_inflight.unwrap_or(0);
+        let busy = |e: &QueuedEvent| self.cb_inflight.is_some() && e.seq <= inflight;
+        let Some(pos) = self
+            .state
+            .events
+            .iter()
+            .position(|e| !busy(e) && e.event["type"] == "message")
+        else {
+            return;
+        };
+        self.state.events.remove(pos);
+        match self.state.events.back_mut() {
+            Some(last)
+                if last.event["type"] == "dropped"
+                    && !(self.cb_inflight.is_some() && last.seq <= inflight) =>
+            {
+                let n = last.event["count"].as_u64().unwrap_or(0) + 1;
+                last.event = events::dropped(n);
+            }
+            _ => {
+                log::warn!("Jeedom is not taking events: queue full, dropping the oldest messages");
+                let seq = self.state.next_seq;
+                self.state.next_seq += 1;
+                self.state.events.push_back(QueuedEvent {
+                    seq,
+                    mark: None,
+                    event: events::dropped(1),
+                });
+            }
+        }
+    }
+
+    /// Hands the next batch to the callback worker when none is in flight.
+    pub(super) fn dispatch_callback(&mut self) {
+        if self.cb_inflight.is_some() || self.state.events.is_empty() {
+            return;
+        }
+        let Some(tx) = &self.links.callback else {
+            self.log_and_forget();
+            return;
+        };
+        let batch: Vec<(u64, Value)> = self
+            .state
+            .events
+            .iter()
+            .take(MAX_BATCH)
+            .map(|e| (e.seq, e.event.clone()))
+            .collect();
+        let last = batch.last().map(|(s, _)| *s);
+        if tx.send(CallbackJob::Batch { events: batch }).is_ok() {
+            self.cb_inflight = last;
+        }
+    }
+
+    /// Without `--callback`, events are logged (for a person testing) and acknowledged.
+    fn log_and_forget(&mut self) {
+        let last = self.state.events.back().map(|e| e.seq).unwrap_or(0);
+        for e in &self.state.events {
+            log::info!("event (no --callback): {}", e.event);
+        }
+        self.acknowledge(last);
+    }
+
+    pub(super) fn on_callback(&mut self, report: CallbackReport) {
+        match report {
+            CallbackReport::Delivered { upto_seq } => {
+                self.cb_inflight = None;
+                self.callback_error = None;
+                self.acknowledge(upto_seq);
+            }
+            CallbackReport::Failed { error } => self.callback_error = Some(error),
+        }
+    }
+
+    /// Removes acknowledged events and advances the rooms' watermarks.
+    fn acknowledge(&mut self, upto: u64) {
+        while self.state.events.front().is_some_and(|e| e.seq <= upto) {
+            let Some(e) = self.state.events.pop_front() else {
+                break;
+            };
+            if let Some((rid, ts)) = e.mark {
+                if let Some(room) = self.state.rooms.get_mut(&rid) {
+                    room.watermark_ms = Some(room.watermark_ms.map_or(ts, |w| w.max(ts)));
+                }
+            }
+        }
+        self.dirty = true;
+    }
+
+    /// Queues the `rooms` event with the current list.
+    pub(super) fn queue_rooms(&mut self) {
+        let ev = events::rooms(self.state.rooms.values().map(|r| &r.room));
+        self.push_event(ev, None);
+    }
+}
