@@ -20,6 +20,8 @@ pub const SEEN_PER_ROOM: usize = 500;
 pub struct State {
     pub schema: u32,
     pub server_url: String,
+    /// The configured login (username, e-mail or token user id).
+    pub login: Option<String>,
     pub user_id: Option<String>,
     pub username: Option<String>,
     pub resume_token: Option<Secret>,
@@ -112,18 +114,18 @@ pub enum Identity {
 }
 
 /// Loads the state file; never fails: problems are reported in [`Loaded`].
-pub fn load(path: &Path, server_url: &str, who: &Identity) -> (State, Loaded) {
+pub fn load(path: &Path, server_url: &str, login: &str) -> (State, Loaded) {
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return (State::fresh(server_url), Loaded::FirstRun)
+            return (State::fresh(server_url, login), Loaded::FirstRun)
         }
-        Err(e) => return (State::fresh(server_url), move_aside(path, e.to_string())),
+        Err(e) => return (State::fresh(server_url, login), move_aside(path, e.to_string())),
     };
     match serde_json::from_slice::<State>(&bytes) {
-        Ok(s) if s.belongs_to(server_url, who) => (s, Loaded::Resumed),
-        Ok(_) => (State::fresh(server_url), Loaded::OtherAccount),
-        Err(e) => (State::fresh(server_url), move_aside(path, e.to_string())),
+        Ok(s) if s.belongs_to(server_url, login) => (s, Loaded::Resumed),
+        Ok(_) => (State::fresh(server_url, login), Loaded::OtherAccount),
+        Err(e) => (State::fresh(server_url, login), move_aside(path, e.to_string())),
     }
 }
 

@@ -12,14 +12,14 @@ fn dir(name: &str) -> PathBuf {
 
 const URL: &str = "http://chat.local";
 
-fn bot() -> Identity {
-    Identity::Username("jeedombot".into())
+fn bot() -> &'static str {
+    "jeedombot"
 }
 
 #[test]
 fn missing_file_is_a_first_run() {
     let d = dir("missing");
-    let (s, how) = load(&d.join("state.json"), URL, &bot());
+    let (s, how) = load(&d.join("state.json"), URL, bot());
     assert_eq!(how, Loaded::FirstRun);
     assert_eq!(s.schema, SCHEMA);
 }
@@ -28,8 +28,7 @@ fn missing_file_is_a_first_run() {
 fn save_then_load_round_trips_with_mode_0600() {
     let d = dir("roundtrip");
     let p = d.join("state.json");
-    let mut s = State::fresh(URL);
-    s.username = Some("jeedombot".into());
+    let mut s = State::fresh(URL, bot());
     let room = Room {
         id: "GENERAL".into(),
         name: "general".into(),
@@ -50,7 +49,7 @@ fn save_then_load_round_trips_with_mode_0600() {
         fs::metadata(&p).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let (back, how) = load(&p, URL, &bot());
+    let (back, how) = load(&p, URL, bot());
     assert_eq!(how, Loaded::Resumed);
     assert_eq!(back.rooms["GENERAL"].watermark_ms, Some(42));
     assert!(!d.join("state.json.tmp").exists());
@@ -61,7 +60,7 @@ fn corrupt_file_is_moved_aside() {
     let d = dir("corrupt");
     let p = d.join("state.json");
     fs::write(&p, b"{\"schema\": 1, \"rooms\": {").unwrap();
-    let (_, how) = load(&p, URL, &bot());
+    let (_, how) = load(&p, URL, bot());
     match how {
         Loaded::MovedAside(aside, _) => {
             assert!(aside.to_string_lossy().contains("state.json.corrupt-"));
@@ -76,14 +75,10 @@ fn corrupt_file_is_moved_aside() {
 fn state_of_another_server_or_user_is_not_reused() {
     let d = dir("other");
     let p = d.join("state.json");
-    let mut s = State::fresh("http://other.server");
-    s.username = Some("jeedombot".into());
-    save(&p, &s).unwrap();
-    assert_eq!(load(&p, URL, &bot()).1, Loaded::OtherAccount);
-    let mut s = State::fresh(URL);
-    s.username = Some("someoneelse".into());
-    save(&p, &s).unwrap();
-    assert_eq!(load(&p, URL, &bot()).1, Loaded::OtherAccount);
+    save(&p, &State::fresh("http://other.server", bot())).unwrap();
+    assert_eq!(load(&p, URL, bot()).1, Loaded::OtherAccount);
+    save(&p, &State::fresh(URL, "someoneelse")).unwrap();
+    assert_eq!(load(&p, URL, bot()).1, Loaded::OtherAccount);
 }
 
 #[test]
