@@ -1,2 +1,4 @@
 //! rocketchatd: bridge between Jeedom and Rocket.Chat.
 #![forbid(unsafe_code)]
+
+pub mod systemd;
