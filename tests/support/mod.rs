@@ -1,0 +1,5 @@
+//! Test doubles shared by the integration tests: fake Jeedom, fake Rocket.Chat, helpers.
+#![allow(dead_code)]
+
+pub mod http;
+pub mod wait;
