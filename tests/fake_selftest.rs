@@ -1,0 +1,128 @@
+//! Self tests of the test doubles, driven over real sockets.
+mod support;
+
+use std::time::Duration;
+use support::http::{HttpServer, Reply, Response};
+
+/// A ureq agent that returns every status as a response.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into()
+}
+
+#[test]
+fn http_server_parses_and_answers() {
+    let srv = HttpServer::start(|req| {
+        let body = format!(
+            "{} {} q={:?} h={:?} b={}",
+            req.method,
+            req.path,
+            req.query.get("a"),
+            req.header("x-test"),
+            String::from_utf8_lossy(&req.body)
+        );
+        Reply::Send(Response::text(201, &body))
+    });
+    let url = format!("http://127.0.0.1:{}/p%20x?a=b%2Bc+d", srv.port());
+    let mut r = agent()
+        .post(&url)
+        .header("X-Test", "yes")
+        .send("hello")
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let text = r.body_mut().read_to_string().unwrap();
+    assert_eq!(text, "POST /p x q=Some(\"b+c d\") h=Some(\"yes\") b=hello");
+}
+
+#[test]
+fn http_server_close_and_down() {
+    let srv = HttpServer::start(|_| Reply::Close);
+    let url = format!("http://127.0.0.1:{}/", srv.port());
+    assert!(agent().get(&url).call().is_err());
+    srv.set_down(true);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", srv.port())).is_err());
+    srv.set_down(false);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", srv.port())).is_ok());
+}
+
+#[test]
+fn wait_until_panics_with_message() {
+    let r = std::panic::catch_unwind(|| {
+        support::wait::wait_until(Duration::from_millis(30), "the moon", || false)
+    });
+    let err = r.unwrap_err();
+    let msg = err.downcast_ref::<String>().unwrap();
+    assert!(msg.contains("the moon"), "{msg}");
+}
+
+mod jeedom {
+    use super::agent;
+    use serde_json::json;
+    use std::time::{Duration, Instant};
+    use support::fake_jeedom::{FakeJeedom, JeedomMode};
+
+    use crate::support;
+
+    fn post(url: &str, key: &str, body: &serde_json::Value) -> Result<(u16, String), ureq::Error> {
+        let mut r = agent()
+            .post(&format!("{url}?apikey={key}"))
+            .header("Content-Type", "application/json")
+            .send(body.to_string())?;
+        Ok((r.status().as_u16(), r.body_mut().read_to_string()?))
+    }
+
+    #[test]
+    fn key_test_and_batches() {
+        let j = FakeJeedom::start("k3y");
+        let get = |k: &str| {
+            let u = format!("{}?test=1&apikey={k}", j.url());
+            agent()
+                .get(&u)
+                .call()
+                .unwrap()
+                .body_mut()
+                .read_to_string()
+                .unwrap()
+        };
+        assert_eq!(get("k3y"), "OK");
+        assert_eq!(get("bad"), "");
+        assert_eq!(j.test_requests(), 2);
+        let b = json!({"events":[{"type":"status"},{"type":"message","id":"1"}]});
+        assert_eq!(post(&j.url(), "k3y", &b).unwrap().0, 200);
+        assert_eq!(post(&j.url(), "bad", &b).unwrap(), (200, String::new()));
+        assert_eq!(j.batches().len(), 1);
+        assert_eq!(j.events_of_type("message")[0]["id"], "1");
+        let ev = j.wait_events(Duration::from_secs(1), "2 events", |e| e.len() == 2);
+        assert_eq!(ev[0]["type"], "status");
+        assert_eq!(j.post_attempts(), 2);
+    }
+
+    #[test]
+    fn refusing_modes() {
+        let j = FakeJeedom::start("k");
+        let b = json!({"events":[{"type":"status"}]});
+        j.set_mode(JeedomMode::Status(503));
+        assert_eq!(post(&j.url(), "k", &b).unwrap().0, 503);
+        j.set_mode(JeedomMode::WrongKey);
+        assert_eq!(post(&j.url(), "k", &b).unwrap(), (200, String::new()));
+        j.set_mode(JeedomMode::Close);
+        assert!(post(&j.url(), "k", &b).is_err());
+        j.set_mode(JeedomMode::Hang);
+        let t = Instant::now();
+        let a: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_millis(300)))
+            .build()
+            .into();
+        let u = format!("{}?apikey=k", j.url());
+        assert!(a.post(&u).send(b.to_string()).is_err());
+        assert!(t.elapsed() >= Duration::from_millis(250));
+        assert!(j.events().is_empty());
+        assert_eq!(j.post_attempts(), 4);
+        j.set_mode(JeedomMode::Ok);
+        assert_eq!(post(&j.url(), "k", &b).unwrap().0, 200);
+        assert_eq!(j.events().len(), 1);
+    }
+}

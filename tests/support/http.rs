@@ -1,0 +1,464 @@
+//! Minimal HTTP/1.1 server for the fakes: one thread per connection, plain or TLS, `Connection: close`.
+use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Longest request head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// Longest request body accepted.
+const MAX_BODY: usize = 256 * 1024 * 1024;
+/// Read timeout while a request is being received.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Poll period of the accept loop.
+const ACCEPT_POLL: Duration = Duration::from_millis(5);
+
+/// A parsed HTTP request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    /// Path without the query string, percent-decoded.
+    pub path: String,
+    pub query: HashMap<String, String>,
+    /// Headers as received (names in their original case).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Request {
+    /// Value of a header, case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let h = self
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name));
+        h.map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON, if it is JSON.
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// True for a websocket upgrade request.
+    pub fn is_websocket(&self) -> bool {
+        let up = self.header("upgrade").unwrap_or("");
+        up.eq_ignore_ascii_case("websocket") && self.header("sec-websocket-key").is_some()
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A response with a status and a text body.
+    pub fn text(status: u16, body: &str) -> Response {
+        let r = Response {
+            status,
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        };
+        r.header("Content-Type", "text/plain; charset=utf-8")
+    }
+
+    /// A response with a status and a JSON body.
+    pub fn json(status: u16, body: &Value) -> Response {
+        let r = Response {
+            status,
+            headers: Vec::new(),
+            body: body.to_string().into_bytes(),
+        };
+        r.header("Content-Type", "application/json")
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Response {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// A connection after the request head: plain TCP or TLS over TCP.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
+}
+
+impl Stream {
+    /// The underlying TCP socket.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// Takes over a connection after its request head (websocket upgrade).
+pub type Upgrade = Box<dyn FnOnce(Stream) + Send>;
+
+/// What the handler wants done with a request.
+pub enum Reply {
+    /// Answer, then close.
+    Send(Response),
+    /// Never answer; hold the connection until the peer or the server closes it.
+    Hang,
+    /// Close without answering.
+    Close,
+    /// Hand the connection to this function (it writes the handshake itself).
+    Upgrade(Upgrade),
+}
+
+/// The request handler of a server.
+pub type Handler = Arc<dyn Fn(Request) -> Reply + Send + Sync>;
+
+struct Inner {
+    port: u16,
+    tls: Option<Arc<ServerConfig>>,
+    handler: Handler,
+    listener: Mutex<Option<TcpListener>>,
+    conns: Mutex<HashMap<u64, TcpStream>>,
+    next_id: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// A running server bound on 127.0.0.1.
+pub struct HttpServer {
+    inner: Arc<Inner>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    /// Starts a plain HTTP server on 127.0.0.1 with an OS-chosen port.
+    pub fn start(handler: impl Fn(Request) -> Reply + Send + Sync + 'static) -> HttpServer {
+        HttpServer::start_with(0, None, Arc::new(handler))
+    }
+
+    /// Starts a server on 127.0.0.1:`port` (0: OS-chosen), TLS when `tls` is given.
+    pub fn start_with(port: u16, tls: Option<Arc<ServerConfig>>, handler: Handler) -> HttpServer {
+        let listener = bind(port).expect("bind the fake server");
+        let port = listener.local_addr().expect("local addr").port();
+        let inner = Arc::new(Inner {
+            port,
+            tls,
+            handler,
+            listener: Mutex::new(Some(listener)),
+            conns: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let i2 = inner.clone();
+        let accept = std::thread::Builder::new()
+            .name(format!("fake-http-{port}"))
+            .spawn(move || accept_loop(i2))
+            .expect("spawn accept thread");
+        HttpServer {
+            inner,
+            accept: Some(accept),
+        }
+    }
+
+    /// The bound port (kept across `set_down` and `restart`).
+    pub fn port(&self) -> u16 {
+        self.inner.port
+    }
+
+    /// Closes the listener (connections refused) or listens again on the same port.
+    pub fn set_down(&self, down: bool) {
+        let mut l = self.inner.listener.lock().unwrap();
+        if down {
+            *l = None;
+        } else if l.is_none() {
+            *l = Some(rebind(self.inner.port));
+        }
+    }
+
+    /// True while the listener is closed.
+    pub fn is_down(&self) -> bool {
+        self.inner.listener.lock().unwrap().is_none()
+    }
+
+    /// Shuts down every open connection (requests in progress, hung ones, upgraded ones).
+    pub fn close_connections(&self) {
+        close_all(&self.inner);
+    }
+
+    /// Closes the listener and every connection, then listens again on the same port.
+    pub fn restart(&self) {
+        self.set_down(true);
+        self.close_connections();
+        self.set_down(false);
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.inner.stop.store(true, Ordering::SeqCst);
+        self.inner.listener.lock().unwrap().take();
+        close_all(&self.inner);
+        if let Some(h) = self.accept.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn bind(port: u16) -> io::Result<TcpListener> {
+    let l = TcpListener::bind(("127.0.0.1", port))?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+/// Binds the same port again, retrying briefly (the old socket may linger a moment).
+fn rebind(port: u16) -> TcpListener {
+    let start = Instant::now();
+    loop {
+        match bind(port) {
+            Ok(l) => return l,
+            Err(e) if start.elapsed() > Duration::from_secs(5) => panic!("rebind {port}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn close_all(inner: &Inner) {
+    for (_, s) in inner.conns.lock().unwrap().drain() {
+        let _ = s.shutdown(Shutdown::Both);
+    }
+}
+
+fn accept_loop(inner: Arc<Inner>) {
+    while !inner.stop.load(Ordering::SeqCst) {
+        let got = match inner.listener.lock().unwrap().as_ref() {
+            Some(l) => l.accept().ok(),
+            None => None,
+        };
+        match got {
+            Some((tcp, _)) => spawn_conn(&inner, tcp),
+            None => std::thread::sleep(ACCEPT_POLL),
+        }
+    }
+}
+
+fn spawn_conn(inner: &Arc<Inner>, tcp: TcpStream) {
+    let Ok(clone) = tcp.try_clone() else { return };
+    let id = inner.next_id.fetch_add(1, Ordering::SeqCst);
+    inner.conns.lock().unwrap().insert(id, clone);
+    let i2 = inner.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("fake-conn-{}-{id}", inner.port))
+        .spawn(move || {
+            serve(&i2, tcp);
+            i2.conns.lock().unwrap().remove(&id);
+        });
+    if spawned.is_err() {
+        inner.conns.lock().unwrap().remove(&id);
+    }
+}
+
+fn serve(inner: &Inner, tcp: TcpStream) {
+    let _ = tcp.set_nonblocking(false);
+    let _ = tcp.set_nodelay(true);
+    let _ = tcp.set_read_timeout(Some(READ_TIMEOUT));
+    let mut stream = match &inner.tls {
+        Some(cfg) => match ServerConnection::new(cfg.clone()) {
+            Ok(c) => Stream::Tls(Box::new(StreamOwned::new(c, tcp))),
+            Err(_) => return,
+        },
+        None => Stream::Plain(tcp),
+    };
+    let Ok(req) = read_request(&mut stream) else {
+        return;
+    };
+    match (inner.handler)(req) {
+        Reply::Send(resp) => {
+            if write_response(&mut stream, &resp).is_ok() {
+                finish(stream);
+            }
+        }
+        Reply::Hang => hang(stream),
+        Reply::Close => {
+            let _ = stream.tcp().shutdown(Shutdown::Both);
+        }
+        Reply::Upgrade(f) => f(stream),
+    }
+}
+
+/// Reads the request head byte by byte (so nothing past it is consumed), then the body.
+pub fn read_request(s: &mut impl Read) -> io::Result<Request> {
+    let head = read_head(s)?;
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut lines = text.split("\r\n");
+    let first = lines.next().unwrap_or("");
+    let mut parts = first.split(' ');
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("/").to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let (path, query) = split_target(&target);
+    let mut req = Request {
+        method,
+        path,
+        query,
+        headers,
+        body: Vec::new(),
+    };
+    let len: usize = req
+        .header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if len > MAX_BODY {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "body too large"));
+    }
+    req.body = vec![0; len];
+    s.read_exact(&mut req.body)?;
+    Ok(req)
+}
+
+fn read_head(s: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(512);
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        head.push(b[0]);
+        if head.len() > MAX_HEAD {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "head too large"));
+        }
+    }
+    head.truncate(head.len() - 4);
+    Ok(head)
+}
+
+fn split_target(target: &str) -> (String, HashMap<String, String>) {
+    let (path, q) = target.split_once('?').unwrap_or((target, ""));
+    let query = q
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (url_decode(k), url_decode(v))
+        })
+        .collect();
+    (url_decode(path), query)
+}
+
+/// Percent-decoding, with `+` as a space.
+pub fn url_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+            (b'+', _) => out.push(b' '),
+            (c, _) => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Writes a full response with `Content-Length` and `Connection: close`.
+pub fn write_response(s: &mut impl Write, r: &Response) -> io::Result<()> {
+    let mut head = format!("HTTP/1.1 {} {}\r\n", r.status, reason(r.status));
+    for (k, v) in &r.headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        r.body.len()
+    ));
+    let mut all = head.into_bytes();
+    all.extend_from_slice(&r.body);
+    s.write_all(&all)?;
+    s.flush()
+}
+
+/// Ends a connection politely: close_notify, half-close, drain what the peer still sends.
+fn finish(mut stream: Stream) {
+    if let Stream::Tls(t) = &mut stream {
+        t.conn.send_close_notify();
+        let _ = t.flush();
+    }
+    let _ = stream.tcp().shutdown(Shutdown::Write);
+    let _ = stream
+        .tcp()
+        .set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 4096];
+    let mut tcp = stream.tcp();
+    while matches!(tcp.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// Holds a connection without answering until the peer closes it or the server shuts it down.
+fn hang(stream: Stream) {
+    let mut tcp = stream.tcp();
+    let _ = tcp.set_read_timeout(None);
+    let mut buf = [0u8; 4096];
+    while matches!(tcp.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+/// Reason phrase of a status code.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}

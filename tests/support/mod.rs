@@ -1,0 +1,6 @@
+//! Test doubles shared by the integration tests: fake Jeedom, fake Rocket.Chat, helpers.
+#![allow(dead_code)]
+
+pub mod fake_jeedom;
+pub mod http;
+pub mod wait;
