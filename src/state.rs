@@ -85,32 +85,20 @@ pub enum Loaded {
 }
 
 impl State {
-    /// A fresh state for this server and user.
-    pub fn fresh(server_url: &str) -> State {
+    /// A fresh state for this server and login.
+    pub fn fresh(server_url: &str, login: &str) -> State {
         State {
             schema: SCHEMA,
             server_url: server_url.to_string(),
+            login: Some(login.to_string()),
             ..State::default()
         }
     }
 
-    /// Whether the file was written for this server and user.
-    pub fn belongs_to(&self, server_url: &str, user: &Identity) -> bool {
-        let same_user = match user {
-            Identity::Username(u) => self
-                .username
-                .as_deref()
-                .is_none_or(|s| s.eq_ignore_ascii_case(u)),
-            Identity::UserId(id) => self.user_id.as_deref().is_none_or(|s| s == id),
-        };
-        self.schema == SCHEMA && self.server_url == server_url && same_user
+    /// Whether the file was written for this server and login.
+    pub fn belongs_to(&self, server_url: &str, login: &str) -> bool {
+        self.schema == SCHEMA && self.server_url == server_url && self.login.as_deref() == Some(login)
     }
-}
-
-/// Who the configuration logs in as, to check a state file against.
-pub enum Identity {
-    Username(String),
-    UserId(String),
 }
 
 /// Loads the state file; never fails: problems are reported in [`Loaded`].
