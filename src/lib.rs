@@ -3,8 +3,11 @@
 
 pub mod backoff;
 pub mod bus;
+pub mod check;
+pub mod cli;
 pub mod config;
 pub mod core;
+pub mod daemon;
 pub mod error;
 pub mod jeedom;
 pub mod logging;

@@ -21,7 +21,9 @@ impl PidFile {
             f.sync_all()
         };
         write().map_err(|e| Error::io(format!("pid file {}", path.display()), e))?;
-        Ok(PidFile { path: path.to_path_buf() })
+        Ok(PidFile {
+            path: path.to_path_buf(),
+        })
     }
 }
 
@@ -39,7 +41,10 @@ mod tests {
     fn written_then_removed() {
         let p = std::env::temp_dir().join(format!("rcd-pid-{}/sub/d.pid", std::process::id()));
         let pid = PidFile::create(&p).unwrap();
-        assert_eq!(fs::read_to_string(&p).unwrap(), format!("{}\n", std::process::id()));
+        assert_eq!(
+            fs::read_to_string(&p).unwrap(),
+            format!("{}\n", std::process::id())
+        );
         drop(pid);
         assert!(!p.exists());
     }

@@ -97,7 +97,9 @@ impl State {
 
     /// Whether the file was written for this server and login.
     pub fn belongs_to(&self, server_url: &str, login: &str) -> bool {
-        self.schema == SCHEMA && self.server_url == server_url && self.login.as_deref() == Some(login)
+        self.schema == SCHEMA
+            && self.server_url == server_url
+            && self.login.as_deref() == Some(login)
     }
 }
 
@@ -108,12 +110,20 @@ pub fn load(path: &Path, server_url: &str, login: &str) -> (State, Loaded) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return (State::fresh(server_url, login), Loaded::FirstRun)
         }
-        Err(e) => return (State::fresh(server_url, login), move_aside(path, e.to_string())),
+        Err(e) => {
+            return (
+                State::fresh(server_url, login),
+                move_aside(path, e.to_string()),
+            )
+        }
     };
     match serde_json::from_slice::<State>(&bytes) {
         Ok(s) if s.belongs_to(server_url, login) => (s, Loaded::Resumed),
         Ok(_) => (State::fresh(server_url, login), Loaded::OtherAccount),
-        Err(e) => (State::fresh(server_url, login), move_aside(path, e.to_string())),
+        Err(e) => (
+            State::fresh(server_url, login),
+            move_aside(path, e.to_string()),
+        ),
     }
 }
 

@@ -1,0 +1,238 @@
+//! The daemon's life: pid file, state, threads, and a clean stop on SIGTERM.
+use crate::bus::CoreMsg;
+use crate::config::{Config, Credentials};
+use crate::core::{Core, CoreConfig, Links};
+use crate::error::{Error, Result};
+use crate::jeedom::{callback, socket, spool::Spool};
+use crate::pidfile::PidFile;
+use crate::rocketchat::{realtime, rest::Rest, sender};
+use crate::state::{self, Loaded, State};
+use crate::systemd::Notifier;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long the stop waits for threads before leaving them to the exit.
+const JOIN_TIME: Duration = Duration::from_millis(300);
+
+/// Runs the daemon until SIGTERM, SIGINT or the `stop` action.
+pub fn run(cfg: Config) -> Result<()> {
+    // First: Jeedom polls for the pid file within a second of the start.
+    let _pid = cfg.pid.as_deref().map(PidFile::create).transpose()?;
+    let state = load_state(&cfg);
+    let spool = open_spool(&cfg.state, &state)?;
+    let listener = TcpListener::bind(cfg.socket).map_err(|e| {
+        Error::io(
+            format!(
+                "cannot listen on {} (--sockethost/--socketport)",
+                cfg.socket
+            ),
+            e,
+        )
+    })?;
+    let tls = crate::tls::client_config(cfg.ca_file.as_deref())?;
+    let notifier = Notifier::from_env();
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let (to_core, inbox) = mpsc::channel();
+    let _signals = watch_signals(to_core.clone())?;
+    let mut threads = Vec::new();
+    let socket_ctx = Arc::new(socket::Context {
+        apikey: cfg.apikey.clone(),
+        spool,
+    });
+    threads.push(
+        socket::spawn(listener, socket_ctx, to_core.clone(), shutdown.clone())
+            .map_err(thread_error)?,
+    );
+    let (links, more) = start_workers(&cfg, &state, tls, &notifier, &to_core, &shutdown)?;
+    threads.extend(more);
+    drop(to_core);
+    log::info!(
+        "rocketchatd {} started; command socket on {}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.socket
+    );
+    if let Some(n) = &notifier {
+        n.ready();
+    }
+    let core_cfg = CoreConfig {
+        state_path: cfg.state.clone(),
+        cycle: cfg.cycle,
+        on_status: status_hook(notifier.clone()),
+    };
+    Core::new(core_cfg, links, state).run(inbox);
+    stop(&cfg, &shutdown, notifier.as_ref(), threads);
+    Ok(())
+}
+
+fn load_state(cfg: &Config) -> State {
+    let login = match &cfg.credentials {
+        Credentials::Password { user, .. } => user.clone(),
+        Credentials::Token { user_id, .. } => user_id.clone(),
+    };
+    let (state, how) = state::load(&cfg.state, &cfg.server.base, &login);
+    let shown = cfg.state.display();
+    match how {
+        Loaded::FirstRun => log::info!("state file {shown} not found: first run"),
+        Loaded::Resumed => log::info!("state read from {shown}"),
+        Loaded::OtherAccount => {
+            log::warn!("state file {shown} is for another server or user: starting afresh")
+        }
+        Loaded::MovedAside(to, why) => {
+            log::error!(
+                "state file {shown} is unreadable ({why}); moved to {}, starting afresh",
+                to.display()
+            )
+        }
+    }
+    state
+}
+
+fn open_spool(state_path: &Path, state: &State) -> Result<Spool> {
+    let dir = state_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let spool = Spool::open(dir.join("rocketchatd-spool"))?;
+    let keep = state
+        .outbox
+        .iter()
+        .flat_map(|o| o.files.iter().map(|f| f.path.clone()))
+        .collect();
+    spool.sweep(&keep);
+    Ok(spool)
+}
+
+type Started = (Links, Vec<JoinHandle<()>>);
+
+fn start_workers(
+    cfg: &Config,
+    state: &State,
+    tls: Arc<rustls::ClientConfig>,
+    notifier: &Option<Notifier>,
+    to_core: &Sender<CoreMsg>,
+    shutdown: &Arc<AtomicBool>,
+) -> Result<Started> {
+    let mut threads = Vec::new();
+    let callback = match &cfg.callback {
+        Some(url) => {
+            let (tx, rx) = mpsc::channel();
+            let cb = callback::CallbackConfig {
+                url: url.clone(),
+                apikey: cfg.apikey.clone(),
+                tls: tls.clone(),
+            };
+            threads.push(
+                callback::spawn(cb, rx, to_core.clone(), shutdown.clone()).map_err(thread_error)?,
+            );
+            Some(tx)
+        }
+        None => {
+            log::warn!("no --callback: events are only logged");
+            None
+        }
+    };
+    let (send_tx, send_rx) = mpsc::channel();
+    let rest = Rest::new(&cfg.server, tls.clone())?;
+    threads.push(
+        sender::spawn(rest, send_rx, to_core.clone(), shutdown.clone()).map_err(thread_error)?,
+    );
+    let (rt_tx, rt_rx) = mpsc::channel();
+    let rt_cfg = realtime_config(cfg, state, tls, notifier.clone());
+    threads.push(
+        realtime::spawn(rt_cfg, to_core.clone(), rt_rx, shutdown.clone()).map_err(thread_error)?,
+    );
+    Ok((
+        Links {
+            callback,
+            sender: send_tx,
+            realtime: rt_tx,
+        },
+        threads,
+    ))
+}
+
+/// The realtime settings, resuming the session kept in the state.
+pub fn realtime_config(
+    cfg: &Config,
+    state: &State,
+    tls: Arc<rustls::ClientConfig>,
+    notifier: Option<Notifier>,
+) -> realtime::RealtimeConfig {
+    let resume = match (&state.user_id, &state.resume_token) {
+        (Some(id), Some(tok)) if !tok.is_empty() => Some((id.clone(), tok.clone())),
+        _ => None,
+    };
+    let alive: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+        if let Some(n) = &notifier {
+            n.watchdog();
+        }
+    });
+    realtime::RealtimeConfig {
+        server: cfg.server.clone(),
+        credentials: cfg.credentials.clone(),
+        tls,
+        heartbeat: cfg.heartbeat,
+        resume,
+        alive,
+    }
+}
+
+fn status_hook(notifier: Option<Notifier>) -> Box<dyn Fn(&str) + Send> {
+    Box::new(move |text| {
+        if let Some(n) = &notifier {
+            n.status(text);
+        }
+    })
+}
+
+fn thread_error(e: std::io::Error) -> Error {
+    Error::io("cannot start a thread", e)
+}
+
+/// SIGTERM (Jeedom, systemd) and SIGINT (Ctrl-C) stop the daemon cleanly.
+fn watch_signals(to_core: Sender<CoreMsg>) -> Result<signal_hook::iterator::Handle> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| Error::io("cannot install signal handlers", e))?;
+    let handle = signals.handle();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for sig in signals.forever() {
+                log::info!("signal {sig} received: stopping");
+                let _ = to_core.send(CoreMsg::Stop);
+            }
+        })
+        .map_err(thread_error)?;
+    Ok(handle)
+}
+
+/// Wakes every thread, waits a little for them, and lets the exit do the rest
+/// (a thread stuck in an HTTP call is bounded by its own timeout anyway).
+fn stop(
+    cfg: &Config,
+    shutdown: &AtomicBool,
+    notifier: Option<&Notifier>,
+    threads: Vec<JoinHandle<()>>,
+) {
+    if let Some(n) = notifier {
+        n.stopping();
+    }
+    shutdown.store(true, Ordering::SeqCst);
+    socket::wake(cfg.socket);
+    let deadline = Instant::now() + JOIN_TIME;
+    for t in threads {
+        while !t.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if t.is_finished() {
+            let _ = t.join();
+        }
+    }
+    log::info!("stopped");
+}
