@@ -180,6 +180,9 @@ fn agent(tls: Arc<ClientConfig>) -> Agent {
         .http_status_as_error(false)
         // A redirected POST comes back as a GET without the events: never follow.
         .max_redirects(0)
+        // Apache closes idle keep-alive connections after 5 s: reusing one it is
+        // closing would cost a spurious failure and a retry.
+        .max_idle_age(Duration::from_secs(4))
         // The connector chain below has no proxy step, and Jeedom is local.
         .proxy(None)
         .user_agent(concat!("rocketchatd/", env!("CARGO_PKG_VERSION")))

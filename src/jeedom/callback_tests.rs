@@ -204,6 +204,19 @@ fn statuses_read_well() {
 }
 
 #[test]
+fn transport_failures_read_well() {
+    let timeout = ureq::Error::Timeout(ureq::Timeout::Global);
+    assert_eq!(describe(&timeout), "timed out");
+    let io_timeout = ureq::Error::Io(io::Error::from(io::ErrorKind::TimedOut));
+    assert_eq!(describe(&io_timeout), "timed out");
+    let refused = ureq::Error::Io(io::Error::from(io::ErrorKind::ConnectionRefused));
+    assert_eq!(describe(&refused), "connection refused");
+    let bad = ureq::Error::BadUri(format!("http://j/cb?apikey={KEY}"));
+    let client = Client::new(&config("http://j/cb"));
+    assert!(!client.describe(&bad).contains(KEY));
+}
+
+#[test]
 fn batch_body_keeps_the_order() {
     let CallbackJob::Batch { events } = batch(&[3, 4]);
     let body: Value = serde_json::from_slice(&encode_batch(&events)).expect("json");
