@@ -1,22 +1,564 @@
-//! (temporary stub: replaced by the callback branch)
-use crate::bus::{CallbackJob, CoreMsg};
+//! The callback worker: delivers event batches to Jeedom's callback URL, one POST at a time.
+use crate::backoff::Backoff;
+use crate::bus::{CallbackJob, CallbackReport, CoreMsg};
 use crate::model::Secret;
-use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{Receiver, Sender};
+use log::{debug, error, info, warn};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use serde_json::Value;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+use ureq::http::{StatusCode, Uri};
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, TcpConnector,
+    Transport, TransportAdapter,
+};
+use ureq::Agent;
 
+/// Longest the worker goes without looking at the shutdown flag while idle or waiting.
+const TICK: Duration = Duration::from_millis(250);
+/// Bounds a whole request, so a POST in flight cannot hold up shutdown for long.
+const TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Jeedom answers a word or two; anything bigger is not worth reading.
+const BODY_LIMIT: u64 = 64 * 1024;
+
+/// Where and how to reach Jeedom's callback.
+#[derive(Clone, Debug)]
 pub struct CallbackConfig {
+    /// `--callback`; may already hold a query string.
     pub url: String,
     pub apikey: Secret,
-    pub tls: Arc<rustls::ClientConfig>,
+    pub tls: Arc<ClientConfig>,
 }
 
-pub fn spawn(
-    _c: CallbackConfig,
-    _j: Receiver<CallbackJob>,
-    _t: Sender<CoreMsg>,
-    _s: Arc<AtomicBool>,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().spawn(|| {})
+/// Why the startup test of the callback failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallbackTestError {
+    /// No HTTP answer (connection refused, timeout, DNS, TLS); the reason has no key.
+    Unreachable(String),
+    /// HTTP 200 with another body than `OK`: the key or Jeedom's API mode is wrong.
+    Rejected,
+    /// Any other HTTP status.
+    Status(u16),
 }
+
+impl fmt::Display for CallbackTestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallbackTestError::Unreachable(reason) => write!(f, "unreachable: {reason}"),
+            CallbackTestError::Rejected => {
+                f.write_str("Jeedom rejected the API key or the API mode is off")
+            }
+            CallbackTestError::Status(status) => write!(f, "answered HTTP {status}"),
+        }
+    }
+}
+
+impl std::error::Error for CallbackTestError {}
+
+/// Startup test: `GET {url}?test=1&apikey=KEY` must answer HTTP 200 with body `OK`.
+pub fn test_callback(cfg: &CallbackConfig) -> Result<(), CallbackTestError> {
+    Client::new(cfg).test()
+}
+
+/// Starts the `callback` thread. It tests the callback, then delivers each
+/// batch it receives, retrying the same batch until Jeedom takes it.
+pub fn spawn(
+    cfg: CallbackConfig,
+    jobs: Receiver<CallbackJob>,
+    to_core: Sender<CoreMsg>,
+    shutdown: Arc<AtomicBool>,
+) -> io::Result<JoinHandle<()>> {
+    spawn_with(cfg, jobs, to_core, shutdown, Timing::default())
+}
+
+/// Retry delays, shortened by the tests.
+struct Timing {
+    retry: Backoff,
+    probe: Backoff,
+}
+
+impl Default for Timing {
+    fn default() -> Timing {
+        let backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        Timing {
+            retry: backoff.clone(),
+            probe: backoff,
+        }
+    }
+}
+
+fn spawn_with(
+    cfg: CallbackConfig,
+    jobs: Receiver<CallbackJob>,
+    to_core: Sender<CoreMsg>,
+    shutdown: Arc<AtomicBool>,
+    timing: Timing,
+) -> io::Result<JoinHandle<()>> {
+    thread::Builder::new()
+        .name("callback".into())
+        .spawn(move || Worker::new(&cfg, to_core, shutdown, timing).run(&jobs))
+}
+
+/// The HTTP side: one agent and the two URLs, which carry the key.
+struct Client {
+    agent: Agent,
+    test_url: String,
+    post_url: String,
+    key: Secret,
+}
+
+impl Client {
+    fn new(cfg: &CallbackConfig) -> Client {
+        let key = cfg.apikey.expose();
+        Client {
+            agent: agent(cfg.tls.clone()),
+            test_url: with_query(&cfg.url, &format!("test=1&apikey={}", encode(key))),
+            post_url: with_query(&cfg.url, &format!("apikey={}", encode(key))),
+            key: cfg.apikey.clone(),
+        }
+    }
+
+    fn test(&self) -> Result<(), CallbackTestError> {
+        let unreachable = |e: ureq::Error| CallbackTestError::Unreachable(self.describe(&e));
+        let mut resp = self.agent.get(&self.test_url).call().map_err(unreachable)?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            return Err(CallbackTestError::Status(status));
+        }
+        match resp
+            .body_mut()
+            .with_config()
+            .limit(BODY_LIMIT)
+            .read_to_string()
+        {
+            Ok(body) if body.trim() == "OK" => Ok(()),
+            Ok(_) | Err(ureq::Error::BodyExceedsLimit(_)) => Err(CallbackTestError::Rejected),
+            Err(e) => Err(unreachable(e)),
+        }
+    }
+
+    /// POSTs one encoded batch; `Ok(status)` on 2xx, else a readable reason.
+    fn post(&self, body: &[u8]) -> Result<u16, String> {
+        let mut resp = self
+            .agent
+            .post(&self.post_url)
+            .header("Content-Type", "application/json")
+            .send(body)
+            .map_err(|e| self.describe(&e))?;
+        let status = resp.status();
+        // Reading the answer lets the connection be reused; its content does not matter.
+        let _ = resp
+            .body_mut()
+            .with_config()
+            .limit(BODY_LIMIT)
+            .read_to_vec();
+        if status.is_success() {
+            Ok(status.as_u16())
+        } else {
+            Err(status_text(status))
+        }
+    }
+
+    /// ureq errors may quote the URL, which carries the key.
+    fn describe(&self, e: &ureq::Error) -> String {
+        redact(&describe(e), &self.key)
+    }
+}
+
+fn agent(tls: Arc<ClientConfig>) -> Agent {
+    let config = Agent::config_builder()
+        .timeout_global(Some(TIMEOUT))
+        .timeout_connect(Some(CONNECT_TIMEOUT))
+        .http_status_as_error(false)
+        // A redirected POST comes back as a GET without the events: never follow.
+        .max_redirects(0)
+        // Apache closes idle keep-alive connections after 5 s: reusing one it is
+        // closing would cost a spurious failure and a retry.
+        .max_idle_age(Duration::from_secs(4))
+        // The connector chain below has no proxy step, and Jeedom is local.
+        .proxy(None)
+        .user_agent(concat!("rocketchatd/", env!("CARGO_PKG_VERSION")))
+        .build();
+    let connector = ().chain(TcpConnector::default()).chain(DaemonTls(tls));
+    Agent::with_parts(config, connector, DefaultResolver::default())
+}
+
+/// Appends `query` to `url`, with `?` or `&` as the URL requires.
+fn with_query(url: &str, query: &str) -> String {
+    // A fragment never reaches the server: a key appended after it would be lost.
+    let base = url.split('#').next().unwrap_or(url);
+    let sep = if !base.contains('?') {
+        "?"
+    } else if base.ends_with('?') || base.ends_with('&') {
+        ""
+    } else {
+        "&"
+    };
+    format!("{base}{sep}{query}")
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Hides the key in `text`: raw, URL-encoded, and any `apikey=` parameter.
+fn redact(text: &str, key: &Secret) -> String {
+    let mut out = hide_apikey_params(text);
+    let raw = key.expose();
+    if !raw.is_empty() {
+        out = out.replace(raw, "***").replace(&encode(raw), "***");
+    }
+    out
+}
+
+fn hide_apikey_params(text: &str) -> String {
+    const NAME: &str = "apikey=";
+    // ASCII lowercasing keeps byte offsets, so positions found in `lower` fit `text`.
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut done = 0;
+    while let Some(found) = lower[done..].find(NAME) {
+        let start = done + found + NAME.len();
+        let len = text[start..]
+            .find(|c: char| c.is_whitespace() || "&#\"'<>()".contains(c))
+            .unwrap_or(text.len() - start);
+        out.push_str(&text[done..start]);
+        out.push_str("***");
+        done = start + len;
+    }
+    out.push_str(&text[done..]);
+    out
+}
+
+/// A short reason for a transport failure, as shown in logs and `status`.
+fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Io(io) => describe_io(io),
+        ureq::Error::Timeout(_) => "timed out".into(),
+        ureq::Error::HostNotFound => "host not found".into(),
+        ureq::Error::ConnectionFailed => "connection failed".into(),
+        ureq::Error::Rustls(tls) => describe_tls(tls),
+        other => other.to_string(),
+    }
+}
+
+fn describe_tls(e: &rustls::Error) -> String {
+    format!("TLS: {e} (for a self-signed or private CA, pass its certificate with --ca-file)")
+}
+
+fn describe_io(e: &io::Error) -> String {
+    // A failed handshake comes back as an io::Error around the rustls one.
+    if let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return describe_tls(tls);
+    }
+    let text = match e.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused",
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "timed out",
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => "connection reset",
+        io::ErrorKind::UnexpectedEof => "connection closed before the answer",
+        _ => return e.to_string(),
+    };
+    text.into()
+}
+
+fn status_text(status: StatusCode) -> String {
+    let mut text = format!("HTTP {}", status.as_u16());
+    if let Some(reason) = status.canonical_reason() {
+        text = format!("{text} {reason}");
+    }
+    if status.is_redirection() {
+        text.push_str(" (a redirect: point --callback at the final URL)");
+    }
+    text
+}
+
+/// `{"events":[...]}` with the values in sequence order.
+fn encode_batch(events: &[(u64, Value)]) -> Vec<u8> {
+    // Display of a Value cannot fail, unlike serde_json::to_vec's signature.
+    let items: Vec<String> = events.iter().map(|(_, v)| v.to_string()).collect();
+    format!("{{\"events\":[{}]}}", items.join(",")).into_bytes()
+}
+
+/// The startup test, retried in the gaps between deliveries while Jeedom
+/// cannot be reached; it only informs the admin, events never wait for it.
+struct Probe {
+    next: Option<Instant>,
+    backoff: Backoff,
+    failures: u32,
+}
+
+impl Probe {
+    fn new(backoff: Backoff) -> Probe {
+        Probe {
+            next: Some(Instant::now()),
+            backoff,
+            failures: 0,
+        }
+    }
+
+    fn due(&self) -> bool {
+        self.next.is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// A delivery got through: Jeedom is up, so the pending test may run now.
+    fn hurry(&mut self) {
+        if self.next.is_some() {
+            self.next = Some(Instant::now());
+        }
+    }
+
+    fn record(&mut self, outcome: Result<(), CallbackTestError>, url: &str) {
+        match outcome {
+            Ok(()) => {
+                info!("Jeedom callback {url} answered the test: API key accepted");
+                self.next = None;
+            }
+            Err(CallbackTestError::Rejected) => {
+                error!(
+                    "Jeedom refused the callback's API key ({url} answered the test without OK): \
+                     check the API key given to the daemon by the plugin, and that Jeedom's API \
+                     mode is enabled for it; events are sent anyway and will be refused"
+                );
+                self.next = None;
+            }
+            Err(e) => self.retry_later(&e, url),
+        }
+    }
+
+    fn retry_later(&mut self, e: &CallbackTestError, url: &str) {
+        let delay = self.backoff.next_delay();
+        if self.failures == 0 {
+            warn!("Jeedom callback {url} test failed: {e}; testing again in the background");
+        } else {
+            debug!("Jeedom callback test failed again: {e}; next test in {delay:?}");
+        }
+        self.failures += 1;
+        self.next = Some(Instant::now() + delay);
+    }
+}
+
+struct Worker {
+    client: Client,
+    /// The callback URL as logs may show it.
+    shown_url: String,
+    to_core: Sender<CoreMsg>,
+    shutdown: Arc<AtomicBool>,
+    core_gone: bool,
+    retry: Backoff,
+    probe: Probe,
+}
+
+impl Worker {
+    fn new(
+        cfg: &CallbackConfig,
+        to_core: Sender<CoreMsg>,
+        shutdown: Arc<AtomicBool>,
+        timing: Timing,
+    ) -> Worker {
+        Worker {
+            client: Client::new(cfg),
+            shown_url: redact(&cfg.url, &cfg.apikey),
+            to_core,
+            shutdown,
+            core_gone: false,
+            retry: timing.retry,
+            probe: Probe::new(timing.probe),
+        }
+    }
+
+    fn run(mut self, jobs: &Receiver<CallbackJob>) {
+        while !self.stopping() {
+            if self.probe.due() {
+                let outcome = self.client.test();
+                self.probe.record(outcome, &self.shown_url);
+            }
+            match jobs.recv_timeout(TICK) {
+                Ok(CallbackJob::Batch { events }) => self.deliver(&events),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        debug!("callback worker stopped");
+    }
+
+    fn stopping(&self) -> bool {
+        self.core_gone || self.shutdown.load(Ordering::Relaxed)
+    }
+
+    /// POSTs the batch until Jeedom takes it or the daemon stops.
+    fn deliver(&mut self, events: &[(u64, Value)]) {
+        let Some(&(upto_seq, _)) = events.last() else {
+            warn!("callback: empty batch ignored");
+            return;
+        };
+        let body = encode_batch(events);
+        let mut failures = 0u32;
+        while !self.stopping() {
+            debug!(
+                "callback: POST of {} event(s) up to #{upto_seq}",
+                events.len()
+            );
+            match self.client.post(&body) {
+                Ok(status) => return self.delivered(upto_seq, status, failures),
+                Err(error) => {
+                    let delay = self.retry.next_delay();
+                    self.failed(events.len(), error, failures, delay);
+                    failures += 1;
+                    self.pause(delay);
+                }
+            }
+        }
+    }
+
+    fn delivered(&mut self, upto_seq: u64, status: u16, failures: u32) {
+        debug!("callback: HTTP {status}, delivered up to #{upto_seq}");
+        if failures > 0 {
+            info!("callback: delivered to Jeedom after {failures} failed attempt(s)");
+        }
+        self.retry.reset();
+        self.probe.hurry();
+        self.report(CallbackReport::Delivered { upto_seq });
+    }
+
+    fn failed(&mut self, count: usize, error: String, failures: u32, delay: Duration) {
+        let text = format!(
+            "callback: delivery of {count} event(s) to Jeedom failed: {error}; retrying in {delay:?}"
+        );
+        if failures == 0 {
+            warn!("{text}");
+        } else {
+            info!("{text}");
+        }
+        self.report(CallbackReport::Failed { error });
+    }
+
+    fn report(&mut self, report: CallbackReport) {
+        if self.to_core.send(CoreMsg::Callback(report)).is_err() {
+            // Nobody left to tell: the daemon is going away.
+            self.core_gone = true;
+        }
+    }
+
+    /// Waits `delay`, looking at the shutdown flag at least every `TICK`.
+    fn pause(&self, delay: Duration) {
+        let end = Instant::now() + delay;
+        while !self.stopping() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            thread::sleep(left.min(TICK));
+        }
+    }
+}
+
+/// Wraps HTTPS connections with the daemon's own rustls configuration
+/// (webpki roots plus `--ca-file`), which ureq's own TLS settings cannot take.
+struct DaemonTls(Arc<ClientConfig>);
+
+impl fmt::Debug for DaemonTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DaemonTls")
+    }
+}
+
+impl<In: Transport> Connector<In> for DaemonTls {
+    type Out = Either<In, TlsTransport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let Some(transport) = chained else {
+            return Ok(None);
+        };
+        if !details.needs_tls() || transport.is_tls() {
+            return Ok(Some(Either::A(transport)));
+        }
+        let mut conn = ClientConnection::new(self.0.clone(), server_name(details.uri)?)?;
+        let inner: Box<dyn Transport> = Box::new(transport);
+        let mut sock = TransportAdapter::new(inner, details.current_time.clone());
+        sock.set_timeout(details.timeout);
+        conn.complete_io(&mut sock)?;
+        let config = details.config;
+        let buffers = LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
+        let stream = StreamOwned::new(conn, sock);
+        Ok(Some(Either::B(TlsTransport { buffers, stream })))
+    }
+}
+
+fn server_name(uri: &Uri) -> Result<ServerName<'static>, ureq::Error> {
+    let host = uri.host().unwrap_or_default();
+    // IPv6 literals come bracketed from the URI.
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    ServerName::try_from(bare.to_string()).map_err(|_| ureq::Error::Tls("invalid TLS server name"))
+}
+
+struct TlsTransport {
+    buffers: LazyBuffers,
+    stream: StreamOwned<ClientConnection, TransportAdapter>,
+}
+
+impl fmt::Debug for TlsTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TlsTransport")
+    }
+}
+
+impl Transport for TlsTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        // Passed unchanged: a TLS write may need to read from the socket too.
+        self.stream.get_mut().set_timeout(timeout);
+        let output = &self.buffers.output()[..amount];
+        self.stream.write_all(output)?;
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.stream.get_mut().set_timeout(timeout);
+        let input = self.buffers.input_append_buf();
+        let amount = self.stream.read(input)?;
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.stream.get_mut().get_mut().is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+#[path = "callback_tests.rs"]
+mod tests;
