@@ -1,0 +1,150 @@
+//! Events to Jeedom through the real callback: retries, order, batching, key check.
+mod harness;
+mod support;
+
+use harness::{Daemon, APIKEY};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use support::fake_jeedom::{FakeJeedom, JeedomMode};
+use support::wait::{assert_never, wait_until};
+
+const T: Duration = Duration::from_secs(20);
+
+fn start(name: &str, jeedom: &FakeJeedom) -> Daemon {
+    let dir = harness::temp_dir(name);
+    let url = format!("http://127.0.0.1:{}", harness::free_port());
+    let cb = jeedom.url();
+    let d = Daemon::start_in(
+        &dir,
+        &[
+            "--url",
+            &url,
+            "--user",
+            "jeedombot",
+            "--password",
+            "pw",
+            "--callback",
+            &cb,
+        ],
+    );
+    d.wait_ready();
+    d
+}
+
+fn rooms_events(d: &Daemon, n: usize) {
+    for _ in 0..n {
+        assert_eq!(
+            d.request(&json!({"apikey": APIKEY, "action": "rooms"}))["ok"],
+            true
+        );
+    }
+}
+
+#[test]
+fn startup_test_succeeds_with_the_right_key() {
+    let jeedom = FakeJeedom::start(APIKEY);
+    let d = start("cbtest-ok", &jeedom);
+    wait_until(T, "startup test GET", || jeedom.test_requests() >= 1);
+    assert!(!d.log_text().contains("rejected"), "{}", d.log_text());
+}
+
+#[test]
+fn wrong_key_is_logged_as_a_key_problem() {
+    let jeedom = FakeJeedom::start("another-key-entirely");
+    let d = start("cbtest-wrongkey", &jeedom);
+    d.wait_log("API key", T);
+    let log = d.log_text();
+    let line = log.lines().find(|l| l.contains("API key")).unwrap();
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(!log.contains(APIKEY), "the key itself is never logged");
+}
+
+#[test]
+fn jeedom_failing_then_healthy_gets_every_event_exactly_once() {
+    let jeedom = FakeJeedom::start(APIKEY);
+    jeedom.set_mode(JeedomMode::Status(500));
+    let d = start("cb500", &jeedom);
+    // Each `rooms` request queues one event; status requests in between make them distinct in time.
+    rooms_events(&d, 5);
+    wait_until(T, "several refused POSTs", || jeedom.post_attempts() >= 3);
+    assert!(jeedom.events().is_empty());
+    jeedom.set_mode(JeedomMode::Ok);
+    wait_until(T, "5 events delivered", || jeedom.events().len() >= 5);
+    assert_never(Duration::from_millis(1500), "a duplicate event", || {
+        jeedom.events().len() > 5
+    });
+    assert!(jeedom.events().iter().all(|e| e["type"] == "rooms"));
+    let status = d.request(&json!({"apikey": APIKEY, "action": "status"}));
+    assert_eq!(status["queues"]["events"], 0, "{status}");
+}
+
+#[test]
+fn hanging_or_closing_jeedom_loses_nothing() {
+    for mode in [JeedomMode::Hang, JeedomMode::Close] {
+        let jeedom = FakeJeedom::start(APIKEY);
+        jeedom.set_mode(mode);
+        let d = start("cbhang", &jeedom);
+        rooms_events(&d, 3);
+        wait_until(T, "a POST attempt", || jeedom.post_attempts() >= 1);
+        jeedom.set_mode(JeedomMode::Ok);
+        wait_until(Duration::from_secs(40), "3 events after recovery", || {
+            jeedom.events().len() >= 3
+        });
+        assert_never(Duration::from_millis(1000), "a duplicate event", || {
+            jeedom.events().len() > 3
+        });
+    }
+}
+
+#[test]
+fn batches_hold_at_most_100_events() {
+    let jeedom = FakeJeedom::start(APIKEY);
+    jeedom.set_down(true);
+    let d = start("cbbatch", &jeedom);
+    rooms_events(&d, 250);
+    jeedom.set_down(false);
+    wait_until(Duration::from_secs(60), "250 events", || {
+        jeedom.events().len() >= 250
+    });
+    let sizes: Vec<usize> = jeedom.batches().iter().map(Vec::len).collect();
+    assert!(sizes.iter().all(|&n| n <= 100), "batch sizes {sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>(), 250);
+}
+
+#[test]
+fn sigterm_while_jeedom_hangs_exits_quickly_and_keeps_the_events() {
+    let jeedom = FakeJeedom::start(APIKEY);
+    jeedom.set_mode(JeedomMode::Hang);
+    let mut d = start("cbhangstop", &jeedom);
+    rooms_events(&d, 2);
+    wait_until(T, "a POST in flight", || jeedom.post_attempts() >= 1);
+    let t = Instant::now();
+    d.sigterm();
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0));
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        d.state()["events"].as_array().map(Vec::len),
+        Some(2),
+        "undelivered events kept in the state"
+    );
+}
+
+#[test]
+fn events_queued_before_a_restart_are_delivered_after_it() {
+    let jeedom = FakeJeedom::start(APIKEY);
+    jeedom.set_mode(JeedomMode::Status(503));
+    let mut d = start("cbrestart", &jeedom);
+    rooms_events(&d, 4);
+    wait_until(T, "events on disk", || {
+        d.state()["events"].as_array().is_some_and(|e| e.len() == 4)
+    });
+    d.kill9();
+    jeedom.set_mode(JeedomMode::Ok);
+    d.restart();
+    d.wait_ready();
+    wait_until(T, "4 events after restart", || jeedom.events().len() >= 4);
+}
