@@ -25,3 +25,10 @@ pub fn spawn(
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().spawn(|| {})
 }
+
+pub fn probe(
+    _c: &RealtimeConfig,
+    _t: Duration,
+) -> crate::error::Result<(crate::model::Session, Vec<crate::model::Room>)> {
+    Err(crate::error::Error::Protocol("not yet".into()))
+}
