@@ -2,5 +2,6 @@
 #![allow(dead_code)]
 
 pub mod fake_jeedom;
+pub mod fake_rc;
 pub mod http;
 pub mod wait;
