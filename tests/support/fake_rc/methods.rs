@@ -149,9 +149,14 @@ fn logout(w: &mut World, cid: u64) -> Result<Value, Value> {
     Ok(Value::Null)
 }
 
+/// Milliseconds of an EJSON date parameter; anything else means "no date" (like `instanceof Date`).
+fn ejson_since(v: &Value) -> Option<u64> {
+    v.get("$date").and_then(date_ms)
+}
+
 fn rooms_get(w: &World, uid: &str, since: &Value) -> Value {
     let rooms = w.rooms_of(uid);
-    let Some(since) = date_ms(since) else {
+    let Some(since) = ejson_since(since) else {
         return Value::Array(rooms.iter().map(|r| w.room_json(r)).collect());
     };
     let update: Vec<Value> = rooms
@@ -171,7 +176,7 @@ fn rooms_get(w: &World, uid: &str, since: &Value) -> Value {
 
 fn subs_get(w: &World, uid: &str, since: &Value) -> Value {
     let rooms = w.rooms_of(uid);
-    let Some(since) = date_ms(since) else {
+    let Some(since) = ejson_since(since) else {
         return Value::Array(rooms.iter().map(|r| w.sub_json(r, uid)).collect());
     };
     let fresh = rooms.iter().filter(|r| r.updated > since);
