@@ -2,7 +2,7 @@
 use super::util::{date_ms, ejson_date};
 use super::world::BOT_ID;
 use super::FakeRocketChat;
-use crate::support::wait::wait_until;
+use crate::support::wait::{wait_for, wait_until};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -220,5 +220,26 @@ impl FakeRocketChat {
             "the bot to log in and subscribe to __my_messages__",
             || self.bot_listening(),
         );
+    }
+
+    /// Waits for a stored message (any room) matching `pred`; returns it.
+    pub fn wait_message(
+        &self,
+        timeout: Duration,
+        what: &str,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        wait_for(timeout, what, || {
+            let w = self.shared.world();
+            w.messages.iter().find(|m| pred(m)).cloned()
+        })
+    }
+
+    /// Waits for the `n`-th (1-based) `method` frame of `method`; returns it.
+    pub fn wait_method_call(&self, timeout: Duration, method: &str, n: usize) -> Value {
+        let what = format!("DDP call #{n} of {method}");
+        wait_for(timeout, &what, || {
+            self.ddp_method_calls(method).into_iter().nth(n - 1)
+        })
     }
 }

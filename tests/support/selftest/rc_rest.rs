@@ -58,6 +58,10 @@ fn rest_send_update_and_duplicates() {
     );
     assert_eq!(r["error"]["error"], "error-action-not-allowed");
     assert_eq!(rc.ddp_method_calls("updateMessage").len(), 4);
+    let first = rc.wait_method_call(T, "updateMessage", 1);
+    assert_eq!(first["params"][0]["attachments"], json!([]));
+    let stored = rc.wait_message(T, "the edited question", |m| m["_id"] == "abc123");
+    assert_eq!(stored["editedBy"]["username"], "jeedombot");
     let rc2 = FakeRocketChat::start(FakeRcOptions {
         dup_id_mode: DupIdMode::Error400,
         ..Default::default()
