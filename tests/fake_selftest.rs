@@ -126,3 +126,34 @@ mod jeedom {
         assert_eq!(j.events().len(), 1);
     }
 }
+
+#[path = "support/selftest/rc_common.rs"]
+mod rc_common;
+#[path = "support/selftest/rc_ddp.rs"]
+mod rc_ddp;
+#[path = "support/selftest/rc_rest.rs"]
+mod rc_rest;
+
+#[test]
+fn http_server_reads_chunked_and_expect_continue() {
+    use std::io::{Read, Write};
+    let srv = HttpServer::start(|req| {
+        Reply::Send(Response::text(200, &String::from_utf8_lossy(&req.body)))
+    });
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", srv.port())).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let head =
+        "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n";
+    s.write_all(head.as_bytes()).unwrap();
+    let mut buf = [0u8; 25];
+    s.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf[..], b"HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(
+        out.starts_with("HTTP/1.1 200 OK\r\n") && out.ends_with("\r\n\r\nhello world"),
+        "{out}"
+    );
+}

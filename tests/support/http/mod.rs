@@ -9,10 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Longest request head accepted.
-const MAX_HEAD: usize = 64 * 1024;
-/// Longest request body accepted.
-const MAX_BODY: usize = 256 * 1024 * 1024;
+pub mod parse;
+use parse::{read_request, write_response};
+
 /// Read timeout while a request is being received.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Poll period of the accept loop.
@@ -318,107 +317,6 @@ fn serve(inner: &Inner, tcp: TcpStream) {
     }
 }
 
-/// Reads the request head byte by byte (so nothing past it is consumed), then the body.
-pub fn read_request(s: &mut impl Read) -> io::Result<Request> {
-    let head = read_head(s)?;
-    let text = String::from_utf8_lossy(&head).into_owned();
-    let mut lines = text.split("\r\n");
-    let first = lines.next().unwrap_or("");
-    let mut parts = first.split(' ');
-    let method = parts.next().unwrap_or("").to_string();
-    let target = parts.next().unwrap_or("/").to_string();
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let (path, query) = split_target(&target);
-    let mut req = Request {
-        method,
-        path,
-        query,
-        headers,
-        body: Vec::new(),
-    };
-    let len: usize = req
-        .header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    if len > MAX_BODY {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "body too large"));
-    }
-    req.body = vec![0; len];
-    s.read_exact(&mut req.body)?;
-    Ok(req)
-}
-
-fn read_head(s: &mut impl Read) -> io::Result<Vec<u8>> {
-    let mut head = Vec::with_capacity(512);
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if s.read(&mut b)? == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        head.push(b[0]);
-        if head.len() > MAX_HEAD {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "head too large"));
-        }
-    }
-    head.truncate(head.len() - 4);
-    Ok(head)
-}
-
-fn split_target(target: &str) -> (String, HashMap<String, String>) {
-    let (path, q) = target.split_once('?').unwrap_or((target, ""));
-    let query = q
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (url_decode(k), url_decode(v))
-        })
-        .collect();
-    (url_decode(path), query)
-}
-
-/// Percent-decoding, with `+` as a space.
-pub fn url_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-            (b'+', _) => out.push(b' '),
-            (c, _) => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Writes a full response with `Content-Length` and `Connection: close`.
-pub fn write_response(s: &mut impl Write, r: &Response) -> io::Result<()> {
-    let mut head = format!("HTTP/1.1 {} {}\r\n", r.status, reason(r.status));
-    for (k, v) in &r.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        r.body.len()
-    ));
-    let mut all = head.into_bytes();
-    all.extend_from_slice(&r.body);
-    s.write_all(&all)?;
-    s.flush()
-}
-
 /// Ends a connection politely: close_notify, half-close, drain what the peer still sends.
 fn finish(mut stream: Stream) {
     if let Stream::Tls(t) = &mut stream {
@@ -440,25 +338,4 @@ fn hang(stream: Stream) {
     let _ = tcp.set_read_timeout(None);
     let mut buf = [0u8; 4096];
     while matches!(tcp.read(&mut buf), Ok(n) if n > 0) {}
-}
-
-/// Reason phrase of a status code.
-pub fn reason(status: u16) -> &'static str {
-    match status {
-        101 => "Switching Protocols",
-        200 => "OK",
-        204 => "No Content",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        413 => "Payload Too Large",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Status",
-    }
 }
