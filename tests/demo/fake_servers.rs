@@ -1,5 +1,5 @@
 //! Demo: runs the fake Rocket.Chat and fake Jeedom, prints the daemon command line, posts stdin lines.
-#[path = "support/mod.rs"]
+#[path = "../support/mod.rs"]
 mod support;
 
 use serde_json::Value;
