@@ -4,4 +4,6 @@ pub mod ddp;
 pub mod message;
 pub mod realtime;
 pub mod rest;
+pub mod rest_shapes;
+mod rest_tls;
 pub mod sender;
