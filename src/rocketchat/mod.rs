@@ -2,6 +2,7 @@
 pub mod ask;
 pub mod ddp;
 pub mod message;
+pub mod plan;
 pub mod realtime;
 pub mod rest;
 pub mod rest_shapes;
