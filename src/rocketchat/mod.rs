@@ -8,3 +8,5 @@ pub mod rest;
 pub mod rest_shapes;
 mod rest_tls;
 pub mod sender;
+#[cfg(test)]
+mod test_http;

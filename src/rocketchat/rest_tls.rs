@@ -108,3 +108,7 @@ impl Transport for TlsTransport {
         true
     }
 }
+
+#[cfg(test)]
+#[path = "rest_tls_tests.rs"]
+mod tests;

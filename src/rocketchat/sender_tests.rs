@@ -1,114 +1,11 @@
 //! Tests of the send worker against a tiny scripted HTTP responder on 127.0.0.1.
 use super::*;
 use crate::model::{OutKind, Secret, Session, SpooledFile};
+use crate::rocketchat::test_http::{Reply, Req, Responder};
 use serde_json::json;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::mpsc::channel;
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// A request as the responder saw it.
-#[derive(Clone, Debug)]
-struct Req {
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Req {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
-    }
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// Status, extra headers, body.
-type Reply = (u16, Vec<(&'static str, String)>, String);
-type Handler = Box<dyn FnMut(&Req) -> Reply + Send>;
-
-struct Responder {
-    base: String,
-    seen: Arc<Mutex<Vec<Req>>>,
-}
-
-impl Responder {
-    fn start(handler: impl FnMut(&Req) -> Reply + Send + 'static) -> Responder {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        let mut handler: Handler = Box::new(handler);
-        thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                if let Some(req) = read_request(&conn) {
-                    log.lock().unwrap().push(req.clone());
-                    write_reply(conn, handler(&req));
-                }
-            }
-        });
-        Responder { base, seen }
-    }
-
-    /// Paths requested, without the one-off settings query.
-    fn paths(&self) -> Vec<String> {
-        self.requests().into_iter().map(|r| r.path).collect()
-    }
-
-    fn requests(&self) -> Vec<Req> {
-        let seen = self.seen.lock().unwrap();
-        seen.iter()
-            .filter(|r| !r.path.contains("settings.public"))
-            .cloned()
-            .collect()
-    }
-}
-
-fn read_request(conn: &TcpStream) -> Option<Req> {
-    let mut reader = BufReader::new(conn);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let path = line.split(' ').nth(1)?.to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h).ok()?;
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let (n, v) = h.split_once(':')?;
-        headers.push((n.trim().to_string(), v.trim().to_string()));
-    }
-    let len = headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; len];
-    reader.read_exact(&mut body).ok()?;
-    Some(Req {
-        path,
-        headers,
-        body,
-    })
-}
-
-fn write_reply(mut conn: TcpStream, (status, headers, body): Reply) {
-    let mut head = format!(
-        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (n, v) in headers {
-        head.push_str(&format!("{n}: {v}\r\n"));
-    }
-    let _ = conn.write_all(format!("{head}\r\n{body}").as_bytes());
-}
 
 fn ok(body: Value) -> Reply {
     (200, vec![], body.to_string())
@@ -428,15 +325,6 @@ fn files_resume_after_done_steps_via_media_and_confirm() {
         .files
         .iter()
         .all(|f| !std::path::Path::new(&f.path).exists()));
-}
-
-impl Req {
-    /// A tag for the uploaded file: the first letter of its name.
-    fn seen_files(&self) -> char {
-        let body = String::from_utf8_lossy(&self.body);
-        let at = body.find("filename=\"").map_or(0, |i| i + 10);
-        body[at..].chars().next().unwrap_or('?')
-    }
 }
 
 #[test]
