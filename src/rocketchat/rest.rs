@@ -64,6 +64,14 @@ impl Rest {
         })
     }
 
+    /// Aborts the calls in flight on every clone (they fail at once with a
+    /// transport error) and refuses new ones: for a stop within a second
+    /// while an upload is running. Set the shutdown flag first, so that the
+    /// send worker drops the aborted job instead of reporting a retry.
+    pub fn shutdown(&self) {
+        self.agent.clone().shutdown();
+    }
+
     /// The server version from `GET /api/info`; `"unknown"` when the server
     /// does not say (404, or no `version` field as on recent servers for
     /// anonymous callers). Cached once known.

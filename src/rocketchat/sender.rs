@@ -83,6 +83,9 @@ impl Worker {
                 }
             }
             Err(Halt::Shutdown) => return,
+            // The call was aborted by the stop (see `Rest::shutdown`): the
+            // core keeps the job for the next run.
+            Err(Halt::Call(_)) if self.stopping() => return,
             Err(Halt::Failed(error)) => self.failed(&job.item, error),
             Err(Halt::Call(e)) => self.after_error(&job.item, e),
         };

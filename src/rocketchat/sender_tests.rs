@@ -442,3 +442,30 @@ fn worker_stops_on_shutdown() {
     stop.store(true, Ordering::SeqCst);
     handle.join().unwrap();
 }
+
+#[test]
+fn stop_aborts_a_call_in_flight_without_an_outcome() {
+    // A server that accepts and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url =
+        crate::config::parse_url(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    let rest = Rest::new(&url, crate::tls::client_config(None).unwrap()).unwrap();
+    let (jobs_tx, jobs_rx) = channel();
+    let (core_tx, core_rx) = channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = spawn(rest.clone(), jobs_rx, core_tx, stop.clone()).unwrap();
+    let job = SendJob {
+        item: item("k16", "#general", "x"),
+        session: session("7.4.1"),
+        rooms: rooms(),
+    };
+    jobs_tx.send(job).unwrap();
+    let _held = listener.accept().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    stop.store(true, Ordering::SeqCst);
+    rest.shutdown();
+    handle.join().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(core_rx.try_recv().is_err(), "no outcome for a stopped job");
+}
