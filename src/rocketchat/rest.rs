@@ -134,8 +134,8 @@ impl Rest {
         let url = self.url("/api/v1/settings.public?_id=Message_MaxAllowedSize");
         let n = match finish("settings.public", authed(self.agent.get(url), s).call()) {
             Ok(answer) => shapes::max_message_size(&answer).unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
-            Err(Error::Status { .. }) => DEFAULT_MAX_MESSAGE_SIZE,
-            // The server may be briefly unreachable: ask again next time.
+            Err(Error::Status { status, .. }) if status != 401 => DEFAULT_MAX_MESSAGE_SIZE,
+            // Unreachable, rate-limited or logged out for now: ask again next time.
             Err(_) => return DEFAULT_MAX_MESSAGE_SIZE,
         };
         self.cache().max_message_size = Some(n);
