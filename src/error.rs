@@ -36,6 +36,13 @@ pub enum Error {
         status: u16,
         reason: String,
     },
+    /// HTTP 429: the server's rate limiter refused the call. `reset_ms` is
+    /// when it allows calls again (server clock, Unix ms, `X-RateLimit-Reset`).
+    RateLimited {
+        what: String,
+        reason: String,
+        reset_ms: Option<i64>,
+    },
     /// The websocket failed.
     WebSocket(Box<tungstenite::Error>),
     /// TLS set-up failed (bad CA file, certificate problem).
@@ -86,6 +93,7 @@ impl fmt::Display for Error {
             Error::Json { what, source } => write!(f, "{what}: invalid JSON: {source}"),
             Error::Http { what, source } => write!(f, "{what}: {}", describe_http(source)),
             Error::Status { what, status, reason } => write!(f, "{what}: HTTP {status}: {reason}"),
+            Error::RateLimited { what, reason, .. } => write!(f, "{what}: HTTP 429: {reason}"),
             Error::WebSocket(e) => write!(f, "websocket: {e}"),
             Error::Tls { what, source } => write!(f, "{what}: TLS: {source}"),
             Error::Login { reason } => write!(f, "login failed: {reason}"),

@@ -1,12 +1,396 @@
-//! (temporary stub: replaced by the sender branch)
+//! Rocket.Chat REST client: send messages, open direct rooms, upload files, list rooms.
+use super::rest_shapes as shapes;
+use super::rest_tls::OwnTls;
+use crate::backoff::random_id;
 use crate::config::ServerUrl;
-use crate::error::Result;
-use std::sync::Arc;
+use crate::error::{Error, Result};
+use crate::model::{Session, SpooledFile};
+use log::debug;
+use rustls::ClientConfig;
+use serde_json::{json, Value};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use ureq::http::Response;
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{Connector, TcpConnector};
+use ureq::{Agent, Body, RequestBuilder};
 
-pub struct Rest;
+/// Longest a plain call may take, connection included.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest an upload may take (a video over a slow uplink).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(120);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The server's default `Message_MaxAllowedSize`.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 5000;
+
+/// A REST client for one server; clones share the connection pool and cache.
+#[derive(Clone)]
+pub struct Rest {
+    agent: Agent,
+    base: String,
+    cache: Arc<Mutex<Cache>>,
+}
+
+/// What the server told us once and will not change while we run.
+#[derive(Default)]
+struct Cache {
+    version: Option<String>,
+    max_message_size: Option<usize>,
+    /// Which upload API worked last (true: `rooms.upload`).
+    legacy_upload: Option<bool>,
+}
+
+impl fmt::Debug for Rest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rest").field("base", &self.base).finish()
+    }
+}
 
 impl Rest {
-    pub fn new(_s: &ServerUrl, _t: Arc<rustls::ClientConfig>) -> Result<Rest> {
-        Ok(Rest)
+    /// A client for `server`, verifying TLS with `tls` (webpki roots plus `--ca-file`).
+    pub fn new(server: &ServerUrl, tls: Arc<ClientConfig>) -> Result<Rest> {
+        let config = Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(TIMEOUT))
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .user_agent(concat!("rocketchatd/", env!("CARGO_PKG_VERSION")))
+            .build();
+        let connector = ().chain(TcpConnector::default()).chain(OwnTls { config: tls });
+        Ok(Rest {
+            agent: Agent::with_parts(config, connector, DefaultResolver::default()),
+            base: server.base.clone(),
+            cache: Arc::default(),
+        })
+    }
+
+    /// Aborts the calls in flight on every clone (they fail at once with a
+    /// transport error) and refuses new ones: for a stop within a second
+    /// while an upload is running. Set the shutdown flag first, so that the
+    /// send worker drops the aborted job instead of reporting a retry.
+    pub fn shutdown(&self) {
+        self.agent.clone().shutdown();
+    }
+
+    /// The server version from `GET /api/info`; `"unknown"` when the server
+    /// does not say (404, or no `version` field as on recent servers for
+    /// anonymous callers). Cached once known.
+    pub fn server_version(&self) -> Result<String> {
+        self.version(None)
+    }
+
+    /// `POST /api/v1/chat.sendMessage {"message": msg}`: the posted message.
+    /// When the server says this `_id` is already posted (a retry after a
+    /// timeout), answers `msg` itself: the message is there.
+    pub fn send_message(&self, s: &Session, msg: &Value) -> Result<Value> {
+        let body = shapes::send_message_body(msg);
+        let url = "/api/v1/chat.sendMessage";
+        match self.post_json("chat.sendMessage", url, s, &body) {
+            Ok(answer) => match answer.get("message").filter(|m| m.is_object()) {
+                Some(m) => Ok(m.clone()),
+                None => {
+                    debug!("chat.sendMessage: {} was already posted", msg["_id"]);
+                    Ok(msg.clone())
+                }
+            },
+            Err(Error::Status {
+                status: 400,
+                reason,
+                ..
+            }) if shapes::is_duplicate_id(&reason) => {
+                debug!("chat.sendMessage: {} was already posted", msg["_id"]);
+                Ok(msg.clone())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Opens (or finds) the direct room with `username`: its room id.
+    pub fn im_create(&self, s: &Session, username: &str) -> Result<String> {
+        let body = json!({ "username": username });
+        let answer = self.post_json("im.create", "/api/v1/im.create", s, &body)?;
+        shapes::im_room_id(&answer)
+            .ok_or_else(|| Error::Protocol("im.create: no room id in the answer".into()))
+    }
+
+    /// Every room of the bot (`GET /api/v1/rooms.get`), as the server gives them.
+    pub fn rooms(&self, s: &Session) -> Result<Vec<Value>> {
+        let req = authed(self.agent.get(self.url("/api/v1/rooms.get")), s);
+        let answer = finish("rooms.get", req.call())?;
+        match answer.get("update").and_then(Value::as_array) {
+            Some(rooms) => Ok(rooms.clone()),
+            None => Err(Error::Protocol(
+                "rooms.get: no room list in the answer".into(),
+            )),
+        }
+    }
+
+    /// The server's `Message_MaxAllowedSize`, or the default 5000 when it
+    /// cannot be read. Cached once the server answered.
+    pub fn max_message_size(&self, s: &Session) -> usize {
+        if let Some(n) = self.cache().max_message_size {
+            return n;
+        }
+        let url = self.url("/api/v1/settings.public?_id=Message_MaxAllowedSize");
+        let n = match finish("settings.public", authed(self.agent.get(url), s).call()) {
+            Ok(answer) => shapes::max_message_size(&answer).unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
+            Err(Error::Status { status, .. }) if status != 401 => DEFAULT_MAX_MESSAGE_SIZE,
+            // Unreachable, rate-limited or logged out for now: ask again next time.
+            Err(_) => return DEFAULT_MAX_MESSAGE_SIZE,
+        };
+        self.cache().max_message_size = Some(n);
+        n
+    }
+
+    /// Uploads a spooled file into `rid` with its caption: `rooms.media` then
+    /// `rooms.mediaConfirm` on servers that have them (6.10 and newer),
+    /// `rooms.upload` on older ones; a 404 tries the other API. Answers the
+    /// file's message (`null` when an old server does not return it).
+    pub fn upload(
+        &self,
+        s: &Session,
+        rid: &str,
+        file: &SpooledFile,
+        caption: Option<&str>,
+        tmid: Option<&str>,
+    ) -> Result<Value> {
+        let data = std::fs::read(&file.path)
+            .map_err(|e| Error::io(format!("spooled file {}", file.path), e))?;
+        let up = Upload {
+            rid,
+            file,
+            data: &data,
+            caption,
+            tmid,
+        };
+        let legacy = self.legacy_upload_first(s);
+        let result = match self.upload_with(legacy, s, &up) {
+            Err(Error::Status { status: 404, .. }) => {
+                debug!("upload: no {} here, trying the other API", api_name(legacy));
+                return self
+                    .upload_with(!legacy, s, &up)
+                    .inspect(|_| self.remember(!legacy));
+            }
+            other => other,
+        };
+        result.inspect(|_| self.remember(legacy))
+    }
+
+    fn upload_with(&self, legacy: bool, s: &Session, up: &Upload) -> Result<Value> {
+        if legacy {
+            self.upload_legacy(s, up)
+        } else {
+            self.upload_media(s, up)
+        }
+    }
+
+    fn upload_media(&self, s: &Session, up: &Upload) -> Result<Value> {
+        let path = format!("/api/v1/rooms.media/{}", segment(up.rid));
+        let answer = self.post_form("rooms.media", &path, s, up, &[])?;
+        let file_id = shapes::media_file_id(&answer)
+            .ok_or_else(|| Error::Protocol("rooms.media: no file id in the answer".into()))?;
+        let path = format!(
+            "/api/v1/rooms.mediaConfirm/{}/{}",
+            segment(up.rid),
+            segment(&file_id)
+        );
+        let body = shapes::confirm_body(up.caption, up.tmid);
+        let answer = self.post_json("rooms.mediaConfirm", &path, s, &body)?;
+        Ok(answer.get("message").cloned().unwrap_or(Value::Null))
+    }
+
+    fn upload_legacy(&self, s: &Session, up: &Upload) -> Result<Value> {
+        let path = format!("/api/v1/rooms.upload/{}", segment(up.rid));
+        let fields = shapes::upload_fields(up.caption, up.tmid);
+        let answer = self.post_form("rooms.upload", &path, s, up, &fields)?;
+        Ok(answer.get("message").cloned().unwrap_or(Value::Null))
+    }
+
+    /// True when `rooms.upload` should be tried first: it worked last time,
+    /// or the server is older than 6.10. Unknown versions try `rooms.media`.
+    fn legacy_upload_first(&self, s: &Session) -> bool {
+        if let Some(legacy) = self.cache().legacy_upload {
+            return legacy;
+        }
+        let known = shapes::version_at_least(&s.server_version, 6, 10);
+        let at_least = known.or_else(|| {
+            let v = self.version(Some(s)).ok()?;
+            shapes::version_at_least(&v, 6, 10)
+        });
+        at_least == Some(false)
+    }
+
+    fn remember(&self, legacy: bool) {
+        self.cache().legacy_upload = Some(legacy);
+    }
+
+    fn version(&self, s: Option<&Session>) -> Result<String> {
+        if let Some(v) = self.cache().version.clone() {
+            return Ok(v);
+        }
+        let mut req = self.agent.get(self.url("/api/info"));
+        if let Some(s) = s {
+            req = authed(req, s);
+        }
+        let v = match finish("info", req.call()) {
+            Ok(answer) => shapes::info_version(&answer).unwrap_or_else(|| "unknown".into()),
+            Err(Error::Status { status: 404, .. }) => "unknown".into(),
+            Err(e) => return Err(e),
+        };
+        self.cache().version = Some(v.clone());
+        Ok(v)
+    }
+
+    fn post_json(&self, what: &str, path: &str, s: &Session, body: &Value) -> Result<Value> {
+        let req = authed(self.agent.post(self.url(path)), s);
+        let sent = req.content_type("application/json").send(body.to_string());
+        finish(what, sent)
+    }
+
+    fn post_form(
+        &self,
+        what: &str,
+        path: &str,
+        s: &Session,
+        up: &Upload,
+        fields: &[(&str, &str)],
+    ) -> Result<Value> {
+        let boundary = format!("----rocketchatd{}", random_id());
+        let mime = shapes::content_type(&up.file.name);
+        let body = shapes::multipart(&boundary, fields, &up.file.name, mime, up.data);
+        let req = authed(self.agent.post(self.url(path)), s)
+            .config()
+            .timeout_global(Some(UPLOAD_TIMEOUT))
+            .build();
+        let content_type = format!("multipart/form-data; boundary={boundary}");
+        finish(what, req.content_type(content_type).send(body))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        // The cache holds plain values: one left by a panicking thread is still valid.
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One file being uploaded, with its content already read.
+struct Upload<'a> {
+    rid: &'a str,
+    file: &'a SpooledFile,
+    data: &'a [u8],
+    caption: Option<&'a str>,
+    tmid: Option<&'a str>,
+}
+
+fn api_name(legacy: bool) -> &'static str {
+    if legacy {
+        "rooms.upload"
+    } else {
+        "rooms.media"
+    }
+}
+
+/// Adds the session's credentials. ureq redacts these headers in its own logs.
+fn authed<B>(req: RequestBuilder<B>, s: &Session) -> RequestBuilder<B> {
+    req.header("X-User-Id", &s.user_id)
+        .header("X-Auth-Token", s.token.expose())
+}
+
+/// Reads an answer (any status) into the JSON body or the matching error.
+fn finish(what: &str, sent: std::result::Result<Response<Body>, ureq::Error>) -> Result<Value> {
+    let http = |source: ureq::Error| Error::Http {
+        what: what.to_string(),
+        source: Box::new(source),
+    };
+    let mut resp = sent.map_err(http)?;
+    let status = resp.status().as_u16();
+    let reset = resp
+        .headers()
+        .get("x-ratelimit-reset")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = resp.body_mut().read_to_vec().map_err(http)?;
+    let body = String::from_utf8_lossy(&body);
+    shapes::check_answer(what, status, reset.as_deref(), &body)
+}
+
+/// Percent-encodes a path segment (room ids are alphanumeric, but a room
+/// given by hand is not to be trusted into a URL).
+fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// How long a 429 answer asks to wait; `None` for other errors and for a
+/// 429 without `X-RateLimit-Reset` (then back off as usual).
+pub fn retry_after(e: &Error) -> Option<Duration> {
+    let Error::RateLimited {
+        reset_ms: Some(reset),
+        ..
+    } = e
+    else {
+        return None;
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    Some(shapes::rate_limit_wait(*reset, now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(segment("GENERAL"), "GENERAL");
+        assert_eq!(segment("a b/c"), "a%20b%2Fc");
+    }
+
+    #[test]
+    fn retry_after_only_for_a_known_reset() {
+        let soon = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            + 30_000;
+        let e = Error::RateLimited {
+            what: "x".into(),
+            reason: "slow down".into(),
+            reset_ms: Some(soon),
+        };
+        let d = retry_after(&e).unwrap();
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        let e = Error::RateLimited {
+            what: "x".into(),
+            reason: "slow down".into(),
+            reset_ms: None,
+        };
+        assert_eq!(retry_after(&e), None);
+        let e = Error::Protocol("x".into());
+        assert_eq!(retry_after(&e), None);
+    }
+
+    #[test]
+    fn client_builds_for_http_and_https() {
+        let tls = crate::tls::client_config(None).unwrap();
+        for url in ["http://127.0.0.1:3000", "https://chat.example.org/rc"] {
+            let server = crate::config::parse_url(url).unwrap();
+            let rest = Rest::new(&server, tls.clone()).unwrap();
+            assert_eq!(rest.url("/api/info"), format!("{url}/api/info"));
+        }
     }
 }

@@ -1,16 +1,262 @@
-//! (temporary stub: replaced by the sender branch)
-use crate::bus::{CoreMsg, SendJob};
-use crate::rocketchat::rest::Rest;
-use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{Receiver, Sender};
+//! The send worker thread: posts each job's steps over REST and reports the outcome to the core.
+use super::plan::{self, Step, Target};
+use super::rest::{self, Rest};
+use super::rest_shapes::text_message;
+use crate::backoff::Backoff;
+use crate::bus::{CoreMsg, SendJob, SendOutcome};
+use crate::error::Error;
+use crate::model::{Outgoing, Room, RoomKind};
+use log::{debug, info, warn};
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
+/// How often an idle worker looks at the shutdown flag.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+
+/// Starts the `sender` thread. It ends on shutdown or when the core drops
+/// the job channel.
 pub fn spawn(
-    _r: Rest,
-    _j: Receiver<SendJob>,
-    _t: Sender<CoreMsg>,
-    _s: Arc<AtomicBool>,
+    rest: Rest,
+    jobs: Receiver<SendJob>,
+    to_core: Sender<CoreMsg>,
+    shutdown: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().spawn(|| {})
+    let worker = Worker {
+        rest,
+        to_core,
+        shutdown,
+        backoff: Backoff::with_jitter(Duration::from_secs(1), Duration::from_secs(60)),
+    };
+    thread::Builder::new()
+        .name("sender".into())
+        .spawn(move || worker.run(jobs))
 }
+
+struct Worker {
+    rest: Rest,
+    to_core: Sender<CoreMsg>,
+    shutdown: Arc<AtomicBool>,
+    /// Delay of the next `Retry`; reset by every confirmed step.
+    backoff: Backoff,
+}
+
+/// Why a job stopped before its end.
+enum Halt {
+    /// The daemon is stopping: no outcome, the core keeps the job.
+    Shutdown,
+    /// Will never succeed: the reason for `send_failed`.
+    Failed(String),
+    /// A call failed; `Error` says whether to retry.
+    Call(Error),
+}
+
+impl Worker {
+    fn run(mut self, jobs: Receiver<SendJob>) {
+        while !self.stopping() {
+            match jobs.recv_timeout(IDLE_POLL) {
+                Ok(job) => self.handle(job),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        debug!("sender: stopped");
+    }
+
+    fn stopping(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    /// Delivers one job and reports exactly one final outcome, or a retry.
+    fn handle(&mut self, job: SendJob) {
+        let key = job.item.key.clone();
+        let outcome = match self.deliver(&job) {
+            Ok((room, message_id)) => {
+                info!("sent {key} to {} ({message_id})", shown(&room));
+                SendOutcome::Sent {
+                    key,
+                    room,
+                    message_id,
+                }
+            }
+            Err(Halt::Shutdown) => return,
+            // The call was aborted by the stop (see `Rest::shutdown`): the
+            // core keeps the job for the next run.
+            Err(Halt::Call(_)) if self.stopping() => return,
+            Err(Halt::Failed(error)) => self.failed(&job.item, error),
+            Err(Halt::Call(e)) => self.after_error(&job.item, e),
+        };
+        self.report(outcome);
+    }
+
+    /// Posts the steps not done yet; answers the room and the id of the
+    /// first message (the question, for an ask).
+    fn deliver(&mut self, job: &SendJob) -> Result<(Room, String), Halt> {
+        let item = &job.item;
+        let room = self.room(job)?;
+        let steps = plan::steps(item, self.rest.max_message_size(&job.session));
+        if steps.is_empty() {
+            return Err(Halt::Failed("nothing to send: no text and no file".into()));
+        }
+        let mut first_id = None;
+        for (n, step) in (0u32..).zip(&steps) {
+            if n < item.steps_done {
+                if step.has_own_id() && first_id.is_none() {
+                    first_id = Some(plan::message_id(&item.key, n));
+                }
+                continue;
+            }
+            if self.stopping() {
+                return Err(Halt::Shutdown);
+            }
+            let id = self.post(job, &room, n, step)?;
+            first_id.get_or_insert(id);
+            self.backoff.reset();
+            self.report(SendOutcome::Progress {
+                key: item.key.clone(),
+                steps_done: n + 1,
+            });
+            if let Step::File(i) = step {
+                remove_spooled(&item.files[*i].path);
+            }
+        }
+        Ok((room, first_id.unwrap_or_default()))
+    }
+
+    /// The target room, opening the direct room of `@username` if needed.
+    fn room(&self, job: &SendJob) -> Result<Room, Halt> {
+        match plan::resolve(&job.item.room, &job.rooms).map_err(Halt::Failed)? {
+            Target::Room(room) => Ok(room),
+            Target::OpenDirect(user) => {
+                let rid = self
+                    .rest
+                    .im_create(&job.session, &user)
+                    .map_err(Halt::Call)?;
+                Ok(Room {
+                    id: rid,
+                    name: user.clone(),
+                    kind: RoomKind::Direct,
+                    users: vec![user, job.session.username.clone()],
+                    last_message_ms: None,
+                })
+            }
+        }
+    }
+
+    /// Posts one step: answers the id of the message it made ("" when an
+    /// old server does not say, for a file).
+    fn post(&self, job: &SendJob, room: &Room, n: u32, step: &Step) -> Result<String, Halt> {
+        let item = &job.item;
+        let tmid = item.thread.as_deref();
+        let id = plan::message_id(&item.key, n);
+        let msg = match step {
+            Step::Text(text) => text_message(&id, &room.id, text, tmid),
+            Step::Question { text, attachments } => {
+                let mut m = text_message(&id, &room.id, text, tmid);
+                m["attachments"] = attachments.clone();
+                m
+            }
+            Step::File(i) => return self.upload(job, room, *i),
+        };
+        let posted = self
+            .rest
+            .send_message(&job.session, &msg)
+            .map_err(Halt::Call)?;
+        Ok(message_id_of(&posted).unwrap_or(id))
+    }
+
+    fn upload(&self, job: &SendJob, room: &Room, index: usize) -> Result<String, Halt> {
+        let item = &job.item;
+        let file = &item.files[index];
+        let caption = item.description.as_deref();
+        let tmid = item.thread.as_deref();
+        match self
+            .rest
+            .upload(&job.session, &room.id, file, caption, tmid)
+        {
+            Ok(message) => Ok(message_id_of(&message).unwrap_or_default()),
+            Err(e) if is_final(&e) => Err(Halt::Failed(format!("{}: {e}", file.name))),
+            Err(e) => Err(Halt::Call(e)),
+        }
+    }
+
+    /// The outcome of a failed call: log in again, wait, or give up.
+    fn after_error(&mut self, item: &Outgoing, e: Error) -> SendOutcome {
+        let key = item.key.clone();
+        if matches!(e, Error::Status { status: 401, .. }) {
+            warn!("sending {key}: {e}: logging in again");
+            return SendOutcome::Unauthorized { key };
+        }
+        if is_final(&e) {
+            return self.failed(item, e.to_string());
+        }
+        let after = rest::retry_after(&e).unwrap_or_else(|| self.backoff.next_delay());
+        warn!(
+            "sending {key}: {e}: retrying in {:.1} s",
+            after.as_secs_f64()
+        );
+        SendOutcome::Retry {
+            key,
+            error: e.to_string(),
+            after,
+        }
+    }
+
+    /// A final failure: the spooled files will never be sent, remove them.
+    fn failed(&self, item: &Outgoing, error: String) -> SendOutcome {
+        warn!("sending {} failed: {error}", item.key);
+        for f in &item.files {
+            remove_spooled(&f.path);
+        }
+        SendOutcome::Failed {
+            key: item.key.clone(),
+            error,
+        }
+    }
+
+    fn report(&self, outcome: SendOutcome) {
+        // The core only goes away when the daemon stops: nothing left to tell.
+        let _ = self.to_core.send(CoreMsg::Send(outcome));
+    }
+}
+
+/// True for errors that no retry can fix: 4xx other than 401, 408 and 429
+/// (too large, refused type, no permission...), and a lost spooled file.
+fn is_final(e: &Error) -> bool {
+    match e {
+        Error::Status { status, .. } => (400..500).contains(status) && ![401, 408].contains(status),
+        Error::Io { .. } => true,
+        _ => false,
+    }
+}
+
+fn message_id_of(message: &Value) -> Option<String> {
+    message
+        .get("_id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+fn remove_spooled(path: &str) {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => warn!("cannot remove spooled file {path}: {e}"),
+    }
+}
+
+/// A room as shown in log lines.
+fn shown(room: &Room) -> String {
+    match room.kind {
+        RoomKind::Direct => format!("@{}", room.name),
+        _ => format!("#{}", room.name),
+    }
+}
+
+#[cfg(test)]
+#[path = "sender_tests.rs"]
+mod tests;

@@ -1,0 +1,252 @@
+//! Shapes of the REST calls: request bodies, multipart forms, and reading answers and errors.
+use crate::error::{Error, Result};
+use serde_json::{json, Map, Value};
+use std::time::Duration;
+
+/// The longest wait a 429 may impose, so that a server clock far ahead of
+/// ours cannot stall the queue for hours.
+const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(600);
+
+/// Body of `chat.sendMessage`.
+pub fn send_message_body(msg: &Value) -> Value {
+    json!({ "message": msg })
+}
+
+/// A text message for `chat.sendMessage`, with our own `_id` and never a
+/// `ts` (the server refuses a client clock more than 60 s off).
+pub fn text_message(id: &str, rid: &str, text: &str, tmid: Option<&str>) -> Value {
+    let mut m = Map::new();
+    m.insert("_id".into(), id.into());
+    m.insert("rid".into(), rid.into());
+    m.insert("msg".into(), text.into());
+    if let Some(t) = tmid {
+        m.insert("tmid".into(), t.into());
+    }
+    Value::Object(m)
+}
+
+/// Body of `rooms.mediaConfirm`: the caption and thread, both optional.
+pub fn confirm_body(caption: Option<&str>, tmid: Option<&str>) -> Value {
+    let mut m = Map::new();
+    if let Some(c) = caption.filter(|c| !c.is_empty()) {
+        m.insert("description".into(), c.into());
+    }
+    if let Some(t) = tmid {
+        m.insert("tmid".into(), t.into());
+    }
+    Value::Object(m)
+}
+
+/// Text fields of a legacy `rooms.upload` form.
+pub fn upload_fields<'a>(
+    caption: Option<&'a str>,
+    tmid: Option<&'a str>,
+) -> Vec<(&'a str, &'a str)> {
+    let mut fields = Vec::new();
+    if let Some(c) = caption.filter(|c| !c.is_empty()) {
+        fields.push(("description", c));
+    }
+    if let Some(t) = tmid {
+        fields.push(("tmid", t));
+    }
+    fields
+}
+
+/// The MIME type announced for a file, from its extension.
+pub fn content_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("png") => "image/png",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("mp4") => "video/mp4",
+        Some("pdf") => "application/pdf",
+        Some("txt") => "text/plain",
+        Some("json") => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+/// A `multipart/form-data` body: the text fields first (some server
+/// versions read them as the file streams in), then the file as `file`.
+pub fn multipart(
+    boundary: &str,
+    fields: &[(&str, &str)],
+    file_name: &str,
+    mime: &str,
+    data: &[u8],
+) -> Vec<u8> {
+    let mut body = Vec::with_capacity(data.len() + 512);
+    for (name, value) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let disposition = format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n");
+        body.extend_from_slice(disposition.as_bytes());
+        body.extend_from_slice(value.as_bytes());
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+    let head = format!(
+        "Content-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\nContent-Type: {mime}\r\n\r\n",
+        quote_file_name(file_name)
+    );
+    body.extend_from_slice(head.as_bytes());
+    body.extend_from_slice(data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    body
+}
+
+/// Escapes a file name for a quoted header parameter the way browsers do.
+fn quote_file_name(name: &str) -> String {
+    name.replace('"', "%22")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Reads an answer: a 2xx JSON body, or the matching error with the server's
+/// own reason. `reset` is the `X-RateLimit-Reset` header.
+pub fn check_answer(what: &str, status: u16, reset: Option<&str>, body: &str) -> Result<Value> {
+    if !(200..300).contains(&status) {
+        return Err(status_error(what, status, reset, body));
+    }
+    let value: Value = serde_json::from_str(body)
+        .map_err(|_| Error::Protocol(format!("{what}: the server's answer is not JSON")))?;
+    if value.get("success") == Some(&Value::Bool(false)) {
+        return Err(Error::Status {
+            what: what.to_string(),
+            status,
+            reason: error_reason(status, body),
+        });
+    }
+    Ok(value)
+}
+
+/// The error for a non-2xx answer.
+pub fn status_error(what: &str, status: u16, reset: Option<&str>, body: &str) -> Error {
+    let what = what.to_string();
+    let reason = error_reason(status, body);
+    if status == 429 {
+        let reset_ms = reset
+            .and_then(|r| r.trim().parse::<f64>().ok())
+            .map(|r| r as i64);
+        return Error::RateLimited {
+            what,
+            reason,
+            reset_ms,
+        };
+    }
+    Error::Status {
+        what,
+        status,
+        reason,
+    }
+}
+
+/// The server's error text: `error`, `message` or `reason` of a JSON body,
+/// else a short plain-text body, else the status' usual name (an HTML page
+/// from a proxy says nothing useful in a log line).
+pub fn error_reason(status: u16, body: &str) -> String {
+    if let Ok(v) = serde_json::from_str::<Value>(body) {
+        let text = ["error", "message", "reason"]
+            .iter()
+            .find_map(|k| v.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty()));
+        if let Some(t) = text {
+            return t.to_string();
+        }
+    }
+    let body = body.trim();
+    if !body.is_empty() && body.len() <= 200 && !body.contains('<') && !body.starts_with('{') {
+        return body.to_string();
+    }
+    status_name(status).to_string()
+}
+
+fn status_name(status: u16) -> &'static str {
+    match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        413 => "Request Entity Too Large",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "HTTP error",
+    }
+}
+
+/// True when `chat.sendMessage` refused an `_id` that is already posted.
+pub fn is_duplicate_id(reason: &str) -> bool {
+    let r = reason.to_ascii_lowercase();
+    ["duplicate", "already exist", "already-exist", "e11000"]
+        .iter()
+        .any(|p| r.contains(p))
+}
+
+/// How long a 429 asks to wait, from its reset time and the current time
+/// (both Unix ms); at least 1 s, at most [`MAX_RATE_LIMIT_WAIT`].
+pub fn rate_limit_wait(reset_ms: i64, now_ms: i64) -> Duration {
+    let ms = reset_ms.saturating_sub(now_ms).max(1000);
+    Duration::from_millis(ms as u64).min(MAX_RATE_LIMIT_WAIT)
+}
+
+/// The version in a `GET /api/info` answer (`version`, or `info.version` on
+/// old servers).
+pub fn info_version(answer: &Value) -> Option<String> {
+    answer
+        .get("version")
+        .or_else(|| answer.get("info").and_then(|i| i.get("version")))
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// `Some(true)` when `version` is at least `major.minor`; `None` when it
+/// cannot be read ("unknown", empty).
+pub fn version_at_least(version: &str, major: u32, minor: u32) -> Option<bool> {
+    let mut parts = version.trim().split(['.', '-']).map(|p| p.parse::<u32>());
+    let maj = parts.next()?.ok()?;
+    let min = parts.next().and_then(|m| m.ok()).unwrap_or(0);
+    Some((maj, min) >= (major, minor))
+}
+
+/// The room id in an `im.create` answer (`room.rid`, or `room._id`).
+pub fn im_room_id(answer: &Value) -> Option<String> {
+    let room = answer.get("room")?;
+    room.get("rid")
+        .or_else(|| room.get("_id"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// The uploaded file's id in a `rooms.media` answer.
+pub fn media_file_id(answer: &Value) -> Option<String> {
+    answer
+        .get("file")
+        .and_then(|f| f.get("_id"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// `Message_MaxAllowedSize` in a `settings.public` answer.
+pub fn max_message_size(answer: &Value) -> Option<usize> {
+    let settings = answer.get("settings")?.as_array()?;
+    let setting = settings
+        .iter()
+        .find(|s| s.get("_id").and_then(Value::as_str) == Some("Message_MaxAllowedSize"))?;
+    let v = setting.get("value")?;
+    let n = v
+        .as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))?;
+    usize::try_from(n).ok().filter(|&n| n > 0)
+}
+
+#[cfg(test)]
+#[path = "rest_shapes_tests.rs"]
+mod tests;

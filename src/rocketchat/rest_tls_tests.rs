@@ -1,0 +1,75 @@
+//! Tests of REST over TLS with a private CA, against a local rustls server.
+use super::*;
+use crate::error::Error;
+use crate::rocketchat::rest::Rest;
+use crate::rocketchat::test_http::{read_request, write_reply};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ServerConfig, ServerConnection};
+use std::net::TcpListener;
+
+/// A private CA and a `localhost` / `127.0.0.1` certificate it signed
+/// (valid 2000–2126).
+const CA: &str = include_str!("testdata/test-ca.pem");
+const CERT: &str = include_str!("testdata/test-server.pem");
+const KEY: &str = include_str!("testdata/test-server.key");
+
+/// An HTTPS server answering `/api/info`; its port.
+fn https_server() -> u16 {
+    let certs: Vec<CertificateDer> = CertificateDer::pem_slice_iter(CERT.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(KEY.as_bytes()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let conn = ServerConnection::new(config.clone()).unwrap();
+            let mut tls = StreamOwned::new(conn, tcp);
+            if read_request(&mut tls).is_some() {
+                let body = r#"{"version":"7.4.1","success":true}"#.to_string();
+                write_reply(&mut tls, (200, vec![], body));
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        }
+    });
+    port
+}
+
+fn rest(url: &str, ca: Option<&str>) -> Rest {
+    let ca_path = ca.map(|pem| {
+        let path = std::env::temp_dir().join(format!("rcd-rest-ca-{}.pem", std::process::id()));
+        std::fs::write(&path, pem).unwrap();
+        path
+    });
+    let tls = crate::tls::client_config(ca_path.as_deref()).unwrap();
+    Rest::new(&crate::config::parse_url(url).unwrap(), tls).unwrap()
+}
+
+#[test]
+fn https_with_the_ca_file_works_by_name_and_by_ip() {
+    let port = https_server();
+    for host in ["localhost", "127.0.0.1"] {
+        let r = rest(&format!("https://{host}:{port}"), Some(CA));
+        assert_eq!(r.server_version().unwrap(), "7.4.1", "{host}");
+    }
+}
+
+#[test]
+fn unknown_ca_is_refused_with_the_ca_file_hint() {
+    let port = https_server();
+    let r = rest(&format!("https://localhost:{port}"), None);
+    let e = r.server_version().unwrap_err();
+    assert!(matches!(e, Error::Http { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("--ca-file"), "{text}");
+}
