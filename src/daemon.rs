@@ -48,7 +48,15 @@ pub fn run(cfg: Config) -> Result<()> {
         socket::spawn(listener, socket_ctx, to_core.clone(), shutdown.clone())
             .map_err(thread_error)?,
     );
-    let (links, more) = start_workers(&cfg, &state, tls, &notifier, &to_core, &shutdown)?;
+    let rest = Rest::new(&cfg.server, tls.clone())?;
+    let (links, more) = start_workers(
+        &cfg,
+        &state,
+        (tls, rest.clone()),
+        &notifier,
+        &to_core,
+        &shutdown,
+    )?;
     threads.extend(more);
     drop(to_core);
     log::info!(
@@ -65,6 +73,8 @@ pub fn run(cfg: Config) -> Result<()> {
         on_status: status_hook(notifier.clone()),
     };
     Core::new(core_cfg, links, state).run(inbox);
+    // An upload in flight would otherwise hold the stop for its whole timeout.
+    rest.shutdown();
     stop(&cfg, &shutdown, notifier.as_ref(), threads);
     Ok(())
 }
@@ -112,7 +122,7 @@ type Started = (Links, Vec<JoinHandle<()>>);
 fn start_workers(
     cfg: &Config,
     state: &State,
-    tls: Arc<rustls::ClientConfig>,
+    (tls, rest): (Arc<rustls::ClientConfig>, Rest),
     notifier: &Option<Notifier>,
     to_core: &Sender<CoreMsg>,
     shutdown: &Arc<AtomicBool>,

@@ -9,6 +9,7 @@ pub mod config;
 pub mod core;
 pub mod daemon;
 pub mod error;
+pub mod http_tls;
 pub mod jeedom;
 pub mod logging;
 pub mod model;

@@ -1,24 +1,21 @@
 //! The callback worker: delivers event batches to Jeedom's callback URL, one POST at a time.
 use crate::backoff::Backoff;
 use crate::bus::{CallbackJob, CallbackReport, CoreMsg};
+use crate::http_tls::OwnTls;
 use crate::model::Secret;
 use log::{debug, error, info, warn};
-use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, StreamOwned};
+use rustls::ClientConfig;
 use serde_json::Value;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
-use ureq::http::{StatusCode, Uri};
+use ureq::http::StatusCode;
 use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, TcpConnector,
-    Transport, TransportAdapter,
-};
+use ureq::unversioned::transport::{Connector, TcpConnector};
 use ureq::Agent;
 
 /// Longest the worker goes without looking at the shutdown flag while idle or waiting.
@@ -187,7 +184,7 @@ fn agent(tls: Arc<ClientConfig>) -> Agent {
         .proxy(None)
         .user_agent(concat!("rocketchatd/", env!("CARGO_PKG_VERSION")))
         .build();
-    let connector = ().chain(TcpConnector::default()).chain(DaemonTls(tls));
+    let connector = ().chain(TcpConnector::default()).chain(OwnTls { config: tls });
     Agent::with_parts(config, connector, DefaultResolver::default())
 }
 
@@ -469,93 +466,6 @@ impl Worker {
             }
             thread::sleep(left.min(TICK));
         }
-    }
-}
-
-/// Wraps HTTPS connections with the daemon's own rustls configuration
-/// (webpki roots plus `--ca-file`), which ureq's own TLS settings cannot take.
-struct DaemonTls(Arc<ClientConfig>);
-
-impl fmt::Debug for DaemonTls {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("DaemonTls")
-    }
-}
-
-impl<In: Transport> Connector<In> for DaemonTls {
-    type Out = Either<In, TlsTransport>;
-
-    fn connect(
-        &self,
-        details: &ConnectionDetails,
-        chained: Option<In>,
-    ) -> Result<Option<Self::Out>, ureq::Error> {
-        let Some(transport) = chained else {
-            return Ok(None);
-        };
-        if !details.needs_tls() || transport.is_tls() {
-            return Ok(Some(Either::A(transport)));
-        }
-        let mut conn = ClientConnection::new(self.0.clone(), server_name(details.uri)?)?;
-        let inner: Box<dyn Transport> = Box::new(transport);
-        let mut sock = TransportAdapter::new(inner, details.current_time.clone());
-        sock.set_timeout(details.timeout);
-        conn.complete_io(&mut sock)?;
-        let config = details.config;
-        let buffers = LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size());
-        let stream = StreamOwned::new(conn, sock);
-        Ok(Some(Either::B(TlsTransport { buffers, stream })))
-    }
-}
-
-fn server_name(uri: &Uri) -> Result<ServerName<'static>, ureq::Error> {
-    let host = uri.host().unwrap_or_default();
-    // IPv6 literals come bracketed from the URI.
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    ServerName::try_from(bare.to_string()).map_err(|_| ureq::Error::Tls("invalid TLS server name"))
-}
-
-struct TlsTransport {
-    buffers: LazyBuffers,
-    stream: StreamOwned<ClientConnection, TransportAdapter>,
-}
-
-impl fmt::Debug for TlsTransport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("TlsTransport")
-    }
-}
-
-impl Transport for TlsTransport {
-    fn buffers(&mut self) -> &mut dyn Buffers {
-        &mut self.buffers
-    }
-
-    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        // Passed unchanged: a TLS write may need to read from the socket too.
-        self.stream.get_mut().set_timeout(timeout);
-        let output = &self.buffers.output()[..amount];
-        self.stream.write_all(output)?;
-        Ok(())
-    }
-
-    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        self.stream.get_mut().set_timeout(timeout);
-        let input = self.buffers.input_append_buf();
-        let amount = self.stream.read(input)?;
-        self.buffers.input_appended(amount);
-        Ok(amount > 0)
-    }
-
-    fn is_open(&mut self) -> bool {
-        self.stream.get_mut().get_mut().is_open()
-    }
-
-    fn is_tls(&self) -> bool {
-        true
     }
 }
 

@@ -1,7 +1,7 @@
 //! Tests of the callback worker against a scripted HTTP server on 127.0.0.1.
 use super::*;
 use serde_json::json;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc::{self, channel};
 

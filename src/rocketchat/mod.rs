@@ -6,7 +6,6 @@ pub mod plan;
 pub mod realtime;
 pub mod rest;
 pub mod rest_shapes;
-mod rest_tls;
 pub mod sender;
 #[cfg(test)]
-mod test_http;
+pub(crate) mod test_http;

@@ -1,9 +1,9 @@
 //! Rocket.Chat REST client: send messages, open direct rooms, upload files, list rooms.
 use super::rest_shapes as shapes;
-use super::rest_tls::OwnTls;
 use crate::backoff::random_id;
 use crate::config::ServerUrl;
 use crate::error::{Error, Result};
+use crate::http_tls::OwnTls;
 use crate::model::{Session, SpooledFile};
 use log::debug;
 use rustls::ClientConfig;

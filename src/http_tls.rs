@@ -1,4 +1,4 @@
-//! A ureq connector that wraps connections in the daemon's own rustls configuration.
+//! A ureq connector that wraps HTTPS in the daemon's own rustls configuration (REST and callback).
 //!
 //! ureq builds its rustls config from a root list of whole certificates, and
 //! the webpki roots are only trust anchors: to trust them plus `--ca-file`
@@ -110,5 +110,5 @@ impl Transport for TlsTransport {
 }
 
 #[cfg(test)]
-#[path = "rest_tls_tests.rs"]
+#[path = "http_tls_tests.rs"]
 mod tests;
