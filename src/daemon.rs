@@ -147,7 +147,6 @@ fn start_workers(
         }
     };
     let (send_tx, send_rx) = mpsc::channel();
-    let rest = Rest::new(&cfg.server, tls.clone())?;
     threads.push(
         sender::spawn(rest, send_rx, to_core.clone(), shutdown.clone()).map_err(thread_error)?,
     );
