@@ -21,6 +21,10 @@ pub fn parse(args: &[Value], bot_user_id: &str) -> Option<Incoming> {
             return None;
         }
     }
+    // An edit re-sends the message with `editedAt`.
+    if msg.get("editedAt").is_some_and(|v| !v.is_null()) {
+        return None;
+    }
     let updated = msg.get("_updatedAt").and_then(date_ms);
     let ts = msg.get("ts").and_then(date_ms);
     if let (Some(u), Some(t)) = (updated, ts) {
@@ -32,10 +36,12 @@ pub fn parse(args: &[Value], bot_user_id: &str) -> Option<Incoming> {
 }
 
 /// Turns one entry of a `loadMissedMessages` answer into a new message.
+/// An edited entry is kept: it was posted while the daemon was away, so it
+/// is new to Jeedom, with its current text.
 pub fn parse_missed(msg: &Value, bot_user_id: &str) -> Option<Incoming> {
     let s = |key: &str| msg.get(key).and_then(Value::as_str);
     let set = |key: &str| msg.get(key).is_some_and(|v| !v.is_null());
-    if set("t") || set("editedAt") || msg.get("_hidden").and_then(Value::as_bool) == Some(true) {
+    if set("t") || msg.get("_hidden").and_then(Value::as_bool) == Some(true) {
         return None;
     }
     let user = parse_user(msg.get("u")?)?;

@@ -79,6 +79,9 @@ fn missed_messages_keep_old_updates() {
     // loadMissedMessages entries may have been reacted to since: still new to us.
     let m = msg(json!({"_updatedAt": {"$date": 1_764_064_800_123_i64 + 3_600_000}}));
     assert!(parse_missed(&m, BOT_ID).is_some());
+    // Posted and edited while the daemon was away: new to Jeedom.
+    let edited = msg(json!({"msg": "fixed", "editedAt": {"$date": 1_764_064_900_000_i64}}));
+    assert_eq!(parse_missed(&edited, BOT_ID).unwrap().text, "fixed");
     // And a message without the second stream argument is accepted.
     assert!(parse(&[msg(json!({}))], BOT_ID).is_some());
 }

@@ -1,0 +1,1 @@
+//! Tests of the realtime loop against a scripted websocket server.
