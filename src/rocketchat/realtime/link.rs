@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::io::{self, ErrorKind};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tungstenite::stream::MaybeTlsStream;
@@ -35,7 +36,8 @@ pub(super) struct Link {
 }
 
 impl Link {
-    /// Connects the TCP socket, TLS and the websocket, within `timeout` each.
+    /// Connects the TCP socket, TLS and the websocket, within `timeout` each,
+    /// giving up as soon as `shutdown` is set.
     pub fn open(
         server: &ServerUrl,
         tls: Arc<ClientConfig>,
@@ -43,22 +45,14 @@ impl Link {
         heartbeat: Duration,
         shutdown: Arc<AtomicBool>,
     ) -> Result<Link, Error> {
-        let tcp = connect_tcp(&server.host, server.port, timeout)?;
+        let (host, port) = (server.host.clone(), server.port);
+        let tcp = interruptible(&shutdown, move || connect_tcp(&host, port, timeout))??;
         let io_err = |e| Error::io(format!("socket to {}", server.host), e);
-        tcp.set_read_timeout(Some(timeout)).map_err(io_err)?;
+        // Short reads from the start, so that a slow handshake still sees `shutdown`.
+        tcp.set_read_timeout(Some(TICK)).map_err(io_err)?;
         tcp.set_write_timeout(Some(WRITE_TIMEOUT)).map_err(io_err)?;
         let own = tcp.try_clone().map_err(io_err)?;
-        let connector = Connector::Rustls(tls);
-        let url = server.websocket.as_str();
-        let ws = match tungstenite::client_tls_with_config(url, tcp, None, Some(connector)) {
-            Ok((ws, _response)) => ws,
-            Err(HandshakeError::Failure(e)) => return Err(handshake_error(server, e)),
-            Err(HandshakeError::Interrupted(_)) => {
-                let e = io::Error::new(ErrorKind::TimedOut, "no answer to the websocket handshake");
-                return Err(Error::io(format!("connecting to {url}"), e));
-            }
-        };
-        own.set_read_timeout(Some(TICK)).map_err(io_err)?;
+        let ws = handshake(server, tcp, tls, timeout, &shutdown)?;
         Ok(Link {
             ws,
             tcp: own,
@@ -148,6 +142,14 @@ impl Link {
         found
     }
 
+    /// Runs a blocking call off the thread, watching this link's `shutdown`.
+    pub fn interruptible<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Error> {
+        interruptible(&self.shutdown, f)
+    }
+
     /// True while no keep-alive ping is left unanswered.
     pub fn healthy(&self) -> bool {
         self.ping_sent.is_none()
@@ -214,6 +216,57 @@ fn shown(text: &str) -> String {
         s.push_str(&format!("… ({} bytes)", text.len()));
     }
     s
+}
+
+/// TLS and websocket handshakes, resumed after each quiet tick.
+fn handshake(
+    server: &ServerUrl,
+    tcp: TcpStream,
+    tls: Arc<ClientConfig>,
+    timeout: Duration,
+    shutdown: &AtomicBool,
+) -> Result<WebSocket<MaybeTlsStream<TcpStream>>, Error> {
+    let deadline = Instant::now() + timeout;
+    let url = server.websocket.as_str();
+    let mut attempt =
+        tungstenite::client_tls_with_config(url, tcp, None, Some(Connector::Rustls(tls)));
+    loop {
+        match attempt {
+            Ok((ws, _response)) => return Ok(ws),
+            Err(HandshakeError::Failure(e)) => return Err(handshake_error(server, e)),
+            Err(HandshakeError::Interrupted(_)) if shutdown.load(Ordering::Relaxed) => {
+                return Err(Error::Shutdown)
+            }
+            Err(HandshakeError::Interrupted(_)) if Instant::now() >= deadline => {
+                let e = io::Error::new(ErrorKind::TimedOut, "no answer to the websocket handshake");
+                return Err(Error::io(format!("connecting to {url}"), e));
+            }
+            Err(HandshakeError::Interrupted(mid)) => attempt = mid.handshake(),
+        }
+    }
+}
+
+/// Runs a blocking call (DNS, connect, REST) on its own thread so that
+/// `shutdown` is still seen every tick; on shutdown the call is abandoned.
+pub(super) fn interruptible<T: Send + 'static>(
+    shutdown: &AtomicBool,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Error> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("realtime-io".into())
+        .spawn(move || drop(tx.send(f())))
+        .map_err(|e| Error::io("starting a thread", e))?;
+    loop {
+        match rx.recv_timeout(TICK) {
+            Ok(v) => return Ok(v),
+            Err(RecvTimeoutError::Timeout) if !shutdown.load(Ordering::Relaxed) => {}
+            Err(RecvTimeoutError::Timeout) => return Err(Error::Shutdown),
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(Error::Protocol("a network call failed unexpectedly".into()))
+            }
+        }
+    }
 }
 
 fn is_tick(e: &io::Error) -> bool {

@@ -8,6 +8,7 @@ use crate::model::{Room, Secret, Session};
 use crate::rocketchat::ddp::{self, ClientFrame, DdpError, ServerFrame};
 use crate::rocketchat::message;
 use log::{debug, info};
+use rustls::ClientConfig;
 use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
@@ -66,9 +67,10 @@ fn setup(
     ddp_connect(link, timeout)?;
     let (user_id, token) = login(link, cfg, resume, timeout)?;
     let raw_rooms = subscribe(link, &user_id, timeout)?;
-    let auth = (user_id.as_str(), &token);
-    let username = username(link, cfg, auth)?;
-    let server_version = http::server_version(&cfg.server.base, &cfg.tls, auth);
+    let username = username(link, cfg, &user_id, &token)?;
+    let (base, tls, uid, tok) = rest_args(cfg, &user_id, &token);
+    let server_version =
+        link.interruptible(move || http::server_version(&base, &tls, (&uid, &tok)))?;
     let rooms = message::parse_rooms(&raw_rooms, &username);
     let session = Session {
         user_id,
@@ -261,13 +263,18 @@ fn rooms_answer(result: &Option<Value>, error: &Option<DdpError>) -> Result<Valu
 
 /// The bot's username: from the `users` document the server publishes to a
 /// logged-in client, else the login name, else `GET /api/v1/me`.
-fn username(link: &Link, cfg: &RealtimeConfig, auth: http::Auth<'_>) -> Result<String, Error> {
+fn username(
+    link: &Link,
+    cfg: &RealtimeConfig,
+    user_id: &str,
+    token: &Secret,
+) -> Result<String, Error> {
     let published = link.backlog.iter().find_map(|f| match f {
         ServerFrame::Added {
             collection,
             id,
             fields: Some(fields),
-        } if collection == "users" && id == auth.0 => fields.get("username")?.as_str(),
+        } if collection == "users" && id == user_id => fields.get("username")?.as_str(),
         _ => None,
     });
     if let Some(name) = published {
@@ -279,5 +286,20 @@ fn username(link: &Link, cfg: &RealtimeConfig, auth: http::Auth<'_>) -> Result<S
             return Ok(user.clone());
         }
     }
-    http::my_username(&cfg.server.base, &cfg.tls, auth)
+    let (base, tls, uid, tok) = rest_args(cfg, user_id, token);
+    link.interruptible(move || http::my_username(&base, &tls, (&uid, &tok)))?
+}
+
+/// Owned copies of what a REST call needs, for its own thread.
+fn rest_args(
+    cfg: &RealtimeConfig,
+    user_id: &str,
+    token: &Secret,
+) -> (String, Arc<ClientConfig>, String, Secret) {
+    (
+        cfg.server.base.clone(),
+        cfg.tls.clone(),
+        user_id.to_string(),
+        token.clone(),
+    )
 }
