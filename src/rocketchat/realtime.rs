@@ -1,34 +1,210 @@
-//! (temporary stub: replaced by the realtime branch)
-use crate::bus::{CoreMsg, RtCommand};
+//! The realtime thread: one DDP websocket to Rocket.Chat, reconnected forever.
+mod catchup;
+mod http;
+mod link;
+mod live;
+mod session;
+
+use crate::backoff::Backoff;
+use crate::bus::{CoreMsg, RtCommand, RtEvent};
 use crate::config::{Credentials, ServerUrl};
-use crate::model::Secret;
-use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{Receiver, Sender};
+use crate::error::Error;
+use crate::model::{Room, Secret, Session};
+use live::{End, Live, Update};
+use log::{error, info, warn};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+pub use catchup::{select_missed, MAX_AGE_MS, MAX_PER_ROOM};
+
+/// Longest wait for each answer of the server while setting up a session.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What the realtime thread needs to know.
+#[derive(Clone)]
 pub struct RealtimeConfig {
     pub server: ServerUrl,
     pub credentials: Credentials,
     pub tls: Arc<rustls::ClientConfig>,
+    /// Silence before pinging the server, and again before giving up on it.
     pub heartbeat: Duration,
+    /// User id and resume token from the state file.
     pub resume: Option<(String, Secret)>,
+    /// Called on every loop tick while the link is healthy (feeds the
+    /// systemd watchdog).
     pub alive: Arc<dyn Fn() + Send + Sync>,
 }
 
-pub fn spawn(
-    _c: RealtimeConfig,
-    _t: Sender<CoreMsg>,
-    _r: Receiver<RtCommand>,
-    _s: Arc<AtomicBool>,
-) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().spawn(|| {})
+impl std::fmt::Debug for RealtimeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RealtimeConfig")
+            .field("server", &self.server.websocket)
+            .field("heartbeat", &self.heartbeat)
+            .finish_non_exhaustive()
+    }
 }
 
-pub fn probe(
-    _c: &RealtimeConfig,
-    _t: Duration,
-) -> crate::error::Result<(crate::model::Session, Vec<crate::model::Room>)> {
-    Err(crate::error::Error::Protocol("not yet".into()))
+/// The thread's ends of the channels, and its stop flag.
+struct Wiring {
+    to_core: Sender<CoreMsg>,
+    commands: Receiver<RtCommand>,
+    shutdown: Arc<AtomicBool>,
+    alive: Arc<dyn Fn() + Send + Sync>,
 }
+
+/// Starts the `realtime` thread. It reports to the core and never gives up
+/// until `shutdown` is set.
+pub fn spawn(
+    cfg: RealtimeConfig,
+    to_core: Sender<CoreMsg>,
+    commands: Receiver<RtCommand>,
+    shutdown: Arc<AtomicBool>,
+) -> std::io::Result<JoinHandle<()>> {
+    let wiring = Wiring {
+        to_core,
+        commands,
+        shutdown,
+        alive: cfg.alive.clone(),
+    };
+    std::thread::Builder::new()
+        .name("realtime".into())
+        .spawn(move || run(&cfg, &wiring))
+}
+
+/// For `--check`: connects, logs in, lists the rooms and disconnects, each
+/// server answer bounded by `timeout`.
+pub fn probe(cfg: &RealtimeConfig, timeout: Duration) -> Result<(Session, Vec<Room>), Error> {
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let mut resume = initial_resume(cfg);
+    let opened = session::open(cfg, &mut resume, &shutdown, timeout)?;
+    opened.link.close();
+    Ok((opened.session, opened.rooms))
+}
+
+/// The state file's token serves password logins only: a personal access
+/// token is itself what the thread resumes with.
+fn initial_resume(cfg: &RealtimeConfig) -> session::Resume {
+    match cfg.credentials {
+        Credentials::Password { .. } => cfg.resume.clone(),
+        Credentials::Token { .. } => None,
+    }
+}
+
+/// Reconnects forever with backoff; returns on shutdown.
+fn run(cfg: &RealtimeConfig, w: &Wiring) {
+    let mut resume = initial_resume(cfg);
+    let mut backoff = Backoff::with_jitter(Duration::from_secs(1), Duration::from_secs(60));
+    let mut updates = VecDeque::new();
+    while !w.shutdown.load(Ordering::Relaxed) {
+        match serve(cfg, w, &mut resume, &mut updates, &mut backoff) {
+            Ok(End::Shutdown) | Err(Error::Shutdown) => break,
+            Ok(End::Relogin) => {
+                info!("Rocket.Chat refused the token: logging in again");
+                forget_token(cfg, &mut resume);
+                emit(
+                    w,
+                    RtEvent::Disconnected {
+                        error: "logging in again".into(),
+                    },
+                );
+            }
+            Err(e) => {
+                emit(
+                    w,
+                    RtEvent::Disconnected {
+                        error: e.to_string(),
+                    },
+                );
+                let delay = backoff.next_delay();
+                info!("retrying in {} s", delay.as_secs().max(1));
+                wait(w, delay, cfg, &mut resume, &mut updates);
+            }
+        }
+    }
+    info!("realtime thread stopped");
+}
+
+/// One connection: open, report, serve until it ends.
+fn serve(
+    cfg: &RealtimeConfig,
+    w: &Wiring,
+    resume: &mut session::Resume,
+    updates: &mut VecDeque<Update>,
+    backoff: &mut Backoff,
+) -> Result<End, Error> {
+    let opened = session::open(cfg, resume, &w.shutdown, REPLY_TIMEOUT).inspect_err(|e| {
+        if !matches!(e, Error::Shutdown) {
+            error!("cannot connect to Rocket.Chat: {e}");
+        }
+    })?;
+    backoff.reset();
+    let s = &opened.session;
+    info!(
+        "connected to Rocket.Chat {} as {}",
+        s.server_version, s.username
+    );
+    info!("member of {} room(s)", opened.rooms.len());
+    emit(w, RtEvent::Connected(opened.session.clone()));
+    emit(w, RtEvent::Rooms(opened.rooms.clone()));
+    let mut live = Live::new(opened.link, opened.session, opened.rooms, w);
+    let end = live.run(updates);
+    updates.extend(live.unanswered());
+    live.link.close();
+    if let Err(e) = &end {
+        if !matches!(e, Error::Shutdown) {
+            warn!("disconnected from Rocket.Chat: {e}");
+        }
+    }
+    end
+}
+
+fn forget_token(cfg: &RealtimeConfig, resume: &mut session::Resume) {
+    if matches!(cfg.credentials, Credentials::Password { .. }) {
+        *resume = None;
+    }
+}
+
+fn emit(w: &Wiring, event: RtEvent) {
+    let _ = w.to_core.send(CoreMsg::Realtime(event));
+}
+
+/// Waits out a backoff delay, watching `shutdown` and keeping the commands
+/// that arrive meanwhile.
+fn wait(
+    w: &Wiring,
+    delay: Duration,
+    cfg: &RealtimeConfig,
+    resume: &mut session::Resume,
+    updates: &mut VecDeque<Update>,
+) {
+    let end = Instant::now() + delay;
+    while !w.shutdown.load(Ordering::Relaxed) {
+        loop {
+            match w.commands.try_recv() {
+                Ok(RtCommand::UpdateMessage {
+                    message_id,
+                    room_id,
+                    text,
+                }) => updates.push_back(Update {
+                    message_id,
+                    room_id,
+                    text,
+                }),
+                Ok(RtCommand::Relogin) => forget_token(cfg, resume),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            }
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(link::TICK));
+    }
+}
+
+#[cfg(test)]
+mod tests;

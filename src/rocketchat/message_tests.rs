@@ -1,0 +1,280 @@
+//! Unit tests of message filtering, mentions, queries and room parsing.
+use super::*;
+use serde_json::json;
+
+const BOT_ID: &str = "botUserId1";
+
+fn msg(extra: Value) -> Value {
+    let mut m = json!({
+        "_id": "m1", "rid": "GENERAL", "msg": "hello",
+        "ts": {"$date": 1_764_064_800_123_i64},
+        "u": {"_id": "u1", "username": "alice", "name": "Alice A."},
+        "mentions": [], "channels": [],
+        "_updatedAt": {"$date": 1_764_064_800_130_i64}
+    });
+    if let (Some(m), Some(e)) = (m.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            m.insert(k.clone(), v.clone());
+        }
+    }
+    m
+}
+
+fn info(participant: bool, room_type: &str) -> Value {
+    json!({"roomParticipant": participant, "roomType": room_type, "roomName": "general"})
+}
+
+#[test]
+fn plain_message_from_a_person() {
+    let got = parse(&[msg(json!({})), info(true, "c")], BOT_ID).unwrap();
+    assert_eq!(got.id, "m1");
+    assert_eq!(got.room_id, "GENERAL");
+    assert_eq!(got.user.username, "alice");
+    assert_eq!(got.user.name.as_deref(), Some("Alice A."));
+    assert_eq!(got.text, "hello");
+    assert_eq!(got.ts_ms, 1_764_064_800_123);
+    assert_eq!(got.thread, None);
+    assert!(got.files.is_empty() && got.mentions.is_empty());
+}
+
+#[test]
+fn dropped_messages() {
+    let own = msg(json!({"u": {"_id": BOT_ID, "username": "jeedombot"}}));
+    let system = msg(json!({"t": "uj", "msg": "alice"}));
+    let edit =
+        msg(json!({"editedAt": {"$date": 1_764_064_900_000_i64}, "editedBy": {"_id": "u1"}}));
+    let empty = msg(json!({"msg": "  "}));
+    let hidden = msg(json!({"_hidden": true}));
+    let old_update = msg(json!({"_updatedAt": {"$date": 1_764_064_800_123_i64 + 3_600_000}}));
+    for (what, m) in [
+        ("own", own),
+        ("system", system),
+        ("edit", edit),
+        ("empty", empty),
+    ]
+    .into_iter()
+    .chain([("hidden", hidden), ("update", old_update)])
+    {
+        assert_eq!(parse(&[m, info(true, "c")], BOT_ID), None, "{what}");
+    }
+    assert_eq!(parse(&[msg(json!({})), info(false, "c")], BOT_ID), None);
+    assert_eq!(parse(&[msg(json!({})), info(true, "l")], BOT_ID), None);
+    assert_eq!(parse(&[], BOT_ID), None);
+    assert_eq!(parse(&[json!("garbage"), json!(3)], BOT_ID), None);
+    assert_eq!(
+        parse_missed(&msg(json!({"ts": "not a date"})), BOT_ID),
+        None
+    );
+    assert_eq!(parse_missed(&msg(json!({"u": {"_id": 5}})), BOT_ID), None);
+}
+
+#[test]
+fn null_markers_do_not_drop() {
+    let m = msg(json!({"t": null, "editedAt": null}));
+    assert!(parse(&[m, info(true, "c")], BOT_ID).is_some());
+}
+
+#[test]
+fn missed_messages_keep_old_updates() {
+    // loadMissedMessages entries may have been reacted to since: still new to us.
+    let m = msg(json!({"_updatedAt": {"$date": 1_764_064_800_123_i64 + 3_600_000}}));
+    assert!(parse_missed(&m, BOT_ID).is_some());
+    // Posted and edited while the daemon was away: new to Jeedom.
+    let edited = msg(json!({"msg": "fixed", "editedAt": {"$date": 1_764_064_900_000_i64}}));
+    assert_eq!(parse_missed(&edited, BOT_ID).unwrap().text, "fixed");
+    // And a message without the second stream argument is accepted.
+    assert!(parse(&[msg(json!({}))], BOT_ID).is_some());
+}
+
+#[test]
+fn thread_and_mentions() {
+    let m = msg(json!({
+        "tmid": "root1", "msg": "@jeedombot status",
+        "mentions": [{"_id": BOT_ID, "username": "jeedombot"}, {"_id": "here", "username": "here"}]
+    }));
+    let got = parse(&[m, info(true, "p")], BOT_ID).unwrap();
+    assert_eq!(got.thread.as_deref(), Some("root1"));
+    assert_eq!(got.mentions, ["jeedombot", "here"]);
+}
+
+#[test]
+fn modern_upload_with_thumbnail() {
+    let m = msg(json!({
+        "msg": "",
+        "file": {"_id": "F1", "name": "a b.jpg", "type": "image/jpeg"},
+        "files": [
+            {"_id": "F1", "name": "a b.jpg", "type": "image/jpeg", "size": 1000},
+            {"_id": "F2", "name": "thumb-a b.jpg", "type": "image/jpeg", "size": 100}
+        ],
+        "attachments": [{
+            "title": "a b.jpg", "title_link": "/file-upload/F1/a%20b.jpg",
+            "title_link_download": true, "image_url": "/file-upload/F2/thumb-a%20b.jpg",
+            "image_type": "image/jpeg", "type": "file", "description": "my snapshot"
+        }]
+    }));
+    let got = parse(&[m, info(true, "c")], BOT_ID).unwrap();
+    assert_eq!(got.text, "my snapshot");
+    assert_eq!(
+        got.files,
+        [FileRef {
+            name: "a b.jpg".into(),
+            mime: "image/jpeg".into(),
+            url: "/file-upload/F1/a%20b.jpg".into()
+        }]
+    );
+}
+
+#[test]
+fn upload_without_attachments_builds_the_url() {
+    let m = msg(
+        json!({"msg": "", "file": {"_id": "F9", "name": "r é.pdf", "type": "application/pdf"}}),
+    );
+    let got = parse_missed(&m, BOT_ID).unwrap();
+    assert_eq!(got.files[0].url, "/file-upload/F9/r%20%C3%A9.pdf");
+    assert_eq!(got.files[0].mime, "application/pdf");
+    assert_eq!(got.text, "");
+}
+
+#[test]
+fn attachment_without_file_entry() {
+    let m = msg(json!({"msg": "look", "attachments": [
+        {"title": "v.mp4", "title_link": "/file-upload/X/v.mp4", "video_type": "video/mp4"},
+        {"text": "a quote", "message_link": "https://chat/x"}
+    ]}));
+    let got = parse_missed(&m, BOT_ID).unwrap();
+    assert_eq!(got.files.len(), 1);
+    assert_eq!(
+        (got.files[0].name.as_str(), got.files[0].mime.as_str()),
+        ("v.mp4", "video/mp4")
+    );
+    assert_eq!(got.text, "look");
+    // A quote alone, with no text and no file, is not a message for Jeedom.
+    let quote = msg(json!({"msg": "", "attachments": [{"text": "q", "message_link": "x"}]}));
+    assert_eq!(parse_missed(&quote, BOT_ID), None);
+}
+
+#[test]
+fn mention_table() {
+    let none: &[String] = &[];
+    let cases = [
+        ("@jeedombot turn on the radio", true),
+        ("hey @jeedombot", true),
+        ("hey @JeedomBot, status?", true),
+        ("(@jeedombot)", true),
+        ("@jeedombot: lights", true),
+        ("@jeedombot. lights", true),
+        ("hello @jeedombot.", true),
+        ("@jeedombot!", true),
+        ("line1\n@jeedombot", true),
+        ("@jeedombotx hello", false),
+        ("@jeedombot_2 hello", false),
+        ("@jeedombot-dev hello", false),
+        ("email@jeedombot.org", false),
+        ("write to jeedombot@example.org", false),
+        ("@jeedombot.org", false),
+        ("@jeedombot@other.server hi", false),
+        ("jeedombot hello", false),
+        ("@all turn on", false),
+        ("@here anyone?", false),
+        ("@ jeedombot", false),
+        ("", false),
+    ];
+    for (text, want) in cases {
+        assert_eq!(is_mentioned(text, none, "jeedombot"), want, "{text:?}");
+    }
+}
+
+#[test]
+fn mention_from_the_server_list() {
+    let list = vec!["alice".to_string(), "JeedomBot".to_string()];
+    assert!(is_mentioned("no name in the text", &list, "jeedombot"));
+    let groups = vec!["all".to_string(), "here".to_string()];
+    assert!(!is_mentioned("@all @here", &groups, "jeedombot"));
+    assert!(!is_mentioned("@all", &groups, "all"));
+    assert!(!is_mentioned("@x", &[], ""));
+}
+
+#[test]
+fn query_table() {
+    let cases = [
+        ("@jeedombot turn on the radio", "turn on the radio"),
+        ("  @JeedomBot:  turn on  ", "turn on"),
+        ("@jeedombot, status", "status"),
+        ("@jeedombot", ""),
+        ("turn on the radio", "turn on the radio"),
+        ("hey @jeedombot turn on", "hey @jeedombot turn on"),
+        ("@jeedombotx turn on", "@jeedombotx turn on"),
+        ("@all turn on", "@all turn on"),
+        ("  spaced  ", "spaced"),
+    ];
+    for (text, want) in cases {
+        assert_eq!(query(text, "jeedombot"), want, "{text:?}");
+    }
+}
+
+#[test]
+fn rooms_from_rooms_get() {
+    let result = json!([
+        {"_id": "GENERAL", "name": "general", "t": "c", "_updatedAt": {"$date": 5},
+         "lm": {"$date": 1_764_064_800_123_i64}},
+        {"_id": "grp1", "name": "maison", "fname": "Maison", "t": "p"},
+        {"_id": "abcXYZ", "t": "d", "usernames": ["alice", "jeedombot"], "uids": ["u1", BOT_ID]},
+        {"_id": "live1", "name": "visitor", "t": "l"},
+        {"_id": "weird", "t": "x"},
+        "garbage"
+    ]);
+    let rooms = parse_rooms(&result, "jeedombot");
+    let ids: Vec<&str> = rooms.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["GENERAL", "grp1", "abcXYZ"]);
+    assert_eq!(rooms[0].last_message_ms, Some(1_764_064_800_123));
+    assert_eq!(
+        rooms[1].last_message_ms, None,
+        "_updatedAt is not a message time"
+    );
+    assert_eq!(rooms[1].kind, RoomKind::Group);
+    assert_eq!(rooms[1].name, "maison");
+    assert_eq!(rooms[2].kind, RoomKind::Direct);
+    assert_eq!(rooms[2].name, "alice");
+    assert_eq!(rooms[2].users, ["alice", "jeedombot"]);
+    assert!(rooms[0].users.is_empty());
+}
+
+#[test]
+fn rooms_from_subscriptions_and_changes() {
+    let update = json!({"update": [
+        {"_id": "sub1", "rid": "dm1", "t": "d", "name": "bob", "fname": "Bob B."},
+        {"_id": "sub2", "rid": "chan2", "t": "c", "name": "garage"}
+    ], "remove": []});
+    let rooms = parse_rooms(&update, "jeedombot");
+    assert_eq!(rooms[0].id, "chan2");
+    assert_eq!(rooms[1].id, "dm1");
+    assert_eq!(rooms[1].name, "bob");
+    assert_eq!(rooms[1].users, ["bob", "jeedombot"]);
+    let self_dm = json!({"_id": "x", "t": "d", "usernames": ["jeedombot"]});
+    assert_eq!(parse_room(&self_dm, "jeedombot").unwrap().name, "jeedombot");
+    let group_dm = json!({"_id": "y", "t": "d", "usernames": ["alice", "JeedomBot", "bob"]});
+    assert_eq!(
+        parse_room(&group_dm, "jeedombot").unwrap().name,
+        "alice, bob"
+    );
+    assert_eq!(
+        parse_room(&json!({"_id": "z", "t": "c"}), "jeedombot"),
+        None
+    );
+}
+
+#[test]
+fn same_rooms_ignores_message_times() {
+    let a = parse_rooms(
+        &json!([{"_id": "A", "name": "a", "t": "c", "lm": {"$date": 1}}]),
+        "b",
+    );
+    let b = parse_rooms(
+        &json!([{"_id": "A", "name": "a", "t": "c", "lm": {"$date": 2}}]),
+        "b",
+    );
+    let c = parse_rooms(&json!([{"_id": "A", "name": "renamed", "t": "c"}]), "b");
+    assert!(same_rooms(&a, &b));
+    assert!(!same_rooms(&a, &c));
+    assert!(!same_rooms(&a, &[]));
+}

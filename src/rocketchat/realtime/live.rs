@@ -1,0 +1,332 @@
+//! The life of a logged-in link: messages, room changes, edits, catch-up.
+use super::catchup::CatchUp;
+use super::link::Link;
+use super::Wiring;
+use crate::bus::{CoreMsg, RtCommand, RtEvent};
+use crate::error::Error;
+use crate::model::{Room, Session};
+use crate::rocketchat::ddp::{self, DdpError, ServerFrame};
+use crate::rocketchat::message;
+use log::{debug, info, warn};
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::TryRecvError;
+use std::time::Instant;
+
+/// Why a healthy link was left.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum End {
+    Shutdown,
+    Relogin,
+}
+
+/// An edit asked by the core, kept until the server answers it: editing
+/// twice to the same text is harmless, so it is sent again after a reconnection.
+#[derive(Debug, Clone)]
+pub(super) struct Update {
+    pub message_id: String,
+    pub room_id: String,
+    pub text: String,
+}
+
+/// What a method call in flight was for.
+enum Pending {
+    Update(Update),
+    Rooms,
+}
+
+pub(super) struct Live<'a> {
+    pub link: Link,
+    session: Session,
+    rooms: Vec<Room>,
+    catchup: CatchUp,
+    pending: HashMap<String, Pending>,
+    /// A `rooms/get` is in flight, and another change came since it left.
+    refreshing: bool,
+    refresh_again: bool,
+    wiring: &'a Wiring,
+    commands_closed: bool,
+}
+
+impl<'a> Live<'a> {
+    pub fn new(link: Link, session: Session, rooms: Vec<Room>, wiring: &'a Wiring) -> Live<'a> {
+        Live {
+            link,
+            session,
+            rooms,
+            catchup: CatchUp::start(&wiring.to_core),
+            pending: HashMap::new(),
+            refreshing: false,
+            refresh_again: false,
+            wiring,
+            commands_closed: false,
+        }
+    }
+
+    /// Serves the link until shutdown, a re-login order or an error.
+    pub fn run(&mut self, updates: &mut VecDeque<Update>) -> Result<End, Error> {
+        while let Some(u) = updates.pop_front() {
+            self.send_update(u)?;
+        }
+        loop {
+            if self.wiring.shutdown.load(Ordering::Relaxed) {
+                return Ok(End::Shutdown);
+            }
+            if let Some(end) = self.take_commands()? {
+                return Ok(end);
+            }
+            self.drive_catchup()?;
+            if let Some(frame) = self.link.recv()? {
+                self.dispatch(frame)?;
+            }
+            if self.link.healthy() {
+                (self.wiring.alive)();
+            }
+        }
+    }
+
+    /// Edits sent but not answered, oldest first, to send again later.
+    pub fn unanswered(&mut self) -> Vec<Update> {
+        let mut left: Vec<(u64, Update)> = self
+            .pending
+            .drain()
+            .filter_map(|(id, p)| match p {
+                Pending::Update(u) => Some((id.parse().unwrap_or(u64::MAX), u)),
+                Pending::Rooms => None,
+            })
+            .collect();
+        left.sort_by_key(|(n, _)| *n);
+        left.into_iter().map(|(_, u)| u).collect()
+    }
+
+    fn emit(&self, event: RtEvent) {
+        // The core only goes away when the daemon stops.
+        let _ = self.wiring.to_core.send(CoreMsg::Realtime(event));
+    }
+
+    fn take_commands(&mut self) -> Result<Option<End>, Error> {
+        while !self.commands_closed {
+            match self.wiring.commands.try_recv() {
+                Ok(RtCommand::UpdateMessage {
+                    message_id,
+                    room_id,
+                    text,
+                }) => self.send_update(Update {
+                    message_id,
+                    room_id,
+                    text,
+                })?,
+                Ok(RtCommand::Relogin) => return Ok(Some(End::Relogin)),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => self.commands_closed = true,
+            }
+        }
+        Ok(None)
+    }
+
+    /// `updateMessage` with exactly `_id`, `rid`, `msg` and no attachments:
+    /// this is how an ask loses its buttons.
+    fn send_update(&mut self, u: Update) -> Result<(), Error> {
+        let params = vec![json!({
+            "_id": u.message_id, "rid": u.room_id, "msg": u.text, "attachments": []
+        })];
+        let frame = self.link.ids.method("updateMessage", params);
+        let id = ddp::frame_id(&frame).unwrap_or_default().to_string();
+        // Recorded first, so that an edit lost with the link is sent again.
+        self.pending.insert(id, Pending::Update(u));
+        self.link.send(&frame)
+    }
+
+    fn drive_catchup(&mut self) -> Result<(), Error> {
+        let now = Instant::now();
+        if let Some(marks) = self.catchup.poll_watermarks(now) {
+            for (room_id, mark) in marks {
+                if !self.rooms.iter().any(|r| r.id == room_id) {
+                    continue;
+                }
+                let params = vec![json!(room_id), ddp::ejson_date(mark)];
+                let id = self
+                    .link
+                    .request(|ids| ids.method("loadMissedMessages", params))?;
+                self.catchup.expect(id, room_id);
+            }
+        }
+        for batch in self.catchup.finish(now).into_iter().flatten() {
+            info!(
+                "catch-up: {} message(s) missed while disconnected",
+                batch.len()
+            );
+            self.emit(RtEvent::Messages(batch));
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, frame: ServerFrame) -> Result<(), Error> {
+        match frame {
+            ServerFrame::Result { id, result, error } => self.on_result(&id, result, error),
+            ServerFrame::Changed {
+                collection, fields, ..
+            } => match collection.as_str() {
+                "stream-room-messages" => self.on_message(fields.as_ref()),
+                "stream-notify-user" => self.on_notify(fields.as_ref()),
+                _ => Ok(()),
+            },
+            ServerFrame::Nosub { id, error } => {
+                let why = error.as_ref().map(DdpError::text).unwrap_or_default();
+                Err(Error::Protocol(format!(
+                    "the server ended subscription {id} {why}"
+                )))
+            }
+            ServerFrame::Error { reason } => {
+                warn!(
+                    "Rocket.Chat reported a DDP error: {}",
+                    reason.unwrap_or_default()
+                );
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn on_result(
+        &mut self,
+        id: &str,
+        result: Option<Value>,
+        error: Option<DdpError>,
+    ) -> Result<(), Error> {
+        let answer = error
+            .is_none()
+            .then(|| result.clone().unwrap_or(Value::Null));
+        if self
+            .catchup
+            .on_answer(id, answer.as_ref(), &self.session.user_id)
+        {
+            return Ok(());
+        }
+        match self.pending.remove(id) {
+            Some(Pending::Update(u)) => {
+                let error = error.map(|e| e.text());
+                match &error {
+                    Some(e) => warn!("could not edit message {}: {e}", u.message_id),
+                    None => debug!("message {} edited", u.message_id),
+                }
+                self.emit(RtEvent::Updated {
+                    message_id: u.message_id,
+                    error,
+                });
+                Ok(())
+            }
+            Some(Pending::Rooms) => self.on_rooms(answer),
+            None => Ok(()),
+        }
+    }
+
+    fn on_message(&mut self, fields: Option<&Value>) -> Result<(), Error> {
+        let args = fields.and_then(|f| f.get("args")).and_then(Value::as_array);
+        let Some(incoming) = args.and_then(|a| message::parse(a, &self.session.user_id)) else {
+            return Ok(());
+        };
+        debug!(
+            "message {} from {} in {}",
+            incoming.id, incoming.user.username, incoming.room_id
+        );
+        if let Some(m) = self.catchup.live(incoming) {
+            self.emit(RtEvent::Messages(vec![m]));
+        }
+        Ok(())
+    }
+
+    /// `[action, document]` of `<uid>/rooms-changed` and `<uid>/subscriptions-changed`.
+    fn on_notify(&mut self, fields: Option<&Value>) -> Result<(), Error> {
+        let event = fields
+            .and_then(|f| f.get("eventName"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let args = fields.and_then(|f| f.get("args")).and_then(Value::as_array);
+        let (Some(action), Some(doc)) = (
+            args.and_then(|a| a.first()).and_then(Value::as_str),
+            args.and_then(|a| a.get(1)),
+        ) else {
+            return Ok(());
+        };
+        if event.ends_with("/rooms-changed") {
+            self.on_room_changed(action, doc)
+        } else if event.ends_with("/subscriptions-changed") {
+            self.on_subscription_changed(action, doc)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn on_room_changed(&mut self, action: &str, doc: &Value) -> Result<(), Error> {
+        let id = doc.get("_id").and_then(Value::as_str).unwrap_or_default();
+        if action == "removed" {
+            let before = self.rooms.len();
+            self.rooms.retain(|r| r.id != id);
+            if self.rooms.len() != before {
+                self.rooms_changed();
+            }
+            return Ok(());
+        }
+        let Some(room) = message::parse_room(doc, &self.session.username) else {
+            return Ok(());
+        };
+        match self.rooms.iter_mut().find(|r| r.id == room.id) {
+            Some(old)
+                if message::same_rooms(std::slice::from_ref(old), std::slice::from_ref(&room)) =>
+            {
+                old.last_message_ms = room.last_message_ms.or(old.last_message_ms);
+                Ok(())
+            }
+            // New or renamed, or a partial document: ask for the whole list.
+            _ => self.refresh_rooms(),
+        }
+    }
+
+    /// The bot joined or left a room (a person opening a DM with it too).
+    fn on_subscription_changed(&mut self, action: &str, doc: &Value) -> Result<(), Error> {
+        let rid = doc.get("rid").and_then(Value::as_str);
+        let known = rid.is_some_and(|rid| self.rooms.iter().any(|r| r.id == rid));
+        if action == "inserted" || action == "removed" || !known {
+            return self.refresh_rooms();
+        }
+        Ok(())
+    }
+
+    fn refresh_rooms(&mut self) -> Result<(), Error> {
+        if self.refreshing {
+            self.refresh_again = true;
+            return Ok(());
+        }
+        let id = self.link.request(|ids| ids.method("rooms/get", vec![]))?;
+        self.pending.insert(id, Pending::Rooms);
+        self.refreshing = true;
+        Ok(())
+    }
+
+    fn on_rooms(&mut self, answer: Option<Value>) -> Result<(), Error> {
+        self.refreshing = false;
+        match answer {
+            Some(v) => {
+                let rooms = message::parse_rooms(&v, &self.session.username);
+                if !message::same_rooms(&self.rooms, &rooms) {
+                    self.rooms = rooms;
+                    self.rooms_changed();
+                } else {
+                    self.rooms = rooms;
+                }
+            }
+            None => warn!("could not refresh the room list"),
+        }
+        if std::mem::take(&mut self.refresh_again) {
+            self.refresh_rooms()?;
+        }
+        Ok(())
+    }
+
+    fn rooms_changed(&self) {
+        info!("room list changed: {} room(s)", self.rooms.len());
+        self.emit(RtEvent::Rooms(self.rooms.clone()));
+    }
+}

@@ -1,0 +1,305 @@
+//! Opening a session: DDP connect, login, subscriptions, username and version.
+use super::http;
+use super::link::Link;
+use super::RealtimeConfig;
+use crate::config::Credentials;
+use crate::error::Error;
+use crate::model::{Room, Secret, Session};
+use crate::rocketchat::ddp::{self, ClientFrame, DdpError, ServerFrame};
+use crate::rocketchat::message;
+use log::{debug, info};
+use rustls::ClientConfig;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Longest wait for the TCP connection and for the TLS/websocket handshake.
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The token the thread resumes with: the user id and token of the last
+/// login, kept across reconnections.
+pub(super) type Resume = Option<(String, Secret)>;
+
+/// A logged-in, subscribed link.
+pub(super) struct Opened {
+    pub link: Link,
+    pub session: Session,
+    pub rooms: Vec<Room>,
+}
+
+/// Connects, logs in and subscribes; `timeout` bounds each server answer.
+pub(super) fn open(
+    cfg: &RealtimeConfig,
+    resume: &mut Resume,
+    shutdown: &Arc<AtomicBool>,
+    timeout: Duration,
+) -> Result<Opened, Error> {
+    info!("connecting to {}", cfg.server.websocket);
+    let connect_timeout = timeout.min(CONNECT_TIMEOUT);
+    let mut link = Link::open(
+        &cfg.server,
+        cfg.tls.clone(),
+        connect_timeout,
+        cfg.heartbeat,
+        shutdown.clone(),
+    )?;
+    match setup(&mut link, cfg, resume, timeout) {
+        Ok((session, rooms)) => Ok(Opened {
+            link,
+            session,
+            rooms,
+        }),
+        Err(e) => {
+            link.close();
+            Err(e)
+        }
+    }
+}
+
+fn setup(
+    link: &mut Link,
+    cfg: &RealtimeConfig,
+    resume: &mut Resume,
+    timeout: Duration,
+) -> Result<(Session, Vec<Room>), Error> {
+    ddp_connect(link, timeout)?;
+    let (user_id, token) = login(link, cfg, resume, timeout)?;
+    let raw_rooms = subscribe(link, &user_id, timeout)?;
+    let username = username(link, cfg, &user_id, &token)?;
+    let (base, tls, uid, tok) = rest_args(cfg, &user_id, &token);
+    let server_version =
+        link.interruptible(move || http::server_version(&base, &tls, (&uid, &tok)))?;
+    let rooms = message::parse_rooms(&raw_rooms, &username);
+    let session = Session {
+        user_id,
+        username,
+        token,
+        server_version,
+    };
+    Ok((session, rooms))
+}
+
+fn ddp_connect(link: &mut Link, timeout: Duration) -> Result<(), Error> {
+    link.send(&ClientFrame::connect())?;
+    link.wait_for("the DDP connected frame", timeout, |f| match f {
+        ServerFrame::Connected { .. } => Some(Ok(())),
+        ServerFrame::Failed { version } => Some(Err(Error::Protocol(format!(
+            "the server does not speak DDP version {} (it offers {})",
+            ddp::DDP_VERSION,
+            version.as_deref().unwrap_or("none")
+        )))),
+        _ => None,
+    })?
+}
+
+/// Calls a method and waits for its result: the outer error is the link's,
+/// the inner one the server's answer.
+pub(super) fn call(
+    link: &mut Link,
+    method: &str,
+    params: Vec<Value>,
+    timeout: Duration,
+) -> Result<Result<Value, DdpError>, Error> {
+    let id = link.request(|ids| ids.method(method, params))?;
+    link.wait_for(&format!("the answer to {method}"), timeout, |f| match f {
+        ServerFrame::Result {
+            id: rid,
+            result,
+            error,
+        } if *rid == id => Some(match error {
+            Some(e) => Err(e.clone()),
+            None => Ok(result.clone().unwrap_or(Value::Null)),
+        }),
+        _ => None,
+    })
+}
+
+/// Logs in with the resume token when there is one, else (or when it is
+/// refused) with the password; a personal access token is a resume token.
+fn login(
+    link: &mut Link,
+    cfg: &RealtimeConfig,
+    resume: &mut Resume,
+    timeout: Duration,
+) -> Result<(String, Secret), Error> {
+    let (user, password) = match &cfg.credentials {
+        Credentials::Token { token, .. } => {
+            let answer = call(
+                link,
+                "login",
+                vec![ddp::login_resume(token.expose())],
+                timeout,
+            )?;
+            return answer.map_err(|e| token_refused(&e)).and_then(login_result);
+        }
+        Credentials::Password { user, password } => (user, password),
+    };
+    if let Some((_, token)) = resume.clone() {
+        match call(
+            link,
+            "login",
+            vec![ddp::login_resume(token.expose())],
+            timeout,
+        )? {
+            Ok(v) => return remember(resume, login_result(v)),
+            Err(e) => {
+                info!(
+                    "the saved session was refused ({}): logging in with the password",
+                    e.text()
+                );
+                *resume = None;
+            }
+        }
+    }
+    let params = vec![ddp::login_password(user, password.expose())];
+    let answer = call(link, "login", params, timeout)?;
+    remember(
+        resume,
+        answer.map_err(|e| login_error(&e)).and_then(login_result),
+    )
+}
+
+fn remember(
+    resume: &mut Resume,
+    r: Result<(String, Secret), Error>,
+) -> Result<(String, Secret), Error> {
+    if let Ok(pair) = &r {
+        *resume = Some(pair.clone());
+    }
+    r
+}
+
+/// `{id, token, tokenExpires}`.
+fn login_result(v: Value) -> Result<(String, Secret), Error> {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    match (s("id"), s("token")) {
+        (Some(id), Some(token)) => Ok((id.to_string(), Secret::new(token))),
+        _ => Err(Error::Protocol(
+            "the login answer has no user id or token".into(),
+        )),
+    }
+}
+
+/// A refused password login, in the admin's terms. Recent servers answer
+/// "User not found" for a wrong password too, so as not to reveal which.
+pub(super) fn login_error(e: &DdpError) -> Error {
+    let code = e.code();
+    match e.reason.as_deref() {
+        _ if code == "totp-required" => Error::TotpRequired,
+        Some("Incorrect password") => Error::Login {
+            reason: "incorrect password".into(),
+        },
+        Some("User not found") => Error::Login {
+            reason: "unknown user or incorrect password (the server does not say which)".into(),
+        },
+        _ if code.starts_with("error-login-blocked") => Error::Login {
+            reason: format!(
+                "{} (too many failed attempts; the server refuses logins for a while)",
+                e.text()
+            ),
+        },
+        _ => Error::Login { reason: e.text() },
+    }
+}
+
+fn token_refused(e: &DdpError) -> Error {
+    Error::Login {
+        reason: format!("personal access token refused ({})", e.text()),
+    }
+}
+
+/// Asks for the rooms and subscribes to messages and room changes; returns
+/// the raw `rooms/get` answer once every subscription is ready.
+fn subscribe(link: &mut Link, user_id: &str, timeout: Duration) -> Result<Value, Error> {
+    let rooms_id = link.request(|ids| ids.method("rooms/get", vec![]))?;
+    let mut waiting = HashSet::new();
+    let params = vec![json!("__my_messages__"), json!(false)];
+    waiting.insert(link.request(|ids| ids.sub("stream-room-messages", params))?);
+    for event in ["rooms-changed", "subscriptions-changed"] {
+        let params = vec![json!(format!("{user_id}/{event}")), json!(false)];
+        waiting.insert(link.request(|ids| ids.sub("stream-notify-user", params))?);
+    }
+    let deadline = Instant::now() + timeout;
+    let mut rooms = None;
+    while rooms.is_none() || !waiting.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let step = link.wait_for("the room list and subscriptions", left, |f| match f {
+            ServerFrame::Result { id, result, error } if *id == rooms_id => {
+                Some(Step::Rooms(rooms_answer(result, error)))
+            }
+            ServerFrame::Ready { subs } => Some(Step::Ready(subs.clone())),
+            ServerFrame::Nosub { id, error } if waiting.contains(id) => Some(Step::Refused(
+                error.as_ref().map(DdpError::text).unwrap_or_default(),
+            )),
+            _ => None,
+        })?;
+        match step {
+            Step::Rooms(r) => rooms = Some(r?),
+            Step::Ready(subs) => waiting.retain(|s| !subs.contains(s)),
+            Step::Refused(why) => {
+                return Err(Error::Protocol(format!(
+                    "the server refused a subscription: {why}"
+                )))
+            }
+        }
+    }
+    Ok(rooms.unwrap_or(Value::Null))
+}
+
+enum Step {
+    Rooms(Result<Value, Error>),
+    Ready(Vec<String>),
+    Refused(String),
+}
+
+fn rooms_answer(result: &Option<Value>, error: &Option<DdpError>) -> Result<Value, Error> {
+    match error {
+        Some(e) => Err(Error::Protocol(format!("rooms/get refused: {}", e.text()))),
+        None => Ok(result.clone().unwrap_or(Value::Null)),
+    }
+}
+
+/// The bot's username: from the `users` document the server publishes to a
+/// logged-in client, else the login name, else `GET /api/v1/me`.
+fn username(
+    link: &Link,
+    cfg: &RealtimeConfig,
+    user_id: &str,
+    token: &Secret,
+) -> Result<String, Error> {
+    let published = link.backlog.iter().find_map(|f| match f {
+        ServerFrame::Added {
+            collection,
+            id,
+            fields: Some(fields),
+        } if collection == "users" && id == user_id => fields.get("username")?.as_str(),
+        _ => None,
+    });
+    if let Some(name) = published {
+        debug!("username {name} published by the server");
+        return Ok(name.to_string());
+    }
+    if let Credentials::Password { user, .. } = &cfg.credentials {
+        if !user.contains('@') {
+            return Ok(user.clone());
+        }
+    }
+    let (base, tls, uid, tok) = rest_args(cfg, user_id, token);
+    link.interruptible(move || http::my_username(&base, &tls, (&uid, &tok)))?
+}
+
+/// Owned copies of what a REST call needs, for its own thread.
+fn rest_args(
+    cfg: &RealtimeConfig,
+    user_id: &str,
+    token: &Secret,
+) -> (String, Arc<ClientConfig>, String, Secret) {
+    (
+        cfg.server.base.clone(),
+        cfg.tls.clone(),
+        user_id.to_string(),
+        token.clone(),
+    )
+}

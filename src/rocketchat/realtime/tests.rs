@@ -1,0 +1,492 @@
+//! Tests of the realtime loop against a scripted websocket server.
+use super::*;
+use crate::config::parse_url;
+use crate::rocketchat::ddp::sha256_hex;
+use serde_json::{json, Value};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::AtomicUsize;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Mutex;
+use tungstenite::{Message, WebSocket};
+
+const UID: &str = "botUid1";
+const PASSWORD: &str = "pass-W0rd-never-logged";
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Every log line of the test binary, to check that no secret leaks.
+static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        if let Ok(mut lines) = LINES.lock() {
+            lines.push(format!("{} {}", record.level(), record.args()));
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// Installs the capturing logger; false when another one was installed first.
+fn capture_logs() -> bool {
+    static LOGGER: Capture = Capture;
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(log::LevelFilter::Debug);
+    LINES.lock().map(|_| true).unwrap_or(false)
+}
+
+fn logged() -> String {
+    LINES.lock().map(|l| l.join("\n")).unwrap_or_default()
+}
+
+/// The server end of one accepted websocket.
+struct Peer {
+    ws: WebSocket<TcpStream>,
+}
+
+impl Peer {
+    fn send(&mut self, v: Value) {
+        self.ws.send(Message::text(v.to_string())).expect("send");
+    }
+
+    /// The next text frame of the client, pongs included.
+    fn next_raw(&mut self) -> Value {
+        loop {
+            match self.ws.read().expect("client frame") {
+                Message::Text(t) => return serde_json::from_str(t.as_str()).expect("JSON"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next client frame that is not a pong.
+    fn next(&mut self) -> Value {
+        loop {
+            let v = self.next_raw();
+            if v["msg"] != "pong" {
+                return v;
+            }
+        }
+    }
+
+    /// Plays a server up to `ready`; returns the login parameters received.
+    fn accept_session(&mut self, token: &str) -> Value {
+        self.send(json!({"server_id": "0"}));
+        assert_eq!(self.next()["msg"], "connect");
+        self.send(json!({"msg": "connected", "session": "S1"}));
+        let login = self.next();
+        assert_eq!(login["method"], "login");
+        self.answer_login(&login, token);
+        self.serve_subscriptions(rooms());
+        login["params"][0].clone()
+    }
+
+    fn answer_login(&mut self, login: &Value, token: &str) {
+        self.send(json!({"msg": "added", "collection": "users", "id": UID,
+                         "fields": {"username": "jeedombot"}}));
+        self.send(json!({"msg": "result", "id": login["id"],
+            "result": {"id": UID, "token": token, "tokenExpires": {"$date": 0}}}));
+    }
+
+    fn serve_subscriptions(&mut self, rooms: Value) {
+        let mut subs = Vec::new();
+        for _ in 0..4 {
+            let f = self.next();
+            if f["msg"] == "sub" {
+                subs.push(f["id"].clone());
+            } else {
+                assert_eq!(f["method"], "rooms/get");
+                self.send(json!({"msg": "result", "id": f["id"], "result": rooms}));
+            }
+        }
+        self.send(json!({"msg": "ready", "subs": subs}));
+    }
+}
+
+fn rooms() -> Value {
+    json!([
+        {"_id": "GENERAL", "name": "general", "t": "c", "lm": {"$date": 1}},
+        {"_id": "dm1", "t": "d", "usernames": ["alice", "jeedombot"]}
+    ])
+}
+
+fn chat(id: &str, ts: i64) -> Value {
+    json!({"_id": id, "rid": "GENERAL", "msg": format!("text {id}"), "ts": {"$date": ts},
+           "u": {"_id": "u1", "username": "alice"}, "_updatedAt": {"$date": ts}})
+}
+
+fn live_frame(m: Value) -> Value {
+    json!({"msg": "changed", "collection": "stream-room-messages", "id": "id",
+           "fields": {"eventName": "__my_messages__",
+                      "args": [m, {"roomParticipant": true, "roomType": "c"}]}})
+}
+
+/// A listener that hands every websocket it accepts to the test; plain HTTP
+/// requests (the REST `/api/info`) are dropped.
+fn server() -> (u16, Receiver<Peer>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(WAIT));
+            if let Ok(ws) = tungstenite::accept(stream) {
+                if tx.send(Peer { ws }).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    (port, rx)
+}
+
+struct Harness {
+    core: Receiver<CoreMsg>,
+    commands: Sender<RtCommand>,
+    shutdown: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+    peers: Receiver<Peer>,
+    alive: Arc<AtomicUsize>,
+}
+
+impl Harness {
+    fn start(heartbeat: Duration, resume: Option<(String, Secret)>) -> Harness {
+        let (port, peers) = server();
+        let alive = Arc::new(AtomicUsize::new(0));
+        let count = alive.clone();
+        let cfg = RealtimeConfig {
+            server: parse_url(&format!("http://127.0.0.1:{port}")).expect("url"),
+            credentials: Credentials::Password {
+                user: "jeedombot".into(),
+                password: Secret::new(PASSWORD),
+            },
+            tls: crate::tls::client_config(None).expect("tls"),
+            heartbeat,
+            resume,
+            alive: Arc::new(move || {
+                count.fetch_add(1, Ordering::Relaxed);
+            }),
+        };
+        let (to_core, core) = mpsc::channel();
+        let (commands, cmd_rx) = mpsc::channel();
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let handle = spawn(cfg, to_core, cmd_rx, shutdown.clone()).expect("spawn");
+        Harness {
+            core,
+            commands,
+            shutdown,
+            handle: Some(handle),
+            peers,
+            alive,
+        }
+    }
+
+    fn peer(&self) -> Peer {
+        self.peers.recv_timeout(WAIT).expect("a connection")
+    }
+
+    fn event(&self) -> RtEvent {
+        match self.core.recv_timeout(WAIT) {
+            Ok(CoreMsg::Realtime(ev)) => ev,
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => panic!("no event: {e}"),
+        }
+    }
+
+    /// Expects Connected then Rooms, answers the watermark request.
+    fn connected(&self, marks: Vec<(String, i64)>) -> Session {
+        let RtEvent::Connected(session) = self.event() else {
+            panic!("not connected");
+        };
+        assert!(matches!(self.event(), RtEvent::Rooms(r) if r.len() == 2));
+        let RtEvent::Watermarks { reply } = self.event() else {
+            panic!("no watermark request");
+        };
+        reply.send(marks).expect("reply");
+        session
+    }
+
+    fn no_event_for(&self, d: Duration) {
+        match self.core.recv_timeout(d) {
+            Err(RecvTimeoutError::Timeout) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let started = Instant::now();
+            let _ = h.join();
+            assert!(started.elapsed() < Duration::from_secs(2), "slow shutdown");
+        }
+    }
+}
+
+fn message_ids(ev: RtEvent) -> Vec<String> {
+    match ev {
+        RtEvent::Messages(list) => list.into_iter().map(|m| m.id).collect(),
+        other => panic!("not messages: {other:?}"),
+    }
+}
+
+#[test]
+fn session_reports_the_user_and_rooms() {
+    let h = Harness::start(Duration::from_secs(30), None);
+    let mut peer = h.peer();
+    let params = peer.accept_session("TOKEN-1");
+    assert_eq!(params["user"], json!({"username": "jeedombot"}));
+    assert_eq!(params["password"]["digest"], sha256_hex(PASSWORD));
+    let session = h.connected(vec![]);
+    assert_eq!(session.user_id, UID);
+    assert_eq!(session.username, "jeedombot");
+    assert_eq!(session.token.expose(), "TOKEN-1");
+    assert_eq!(session.server_version, "unknown");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(h.alive.load(Ordering::Relaxed) > 0, "alive() is fed");
+}
+
+#[test]
+fn heartbeat_answers_pings_and_detects_a_dead_link() {
+    let h = Harness::start(Duration::from_secs(1), None);
+    let mut peer = h.peer();
+    peer.accept_session("T");
+    h.connected(vec![]);
+    peer.send(json!({"msg": "ping", "id": "p1"}));
+    assert_eq!(peer.next_raw(), json!({"msg": "pong", "id": "p1"}));
+    let quiet = Instant::now();
+    assert_eq!(peer.next_raw(), json!({"msg": "ping"}));
+    assert!(
+        quiet.elapsed() >= Duration::from_millis(800),
+        "pinged too early"
+    );
+    // No answer: the link is declared dead a heartbeat later.
+    let RtEvent::Disconnected { error } = h.event() else {
+        panic!("not disconnected");
+    };
+    assert!(error.contains("heartbeat"), "{error}");
+    assert!(quiet.elapsed() < Duration::from_secs(4));
+    // And the thread reconnects, resuming with the token it got.
+    let mut again = h.peer();
+    let params = again.accept_session("T2");
+    assert_eq!(params, json!({"resume": "T"}));
+}
+
+#[test]
+fn catch_up_comes_before_live_messages() {
+    let h = Harness::start(Duration::from_secs(30), None);
+    let mut peer = h.peer();
+    peer.accept_session("T");
+    let now = catchup::now_ms();
+    h.connected(vec![("GENERAL".into(), now - 60_000), ("gone".into(), 5)]);
+    let call = peer.next();
+    assert_eq!(call["method"], "loadMissedMessages");
+    assert_eq!(call["params"], json!(["GENERAL", {"$date": now - 60_000}]));
+    peer.send(live_frame(chat("live1", now)));
+    let old = now - 2 * MAX_AGE_MS;
+    let answer = json!([
+        chat("m3", now - 10),
+        chat("m2", now - 20),
+        chat("m1", now - 30),
+        chat("old", old)
+    ]);
+    peer.send(json!({"msg": "result", "id": call["id"], "result": answer}));
+    assert_eq!(message_ids(h.event()), ["m1", "m2", "m3"]);
+    assert_eq!(message_ids(h.event()), ["live1"]);
+    peer.send(live_frame(chat("live2", now)));
+    assert_eq!(message_ids(h.event()), ["live2"]);
+    // Own messages, edits and system messages never reach the core.
+    let mut own = chat("own", now);
+    own["u"] = json!({"_id": UID, "username": "jeedombot"});
+    let mut edit = chat("live2", now);
+    edit["editedAt"] = json!({"$date": now});
+    let mut join = chat("j", now);
+    join["t"] = json!("uj");
+    for m in [own, edit, join] {
+        peer.send(live_frame(m));
+    }
+    h.no_event_for(Duration::from_millis(500));
+}
+
+#[test]
+fn update_message_and_room_changes() {
+    let h = Harness::start(Duration::from_secs(30), None);
+    let mut peer = h.peer();
+    peer.accept_session("T");
+    h.connected(vec![]);
+    let cmd = RtCommand::UpdateMessage {
+        message_id: "q1".into(),
+        room_id: "GENERAL".into(),
+        text: "answered by alice".into(),
+    };
+    h.commands.send(cmd).expect("command");
+    let call = peer.next();
+    assert_eq!(call["method"], "updateMessage");
+    let expected =
+        json!([{"_id": "q1", "rid": "GENERAL", "msg": "answered by alice", "attachments": []}]);
+    assert_eq!(call["params"], expected);
+    peer.send(json!({"msg": "result", "id": call["id"],
+        "error": {"error": "error-action-not-allowed", "reason": "Not allowed"}}));
+    assert!(
+        matches!(h.event(), RtEvent::Updated { message_id, error: Some(e) }
+        if message_id == "q1" && e == "Not allowed")
+    );
+
+    peer.send(
+        json!({"msg": "changed", "collection": "stream-notify-user", "id": "id",
+        "fields": {"eventName": format!("{UID}/subscriptions-changed"),
+                   "args": ["inserted", {"_id": "s9", "rid": "dm2", "t": "d", "name": "bob"}]}}),
+    );
+    let call = peer.next();
+    assert_eq!(call["method"], "rooms/get");
+    let mut list = rooms();
+    if let Some(l) = list.as_array_mut() {
+        l.push(json!({"_id": "dm2", "t": "d", "usernames": ["bob", "jeedombot"]}));
+    }
+    peer.send(json!({"msg": "result", "id": call["id"], "result": list}));
+    let RtEvent::Rooms(rooms) = h.event() else {
+        panic!("no rooms");
+    };
+    assert!(rooms.iter().any(|r| r.id == "dm2" && r.name == "bob"));
+    // A new last message in a known room is not a change of the list.
+    peer.send(json!({"msg": "changed", "collection": "stream-notify-user", "id": "id",
+        "fields": {"eventName": format!("{UID}/rooms-changed"),
+                   "args": ["updated", {"_id": "GENERAL", "name": "general", "t": "c", "lm": {"$date": 9}}]}}));
+    h.no_event_for(Duration::from_millis(500));
+}
+
+#[test]
+fn refused_resume_falls_back_to_the_password_and_relogin_drops_it() {
+    let logs = capture_logs();
+    let h = Harness::start(
+        Duration::from_secs(30),
+        Some((UID.into(), Secret::new("OLD-TOKEN-x1"))),
+    );
+    let mut peer = h.peer();
+    peer.send(json!({"server_id": "0"}));
+    assert_eq!(peer.next()["msg"], "connect");
+    peer.send(json!({"msg": "connected", "session": "S"}));
+    let first = peer.next();
+    assert_eq!(first["params"][0], json!({"resume": "OLD-TOKEN-x1"}));
+    peer.send(
+        json!({"msg": "result", "id": first["id"], "error": {"error": 403,
+        "reason": "You've been logged out by the server. Please log in again."}}),
+    );
+    let second = peer.next();
+    assert!(second["params"][0]["password"].is_object());
+    peer.answer_login(&second, "NEW-TOKEN-y2");
+    peer.serve_subscriptions(rooms());
+    let session = h.connected(vec![]);
+    assert_eq!(session.token.expose(), "NEW-TOKEN-y2");
+    h.commands.send(RtCommand::Relogin).expect("command");
+    assert!(matches!(h.event(), RtEvent::Disconnected { .. }));
+    let mut again = h.peer();
+    let params = again.accept_session("NEW-TOKEN-z3");
+    assert!(params["password"].is_object(), "{params}");
+    h.connected(vec![]);
+    if logs {
+        let all = logged();
+        for secret in [
+            PASSWORD,
+            &sha256_hex(PASSWORD),
+            "OLD-TOKEN-x1",
+            "NEW-TOKEN-y2",
+            "NEW-TOKEN-z3",
+        ] {
+            assert!(!all.contains(secret), "{secret} was logged");
+        }
+        assert!(all.contains("\"login\""), "debug frames were captured");
+    }
+}
+
+#[test]
+fn wrong_password_is_reported_and_retried() {
+    let logs = capture_logs();
+    let h = Harness::start(Duration::from_secs(30), None);
+    for _ in 0..2 {
+        let mut peer = h.peer();
+        peer.send(json!({"server_id": "0"}));
+        assert_eq!(peer.next()["msg"], "connect");
+        peer.send(json!({"msg": "connected", "session": "S"}));
+        let login = peer.next();
+        peer.send(
+            json!({"msg": "result", "id": login["id"], "error": {"isClientSafe": true,
+            "error": 403, "reason": "Incorrect password", "message": "Incorrect password [403]",
+            "errorType": "Meteor.Error"}}),
+        );
+        let RtEvent::Disconnected { error } = h.event() else {
+            panic!("not disconnected");
+        };
+        assert_eq!(error, "login failed: incorrect password");
+    }
+    if logs {
+        let all = logged();
+        assert!(
+            all.contains("ERROR cannot connect to Rocket.Chat: login failed: incorrect password")
+        );
+        assert!(!all.contains(PASSWORD) && !all.contains(&sha256_hex(PASSWORD)));
+    }
+}
+
+#[test]
+fn totp_and_unreachable_servers_have_clear_errors() {
+    let e = session::login_error(&crate::rocketchat::ddp::DdpError {
+        error: json!("totp-required"),
+        reason: Some("TOTP Required".into()),
+        ..Default::default()
+    });
+    assert!(matches!(e, Error::TotpRequired));
+    let e = session::login_error(&crate::rocketchat::ddp::DdpError {
+        error: json!(403),
+        reason: Some("User not found".into()),
+        ..Default::default()
+    });
+    assert!(e.to_string().contains("incorrect password"), "{e}");
+
+    // A port nobody listens on.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let cfg = RealtimeConfig {
+        server: parse_url(&format!("http://127.0.0.1:{port}")).expect("url"),
+        credentials: Credentials::Password {
+            user: "u".into(),
+            password: Secret::new("p"),
+        },
+        tls: crate::tls::client_config(None).expect("tls"),
+        heartbeat: Duration::from_secs(30),
+        resume: None,
+        alive: Arc::new(|| {}),
+    };
+    let e = probe(&cfg, Duration::from_secs(2)).expect_err("refused");
+    assert!(e.to_string().contains("connection refused"), "{e}");
+    let mut bad_dns = cfg.clone();
+    bad_dns.server = parse_url("http://no-such-host.invalid").expect("url");
+    let e = probe(&bad_dns, Duration::from_secs(2)).expect_err("dns");
+    assert!(
+        e.to_string()
+            .contains("cannot resolve no-such-host.invalid"),
+        "{e}"
+    );
+}
+
+#[test]
+fn tls_failure_names_the_certificate_problem() {
+    // A plain TCP server that answers the TLS hello with garbage is a TLS
+    // failure too, but not a certificate one; a real certificate check needs
+    // a TLS server, which the fake Rocket.Chat provides. Here: the mapping.
+    let cert = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+    let io = std::io::Error::new(std::io::ErrorKind::InvalidData, cert);
+    let e = link::ws_error(tungstenite::Error::Io(io));
+    let text = e.to_string();
+    assert!(
+        text.contains("--ca-file") && text.contains("UnknownIssuer"),
+        "{text}"
+    );
+}
