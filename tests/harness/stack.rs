@@ -21,18 +21,18 @@ impl Stack {
     }
 
     pub fn start_with(name: &str, opts: FakeRcOptions, extra: &[&str]) -> Stack {
-        let rc = FakeRocketChat::start(opts);
+        Stack::start_on(name, FakeRocketChat::start(opts), extra)
+    }
+
+    /// Starts Jeedom and the daemon against an already running (and prepared) server.
+    pub fn start_on(name: &str, rc: FakeRocketChat, extra: &[&str]) -> Stack {
         let jeedom = FakeJeedom::start(APIKEY);
         let dir = super::temp_dir(name);
         let (url, cb) = (rc.url(), jeedom.url());
-        let mut args = vec![
-            "--url",
-            url.as_str(),
-            "--callback",
-            cb.as_str(),
-            "--heartbeat",
-            "2",
-        ];
+        let mut args = vec!["--url", url.as_str(), "--callback", cb.as_str()];
+        if !extra.contains(&"--heartbeat") {
+            args.extend_from_slice(&["--heartbeat", "2"]);
+        }
         if !extra.iter().any(|a| *a == "--user" || *a == "--user-id") {
             args.extend_from_slice(&["--user", "jeedombot", "--password", "s3cret"]);
         }
