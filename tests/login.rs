@@ -1,0 +1,249 @@
+//! Logging in: password, resume, personal token, refusals, TLS, and `--check`.
+mod harness;
+mod support;
+
+use harness::stack::{Stack, T};
+use harness::{Daemon, APIKEY};
+use std::time::{Duration, Instant};
+use support::fake_jeedom::FakeJeedom;
+use support::fake_rc::{FakeRcOptions, FakeRocketChat, LoginMode};
+use support::wait::wait_until;
+
+fn count(log: &str, needle: &str) -> usize {
+    log.lines().filter(|l| l.contains(needle)).count()
+}
+
+#[test]
+fn wrong_password_keeps_running_and_backs_off() {
+    let rc = FakeRocketChat::start(FakeRcOptions::default());
+    let s = Stack::start_on(
+        "login-wrongpw",
+        rc,
+        &["--user", "jeedombot", "--password", "not-the-password"],
+    );
+    s.daemon.wait_ready();
+    let ev = s
+        .jeedom
+        .wait_event(T, "status", |e| e["connected"] == false);
+    assert!(ev["error"].as_str().unwrap().contains("password"), "{ev}");
+    let t = Instant::now();
+    wait_until(T, "a second attempt", || {
+        count(&s.daemon.log_text(), "login failed") >= 2
+    });
+    support::wait::wait_until(Duration::from_secs(30), "7 s of attempts", || {
+        t.elapsed() >= Duration::from_secs(7)
+    });
+    let log = s.daemon.log_text();
+    let attempts = count(&log, "login failed");
+    // 1 s doubling: at most about 4 attempts in the first 8 s, each one logged once, at error.
+    assert!((2..=5).contains(&attempts), "{attempts} attempts:\n{log}");
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("login failed"))
+            .all(|l| l.contains("ERROR")),
+        "{log}"
+    );
+    assert!(
+        s.daemon.pid_path.exists(),
+        "still running with its pid file"
+    );
+    assert!(!log.contains("not-the-password"));
+    // Jeedom is told once, not at every attempt.
+    assert_eq!(s.jeedom.events_of_type("status").len(), 1);
+}
+
+#[test]
+fn restart_with_the_right_password_connects() {
+    let rc = FakeRocketChat::start(FakeRcOptions::default());
+    let jeedom = FakeJeedom::start(APIKEY);
+    let dir = harness::temp_dir("login-fixed");
+    let (url, cb) = (rc.url(), jeedom.url());
+    let mut d = Daemon::start_in(
+        &dir,
+        &[
+            "--url",
+            &url,
+            "--callback",
+            &cb,
+            "--user",
+            "jeedombot",
+            "--password",
+            "wrong",
+        ],
+    );
+    d.wait_log("login failed", T);
+    d.sigterm();
+    assert_eq!(d.wait_exit(T).code(), Some(0));
+    let d = Daemon::start_in(
+        &dir,
+        &[
+            "--url",
+            &url,
+            "--callback",
+            &cb,
+            "--user",
+            "jeedombot",
+            "--password",
+            "s3cret",
+        ],
+    );
+    d.wait_ready();
+    jeedom.wait_event(T, "status", |e| e["connected"] == true);
+    rc.wait_bot_listening(T);
+}
+
+#[test]
+fn unknown_user_and_totp_are_explained() {
+    let rc = FakeRocketChat::start(FakeRcOptions::default());
+    rc.set_login(LoginMode::UnknownUser);
+    let s = Stack::start_on("login-unknown", rc, &[]);
+    s.daemon.wait_log("login failed", T);
+    let line = s
+        .daemon
+        .log_text()
+        .lines()
+        .find(|l| l.contains("login failed"))
+        .unwrap()
+        .to_string();
+    assert!(line.contains("unknown user"), "{line}");
+
+    let rc = FakeRocketChat::start(FakeRcOptions::default());
+    rc.set_login(LoginMode::Totp);
+    let s = Stack::start_on("login-totp", rc, &[]);
+    let ev = s
+        .jeedom
+        .wait_event(T, "status", |e| e["connected"] == false);
+    let err = ev["error"].as_str().unwrap();
+    assert!(
+        err.contains("two-factor") && err.contains("personal access token"),
+        "{err}"
+    );
+}
+
+#[test]
+fn resume_token_is_kept_and_used_after_a_restart() {
+    let mut s = Stack::start("login-resume");
+    s.wait_connected();
+    assert_eq!(s.rc.logins().last().map(String::as_str), Some("password"));
+    s.daemon.sigterm();
+    s.daemon.wait_exit(T);
+    let token = s.daemon.state()["resume_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!token.is_empty(), "token kept in the state");
+    s.daemon.restart();
+    wait_until(T, "a resume login", || {
+        s.rc.logins().last().map(String::as_str) == Some("resume")
+    });
+    // A refused token falls back to the password.
+    s.rc.invalidate_tokens();
+    s.rc.drop_connections();
+    wait_until(T, "a password login again", || {
+        s.rc.logins().last().map(String::as_str) == Some("password") && s.rc.bot_listening()
+    });
+    s.daemon.sigterm();
+    s.daemon.wait_exit(T);
+    let log = s.daemon.log_text();
+    assert!(!log.contains(&token), "the token never reaches the log");
+    assert!(!log.contains("s3cret") && !log.contains(APIKEY));
+}
+
+#[test]
+fn personal_access_token_login() {
+    let rc = FakeRocketChat::start(FakeRcOptions::default());
+    let (uid, token) = rc.create_personal_token("jeedombot");
+    let s = Stack::start_on("login-pat", rc, &["--user-id", &uid, "--token", &token]);
+    let ev = s.jeedom.wait_event(T, "status", |e| e["connected"] == true);
+    assert_eq!(ev["user"]["username"], "jeedombot");
+    let id = s.rc.post("GENERAL", "alice", "@jeedombot hi");
+    s.jeedom
+        .wait_event(T, "message", |e| e["id"] == id.as_str());
+    assert!(!s.daemon.log_text().contains(&token));
+}
+
+#[test]
+fn tls_self_signed_needs_ca_file() {
+    let opts = || FakeRcOptions {
+        tls: true,
+        ..FakeRcOptions::default()
+    };
+    let s = Stack::start_with("tls-refused", opts(), &[]);
+    let ev = s
+        .jeedom
+        .wait_event(T, "status", |e| e["connected"] == false);
+    let err = ev["error"].as_str().unwrap();
+    assert!(
+        err.contains("--ca-file") && err.contains("certificate"),
+        "{err}"
+    );
+    let ca = FakeRocketChat::ca_file();
+    let s = Stack::start_with("tls-ok", opts(), &["--ca-file", ca.to_str().unwrap()]);
+    s.wait_connected();
+    let id = s.rc.post("GENERAL", "alice", "over TLS");
+    s.jeedom
+        .wait_event(T, "message", |e| e["id"] == id.as_str());
+}
+
+fn check(args: &[&str]) -> (i32, String) {
+    let out = harness::command()
+        .arg("--check")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn check_reports_and_exit_codes() {
+    let rc = FakeRocketChat::start(FakeRcOptions::default());
+    let jeedom = FakeJeedom::start(APIKEY);
+    let (url, cb) = (rc.url(), jeedom.url());
+    let base = [
+        "--url",
+        url.as_str(),
+        "--user",
+        "jeedombot",
+        "--callback",
+        cb.as_str(),
+        "--apikey",
+        APIKEY,
+    ];
+    let (code, out) = check(&[&base[..], &["--password", "s3cret"]].concat());
+    assert_eq!(code, 0, "{out}");
+    for needle in [
+        "7.4.1",
+        "jeedombot",
+        "#general",
+        "Jeedom answered OK",
+        "all ok",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    let (code, out) = check(&[&base[..], &["--password", "nope"]].concat());
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("incorrect password") && out.contains("FAIL"),
+        "{out}"
+    );
+    assert!(!out.contains("nope"), "password printed:\n{out}");
+    let (code, out) = check(&[
+        "--url",
+        &format!("http://127.0.0.1:{}", harness::free_port()),
+        "--user",
+        "u",
+        "--password",
+        "p",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("refused"), "{out}");
+    let wrong_key = [&base[..6], &["--apikey", "wrong", "--password", "s3cret"]].concat();
+    let (code, out) = check(&wrong_key);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("API key"), "{out}");
+}
