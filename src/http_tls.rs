@@ -13,10 +13,18 @@ use ureq::unversioned::transport::{
     TransportAdapter,
 };
 
+/// A ureq agent whose `https` connections use our [`ClientConfig`].
+pub fn agent(config: ureq::config::Config, tls: Arc<ClientConfig>) -> ureq::Agent {
+    use ureq::unversioned::resolver::DefaultResolver;
+    use ureq::unversioned::transport::TcpConnector;
+    let connector = ().chain(TcpConnector::default()).chain(OwnTls { config: tls });
+    ureq::Agent::with_parts(config, connector, DefaultResolver::default())
+}
+
 /// Adds TLS with our [`ClientConfig`] to `https` connections.
 #[derive(Debug)]
-pub(crate) struct OwnTls {
-    pub(crate) config: Arc<ClientConfig>,
+struct OwnTls {
+    config: Arc<ClientConfig>,
 }
 
 impl<In: Transport> Connector<In> for OwnTls {

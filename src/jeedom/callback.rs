@@ -1,7 +1,6 @@
 //! The callback worker: delivers event batches to Jeedom's callback URL, one POST at a time.
 use crate::backoff::Backoff;
 use crate::bus::{CallbackJob, CallbackReport, CoreMsg};
-use crate::http_tls::OwnTls;
 use crate::model::Secret;
 use log::{debug, error, info, warn};
 use rustls::ClientConfig;
@@ -14,8 +13,6 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use ureq::http::StatusCode;
-use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{Connector, TcpConnector};
 use ureq::Agent;
 
 /// Longest the worker goes without looking at the shutdown flag while idle or waiting.
@@ -184,8 +181,7 @@ fn agent(tls: Arc<ClientConfig>) -> Agent {
         .proxy(None)
         .user_agent(concat!("rocketchatd/", env!("CARGO_PKG_VERSION")))
         .build();
-    let connector = ().chain(TcpConnector::default()).chain(OwnTls { config: tls });
-    Agent::with_parts(config, connector, DefaultResolver::default())
+    crate::http_tls::agent(config, tls)
 }
 
 /// Appends `query` to `url`, with `?` or `&` as the URL requires.

@@ -3,7 +3,6 @@ use super::rest_shapes as shapes;
 use crate::backoff::random_id;
 use crate::config::ServerUrl;
 use crate::error::{Error, Result};
-use crate::http_tls::OwnTls;
 use crate::model::{Session, SpooledFile};
 use log::debug;
 use rustls::ClientConfig;
@@ -12,8 +11,6 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ureq::http::Response;
-use ureq::unversioned::resolver::DefaultResolver;
-use ureq::unversioned::transport::{Connector, TcpConnector};
 use ureq::{Agent, Body, RequestBuilder};
 
 /// Longest a plain call may take, connection included.
@@ -56,9 +53,8 @@ impl Rest {
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .user_agent(concat!("rocketchatd/", env!("CARGO_PKG_VERSION")))
             .build();
-        let connector = ().chain(TcpConnector::default()).chain(OwnTls { config: tls });
         Ok(Rest {
-            agent: Agent::with_parts(config, connector, DefaultResolver::default()),
+            agent: crate::http_tls::agent(config, tls),
             base: server.base.clone(),
             cache: Arc::default(),
         })
