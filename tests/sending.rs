@@ -357,3 +357,22 @@ fn unknown_room_fails_with_a_reason() {
     assert!(ev["error"].as_str().unwrap().contains("#nowhere"), "{ev}");
     assert_eq!(send_attempts(&s), 0);
 }
+
+/// A fresh login that is refused too (a proxy in front of the REST API, say)
+/// must not turn into a login per attempt: each login adds a token to the
+/// bot's account on the server.
+#[test]
+fn a_401_that_persists_backs_off_without_a_login_per_attempt() {
+    let s = Stack::start("send-401-loop");
+    s.wait_connected();
+    let logins = s.rc.logins().len();
+    s.rc.rest_fault("chat.sendMessage", RestFault::Status(401), 3);
+    send(
+        &s,
+        json!({"room": "#general", "message": "finally", "ref": "u"}),
+    );
+    sent(&s, "u");
+    assert_eq!(send_attempts(&s), 4);
+    assert_eq!(s.rc.logins().len(), logins + 1, "{:?}", s.rc.logins());
+    assert_eq!(bot_messages(&s, "GENERAL").len(), 1);
+}

@@ -30,6 +30,7 @@ pub fn spawn(
         to_core,
         shutdown,
         backoff: Backoff::with_jitter(Duration::from_secs(1), Duration::from_secs(60)),
+        refused_since_success: false,
     };
     thread::Builder::new()
         .name("sender".into())
@@ -42,6 +43,10 @@ struct Worker {
     shutdown: Arc<AtomicBool>,
     /// Delay of the next `Retry`; reset by every confirmed step.
     backoff: Backoff,
+    /// A 401 was answered since the last confirmed step: a second one means
+    /// that a fresh login does not help, so wait instead of logging in again
+    /// (each login adds a token to the bot's account on the server).
+    refused_since_success: bool,
 }
 
 /// Why a job stopped before its end.
@@ -115,6 +120,7 @@ impl Worker {
             let id = self.post(job, &room, n, step)?;
             first_id.get_or_insert(id);
             self.backoff.reset();
+            self.refused_since_success = false;
             self.report(SendOutcome::Progress {
                 key: item.key.clone(),
                 steps_done: n + 1,
@@ -186,12 +192,16 @@ impl Worker {
     /// The outcome of a failed call: log in again, wait, or give up.
     fn after_error(&mut self, item: &Outgoing, e: Error) -> SendOutcome {
         let key = item.key.clone();
-        if matches!(e, Error::Status { status: 401, .. }) {
+        if matches!(e, Error::Status { status: 401, .. }) && !self.refused_since_success {
             warn!("sending {key}: {e}: logging in again");
+            self.refused_since_success = true;
             return SendOutcome::Unauthorized { key };
         }
         if is_final(&e) {
             return self.failed(item, e.to_string());
+        }
+        if matches!(e, Error::Status { status: 401, .. }) {
+            warn!("sending {key}: {e} again after a new login: is a proxy refusing the REST API?");
         }
         let after = rest::retry_after(&e).unwrap_or_else(|| self.backoff.next_delay());
         warn!(
