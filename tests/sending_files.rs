@@ -6,7 +6,7 @@ use harness::stack::{Stack, T};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use support::fake_rc::{FakeRcOptions, BOT_ID};
+use support::fake_rc::{FakeRcOptions, RestFault, BOT_ID};
 use support::wait::{assert_never, wait_until};
 
 /// Bytes that would break a sloppy multipart body: CR LF, dashes, every byte value.
@@ -217,4 +217,41 @@ fn options_with_a_quoted_path_containing_spaces() {
     assert_eq!(m["attachments"][0]["description"], "front door");
     assert_eq!(m["attachments"][0]["title"], "my snap.jpg");
     assert_eq!(ev["message_id"], m["_id"]);
+}
+
+/// `rooms.mediaConfirm` posts a message at each call: after a lost answer the
+/// daemon looks in the room's history before confirming again, and confirms
+/// the same upload (no second `rooms.media`) when the first did not happen.
+#[test]
+fn a_failed_confirmation_posts_the_file_once() {
+    let s = Stack::start("files-lost-confirm");
+    s.wait_connected();
+    s.rc.rest_fault("rooms.mediaConfirm", RestFault::DropAfterInsert, 1);
+    let data = snapshot_bytes(2000);
+    let p = write_file(&s.daemon.dir, "once.jpg", &data);
+    let files = json!([p.to_str().unwrap()]);
+    send(
+        &s,
+        json!({"room": "#general", "files": files, "ref": "lost"}),
+    );
+    let ev = sent(&s, "lost");
+    let m = &file_messages(&s, "GENERAL")[0];
+    assert_eq!(ev["message_id"], m["_id"]);
+    assert_eq!(count_posts(&s, "/api/v1/rooms.media/"), 1);
+    assert_eq!(count_posts(&s, "/api/v1/rooms.mediaConfirm/"), 1);
+    let looked = s.rc.rest_requests();
+    assert!(looked.iter().any(|(_, p)| p == "/api/v1/channels.history"));
+    // Refused before posting (a 502 from a proxy): confirmed again, same upload.
+    s.rc.rest_fault("rooms.mediaConfirm", RestFault::Status(502), 1);
+    send(
+        &s,
+        json!({"room": "#general", "files": files, "ref": "502"}),
+    );
+    sent(&s, "502");
+    assert_eq!(count_posts(&s, "/api/v1/rooms.media/"), 2);
+    assert_eq!(count_posts(&s, "/api/v1/rooms.mediaConfirm/"), 3);
+    assert_eq!(s.rc.uploads().len(), 2);
+    assert_never(Duration::from_secs(2), "a third file message", || {
+        file_messages(&s, "GENERAL").len() > 2
+    });
 }
