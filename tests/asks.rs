@@ -306,3 +306,47 @@ fn with_several_asks_in_a_room_the_newest_pending_gets_the_reply() {
         "no extra post: the questions are edited in place"
     );
 }
+
+#[test]
+fn an_ask_to_a_user_opens_the_direct_room_and_takes_the_reply_there() {
+    let s = Stack::start("ask-dm");
+    s.wait_connected();
+    let req = json!({"room": "@bob", "question": "Open the gate?", "answers": ["Yes", "No"],
+        "ask_id": "30"});
+    let q = ask(&s, req);
+    let rid = format!("bobid{BOT_ID}");
+    assert_eq!(q["rid"], rid.as_str());
+    // A "Yes" elsewhere is not the answer.
+    let elsewhere = s.rc.post("GENERAL", "alice", "Yes");
+    message_event(&s, &elsewhere);
+    s.rc.post(&rid, "bob", "yes");
+    let ans = answer_of(&s, "30");
+    assert_eq!(ans["answer"], "Yes");
+    assert_eq!(ans["user"]["username"], "bob");
+    assert_eq!(ans["room"]["id"], rid.as_str());
+    assert_eq!(ans["room"]["kind"], "direct");
+    closed_question(&s, q["_id"].as_str().unwrap());
+}
+
+#[test]
+fn a_question_expired_while_rocket_chat_is_down_is_closed_on_reconnection() {
+    let s = Stack::start("ask-expire-down");
+    s.wait_connected();
+    let mut req = yes_no("31");
+    req["timeout"] = json!(2);
+    let q = ask(&s, req);
+    let qid = q["_id"].as_str().unwrap();
+    s.rc.set_down(true);
+    s.jeedom
+        .wait_event(T, "ask_expired", |e| e["ask_id"] == "31");
+    assert!(s.rc.ddp_method_calls("updateMessage").is_empty());
+    s.rc.set_down(false);
+    let params = update_call(&s, qid);
+    assert_eq!(params[0]["attachments"], json!([]));
+    let edited = closed_question(&s, qid);
+    assert!(edited["msg"]
+        .as_str()
+        .unwrap()
+        .ends_with("⌛ No answer in time"));
+    assert_eq!(s.jeedom.events_of_type("ask_expired").len(), 1);
+}

@@ -376,3 +376,61 @@ fn a_401_that_persists_backs_off_without_a_login_per_attempt() {
     assert_eq!(s.rc.logins().len(), logins + 1, "{:?}", s.rc.logins());
     assert_eq!(bot_messages(&s, "GENERAL").len(), 1);
 }
+
+#[test]
+fn a_long_text_is_split_in_order_under_the_size_limit() {
+    let s = Stack::start("send-long");
+    s.wait_connected();
+    let words: Vec<String> = (0..2000).map(|i| format!("w{i:04}")).collect();
+    let text = words.join(" ");
+    send(
+        &s,
+        json!({"room": "#general", "message": text, "ref": "long"}),
+    );
+    let ev = sent(&s, "long");
+    let parts: Vec<String> = bot_messages(&s, "GENERAL")
+        .iter()
+        .map(|m| m["msg"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(parts.len(), 3, "{parts:?}");
+    assert!(parts.iter().all(|p| p.chars().count() <= 5000));
+    assert_eq!(parts.join(" "), text, "cut at spaces, nothing lost");
+    assert_eq!(ev["message_id"], bot_messages(&s, "GENERAL")[0]["_id"]);
+    assert_eq!(count_sent(&s, "long"), 1);
+}
+
+#[test]
+fn a_reply_in_a_thread_carries_tmid() {
+    let s = Stack::start("send-thread");
+    s.wait_connected();
+    let root = s.rc.post("GENERAL", "alice", "@jeedombot temperature?");
+    let m = s
+        .jeedom
+        .wait_event(T, "message", |e| e["id"] == root.as_str());
+    send(
+        &s,
+        json!({"room": m["room"]["id"], "message": "21 °C", "thread": m["id"], "ref": "t"}),
+    );
+    let ev = sent(&s, "t");
+    let reply = s.rc.message(ev["message_id"].as_str().unwrap()).unwrap();
+    assert_eq!(reply["tmid"], root.as_str());
+    assert_eq!(reply["msg"], "21 °C");
+    let parent = s.rc.message(&root).unwrap();
+    assert_eq!(parent["tcount"], 1, "{parent}");
+}
+
+#[test]
+fn an_unknown_user_fails_without_retry() {
+    let s = Stack::start("send-nobody");
+    s.wait_connected();
+    send(&s, json!({"room": "@nobody", "message": "hi", "ref": "nb"}));
+    let ev = s.jeedom.wait_event(T, "send_failed", |e| e["ref"] == "nb");
+    assert!(
+        ev["error"].as_str().unwrap().contains("error-invalid-user"),
+        "{ev}"
+    );
+    assert_never(QUIET, "another im.create", || {
+        s.rc.rest_bodies("im.create").len() > 1
+    });
+    assert_eq!(send_attempts(&s), 0);
+}
