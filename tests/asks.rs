@@ -139,6 +139,14 @@ fn a_typed_reply_matches_whatever_the_case_and_spaces() {
     let msgs = s.messages();
     assert_eq!(msgs.len(), 1, "only 'maybe' is a message: {msgs:?}");
     assert_eq!(msgs[0]["text"], "maybe");
+    // Replying to the bot by name is still an answer, not an interaction.
+    ask(&s, yes_no("81"));
+    s.rc.post("GENERAL", "alice", "@jeedombot No");
+    let ans = answer_of(&s, "81");
+    assert_eq!(ans["answer"], "No");
+    let later = s.rc.post("GENERAL", "alice", "thanks");
+    message_event(&s, &later);
+    assert_eq!(s.messages().len(), 2, "{:?}", s.messages());
 }
 
 #[test]
