@@ -52,7 +52,9 @@ pub fn upload_fields<'a>(
     fields
 }
 
-/// The MIME type announced for a file, from its extension.
+/// The MIME type announced for a file, from its extension. The server keeps
+/// it: an image, audio or video type gets a viewer or player in the chat,
+/// anything else a download link.
 pub fn content_type(name: &str) -> &'static str {
     let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
     match ext.as_deref() {
@@ -61,6 +63,12 @@ pub fn content_type(name: &str) -> &'static str {
         Some("gif") => "image/gif",
         Some("webp") => "image/webp",
         Some("mp4") => "video/mp4",
+        Some("webm") => "video/webm",
+        Some("mov") => "video/quicktime",
+        Some("mp3") => "audio/mpeg",
+        Some("ogg" | "oga") => "audio/ogg",
+        Some("wav") => "audio/wav",
+        Some("m4a") => "audio/mp4",
         Some("pdf") => "application/pdf",
         Some("txt") => "text/plain",
         Some("json") => "application/json",
