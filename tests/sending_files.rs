@@ -255,3 +255,34 @@ fn a_failed_confirmation_posts_the_file_once() {
         file_messages(&s, "GENERAL").len() > 2
     });
 }
+
+/// Text posted, then the daemon dies during the upload: after the restart
+/// only the file is posted (the steps done are kept in the state).
+#[test]
+fn a_crash_between_the_text_and_the_file_posts_each_once() {
+    let mut s = Stack::start("files-crash");
+    s.wait_connected();
+    s.rc.rest_fault("rooms.media/", RestFault::Hang, 1);
+    let p = write_file(&s.daemon.dir, "door.jpg", &snapshot_bytes(3000));
+    let req = json!({"room": "#general", "message": "Someone at the door",
+        "files": [p.to_str().unwrap()], "ref": "c"});
+    send(&s, req);
+    wait_until(T, "the text step saved as done", || {
+        let st = s.daemon.state();
+        st["outbox"][0]["steps_done"] == 1
+    });
+    s.daemon.kill9();
+    s.daemon.restart();
+    s.daemon.wait_ready();
+    let ev = sent(&s, "c");
+    let bot: Vec<Value> = s.rc.messages("GENERAL");
+    let bot: Vec<&Value> = bot.iter().filter(|m| m["u"]["_id"] == BOT_ID).collect();
+    assert_eq!(bot.len(), 2, "{bot:?}");
+    assert_eq!(bot[0]["msg"], "Someone at the door");
+    assert_eq!(bot[1]["file"]["name"], "door.jpg");
+    assert_eq!(
+        ev["message_id"], bot[0]["_id"],
+        "the text, as before the crash"
+    );
+    assert_eq!(s.rc.rest_bodies("chat.sendMessage").len(), 1);
+}
