@@ -5,6 +5,7 @@ use crate::jeedom::events;
 use crate::jeedom::socket::now_ms;
 use crate::model::{Incoming, Room, RoomKind, Session};
 use crate::rocketchat::ask::{closed_text, match_answer, Closed};
+use crate::rocketchat::message::query;
 use crate::state::RoomState;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -118,7 +119,9 @@ impl Core {
     }
 
     /// A reply to the newest pending ask of the room becomes `ask_answer`.
+    /// A leading mention of the bot does not count (`@jeedombot yes`).
     fn answer_ask(&mut self, m: &Incoming, room: &Room) -> Option<serde_json::Value> {
+        let reply = query(&m.text, self.state.username.as_deref().unwrap_or_default());
         let ask = self.state.asks.iter_mut().rev().find(|a| {
             a.closing.is_none()
                 && a.room.id == room.id
@@ -126,7 +129,7 @@ impl Core {
                     .as_deref()
                     .is_none_or(|u| u.eq_ignore_ascii_case(&m.user.username))
         })?;
-        let answer = match_answer(&ask.answers, &m.text)?;
+        let answer = match_answer(&ask.answers, &reply)?;
         log::info!(
             "ask {} answered \"{answer}\" by {}",
             ask.ask_id,

@@ -3,7 +3,7 @@ use super::rest_shapes as shapes;
 use crate::backoff::random_id;
 use crate::config::ServerUrl;
 use crate::error::{Error, Result};
-use crate::model::{Session, SpooledFile};
+use crate::model::{Room, RoomKind, Session, SpooledFile};
 use log::debug;
 use rustls::ClientConfig;
 use serde_json::{json, Value};
@@ -142,6 +142,9 @@ impl Rest {
     /// `rooms.mediaConfirm` on servers that have them (6.10 and newer),
     /// `rooms.upload` on older ones; a 404 tries the other API. Answers the
     /// file's message (`null` when an old server does not return it).
+    /// `uploaded` gets the file id once `rooms.media` took the file, so that
+    /// a failed confirmation can be checked and retried without a second
+    /// upload (see [`Rest::find_file_message`], [`Rest::confirm_upload`]).
     pub fn upload(
         &self,
         s: &Session,
@@ -149,6 +152,7 @@ impl Rest {
         file: &SpooledFile,
         caption: Option<&str>,
         tmid: Option<&str>,
+        uploaded: &mut Option<String>,
     ) -> Result<Value> {
         let data = std::fs::read(&file.path)
             .map_err(|e| Error::io(format!("spooled file {}", file.path), e))?;
@@ -160,11 +164,11 @@ impl Rest {
             tmid,
         };
         let legacy = self.legacy_upload_first(s);
-        let result = match self.upload_with(legacy, s, &up) {
-            Err(Error::Status { status: 404, .. }) => {
+        let result = match self.upload_with(legacy, s, &up, uploaded) {
+            Err(Error::Status { status: 404, .. }) if uploaded.is_none() => {
                 debug!("upload: no {} here, trying the other API", api_name(legacy));
                 return self
-                    .upload_with(!legacy, s, &up)
+                    .upload_with(!legacy, s, &up, uploaded)
                     .inspect(|_| self.remember(!legacy));
             }
             other => other,
@@ -172,27 +176,76 @@ impl Rest {
         result.inspect(|_| self.remember(legacy))
     }
 
-    fn upload_with(&self, legacy: bool, s: &Session, up: &Upload) -> Result<Value> {
+    fn upload_with(
+        &self,
+        legacy: bool,
+        s: &Session,
+        up: &Upload,
+        uploaded: &mut Option<String>,
+    ) -> Result<Value> {
         if legacy {
             self.upload_legacy(s, up)
         } else {
-            self.upload_media(s, up)
+            self.upload_media(s, up, uploaded)
         }
     }
 
-    fn upload_media(&self, s: &Session, up: &Upload) -> Result<Value> {
+    fn upload_media(
+        &self,
+        s: &Session,
+        up: &Upload,
+        uploaded: &mut Option<String>,
+    ) -> Result<Value> {
         let path = format!("/api/v1/rooms.media/{}", segment(up.rid));
         let answer = self.post_form("rooms.media", &path, s, up, &[])?;
         let file_id = shapes::media_file_id(&answer)
             .ok_or_else(|| Error::Protocol("rooms.media: no file id in the answer".into()))?;
+        *uploaded = Some(file_id.clone());
+        self.confirm_upload(s, up.rid, &file_id, up.caption, up.tmid)
+    }
+
+    /// `rooms.mediaConfirm`: posts the message of a file already taken by
+    /// `rooms.media`. Not idempotent: the server posts a message at each
+    /// call, so after a lost answer check [`Rest::find_file_message`] first.
+    pub fn confirm_upload(
+        &self,
+        s: &Session,
+        rid: &str,
+        file_id: &str,
+        caption: Option<&str>,
+        tmid: Option<&str>,
+    ) -> Result<Value> {
         let path = format!(
             "/api/v1/rooms.mediaConfirm/{}/{}",
-            segment(up.rid),
-            segment(&file_id)
+            segment(rid),
+            segment(file_id)
         );
-        let body = shapes::confirm_body(up.caption, up.tmid);
+        let body = shapes::confirm_body(caption, tmid);
         let answer = self.post_json("rooms.mediaConfirm", &path, s, &body)?;
         Ok(answer.get("message").cloned().unwrap_or(Value::Null))
+    }
+
+    /// The bot's message carrying the uploaded file `file_id` among the
+    /// latest messages of `room` (`channels|groups|dm.history`), if the
+    /// server posted it.
+    pub fn find_file_message(
+        &self,
+        s: &Session,
+        room: &Room,
+        file_id: &str,
+    ) -> Result<Option<Value>> {
+        let endpoint = match room.kind {
+            RoomKind::Channel => "channels.history",
+            RoomKind::Group => "groups.history",
+            RoomKind::Direct => "dm.history",
+        };
+        let url = self.url(&format!(
+            "/api/v1/{endpoint}?roomId={}&count={}&showThreadMessages=true",
+            segment(&room.id),
+            shapes::FILE_LOOKUP_COUNT
+        ));
+        let answer = finish(endpoint, authed(self.agent.get(url), s).call())?;
+        Ok(shapes::file_message(&answer, file_id, &s.user_id))
     }
 
     fn upload_legacy(&self, s: &Session, up: &Upload) -> Result<Value> {

@@ -52,7 +52,9 @@ pub fn upload_fields<'a>(
     fields
 }
 
-/// The MIME type announced for a file, from its extension.
+/// The MIME type announced for a file, from its extension. The server keeps
+/// it: an image, audio or video type gets a viewer or player in the chat,
+/// anything else a download link.
 pub fn content_type(name: &str) -> &'static str {
     let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
     match ext.as_deref() {
@@ -61,6 +63,12 @@ pub fn content_type(name: &str) -> &'static str {
         Some("gif") => "image/gif",
         Some("webp") => "image/webp",
         Some("mp4") => "video/mp4",
+        Some("webm") => "video/webm",
+        Some("mov") => "video/quicktime",
+        Some("mp3") => "audio/mpeg",
+        Some("ogg" | "oga") => "audio/ogg",
+        Some("wav") => "audio/wav",
+        Some("m4a") => "audio/mp4",
         Some("pdf") => "application/pdf",
         Some("txt") => "text/plain",
         Some("json") => "application/json",
@@ -232,6 +240,41 @@ pub fn media_file_id(answer: &Value) -> Option<String> {
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
+}
+
+/// How many of a room's latest messages are searched for a file message
+/// whose confirmation answer was lost (the send queue is sequential, so it
+/// is among the last few unless the room is very busy).
+pub const FILE_LOOKUP_COUNT: usize = 50;
+
+/// In a history answer (`{"messages":[...]}`), the message of `user_id`
+/// carrying the uploaded file `file_id` (in `file` or `files`).
+pub fn file_message(answer: &Value, file_id: &str, user_id: &str) -> Option<Value> {
+    let has_file = |m: &Value| {
+        let id_is = |f: &Value| f.get("_id").and_then(Value::as_str) == Some(file_id);
+        m.get("file").is_some_and(id_is)
+            || m.get("files")
+                .and_then(Value::as_array)
+                .is_some_and(|fs| fs.iter().any(id_is))
+    };
+    let by_user = |m: &Value| {
+        m.get("u")
+            .and_then(|u| u.get("_id"))
+            .and_then(Value::as_str)
+            == Some(user_id)
+    };
+    answer
+        .get("messages")?
+        .as_array()?
+        .iter()
+        .find(|m| by_user(m) && has_file(m))
+        .cloned()
+}
+
+/// True when `rooms.mediaConfirm` no longer knows the file (a temporary
+/// upload expires after 24 h): upload it again.
+pub fn is_invalid_file(reason: &str) -> bool {
+    reason.contains("invalid-file")
 }
 
 /// `Message_MaxAllowedSize` in a `settings.public` answer.

@@ -37,6 +37,9 @@ fn content_types_by_extension() {
         ("c.gif", "image/gif"),
         ("d.webp", "image/webp"),
         ("e.mp4", "video/mp4"),
+        ("tts.mp3", "audio/mpeg"),
+        ("note.ogg", "audio/ogg"),
+        ("clip.MOV", "video/quicktime"),
         ("f.pdf", "application/pdf"),
         ("g.txt", "text/plain"),
         ("h.json", "application/json"),
@@ -203,4 +206,19 @@ fn answer_fields() {
     let as_text = json!({"settings":[{"_id":"Message_MaxAllowedSize","value":"300"}]});
     assert_eq!(max_message_size(&as_text), Some(300));
     assert_eq!(max_message_size(&json!({"settings":[]})), None);
+}
+
+#[test]
+fn file_message_is_found_by_file_id_and_author() {
+    let history = json!({"messages": [
+        {"_id": "m3", "u": {"_id": "alice"}, "file": {"_id": "F1"}},
+        {"_id": "m2", "u": {"_id": "bot"}, "msg": "text"},
+        {"_id": "m1", "u": {"_id": "bot"}, "files": [{"_id": "F0"}, {"_id": "F1"}]},
+    ], "success": true});
+    let found = file_message(&history, "F1", "bot").expect("found");
+    assert_eq!(found["_id"], "m1");
+    assert_eq!(file_message(&history, "F9", "bot"), None);
+    assert_eq!(file_message(&json!({"success": true}), "F1", "bot"), None);
+    assert!(is_invalid_file("[invalid-file]"));
+    assert!(!is_invalid_file("File exceeds allowed size"));
 }

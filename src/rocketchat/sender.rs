@@ -1,7 +1,7 @@
 //! The send worker thread: posts each job's steps over REST and reports the outcome to the core.
 use super::plan::{self, Step, Target};
 use super::rest::{self, Rest};
-use super::rest_shapes::text_message;
+use super::rest_shapes::{is_invalid_file, text_message};
 use crate::backoff::Backoff;
 use crate::bus::{CoreMsg, SendJob, SendOutcome};
 use crate::error::Error;
@@ -30,6 +30,8 @@ pub fn spawn(
         to_core,
         shutdown,
         backoff: Backoff::with_jitter(Duration::from_secs(1), Duration::from_secs(60)),
+        refused_since_success: false,
+        unconfirmed: None,
     };
     thread::Builder::new()
         .name("sender".into())
@@ -42,6 +44,22 @@ struct Worker {
     shutdown: Arc<AtomicBool>,
     /// Delay of the next `Retry`; reset by every confirmed step.
     backoff: Backoff,
+    /// A 401 was answered since the last confirmed step: a second one means
+    /// that a fresh login does not help, so wait instead of logging in again
+    /// (each login adds a token to the bot's account on the server).
+    refused_since_success: bool,
+    /// A file that `rooms.media` took but whose confirmation failed without
+    /// a clear answer: the next attempt checks whether it was posted before
+    /// confirming it again (the confirmation is not idempotent). Kept in
+    /// memory only: a crash in that window can still post the file twice.
+    unconfirmed: Option<Unconfirmed>,
+}
+
+/// See [`Worker::unconfirmed`].
+struct Unconfirmed {
+    key: String,
+    index: usize,
+    file_id: String,
 }
 
 /// Why a job stopped before its end.
@@ -115,6 +133,7 @@ impl Worker {
             let id = self.post(job, &room, n, step)?;
             first_id.get_or_insert(id);
             self.backoff.reset();
+            self.refused_since_success = false;
             self.report(SendOutcome::Progress {
                 key: item.key.clone(),
                 steps_done: n + 1,
@@ -148,7 +167,7 @@ impl Worker {
 
     /// Posts one step: answers the id of the message it made ("" when an
     /// old server does not say, for a file).
-    fn post(&self, job: &SendJob, room: &Room, n: u32, step: &Step) -> Result<String, Halt> {
+    fn post(&mut self, job: &SendJob, room: &Room, n: u32, step: &Step) -> Result<String, Halt> {
         let item = &job.item;
         let tmid = item.thread.as_deref();
         let id = plan::message_id(&item.key, n);
@@ -168,30 +187,91 @@ impl Worker {
         Ok(message_id_of(&posted).unwrap_or(id))
     }
 
-    fn upload(&self, job: &SendJob, room: &Room, index: usize) -> Result<String, Halt> {
+    fn upload(&mut self, job: &SendJob, room: &Room, index: usize) -> Result<String, Halt> {
         let item = &job.item;
         let file = &item.files[index];
         let caption = item.description.as_deref();
         let tmid = item.thread.as_deref();
-        match self
+        let pending = self
+            .unconfirmed
+            .take()
+            .filter(|u| u.key == item.key && u.index == index);
+        if let Some(u) = pending {
+            if let Some(id) = self.finish_unconfirmed(job, room, u)? {
+                return Ok(id);
+            }
+        }
+        let mut uploaded = None;
+        let result = self
             .rest
-            .upload(&job.session, &room.id, file, caption, tmid)
-        {
+            .upload(&job.session, &room.id, file, caption, tmid, &mut uploaded);
+        match result {
             Ok(message) => Ok(message_id_of(&message).unwrap_or_default()),
             Err(e) if is_final(&e) => Err(Halt::Failed(format!("{}: {e}", file.name))),
-            Err(e) => Err(Halt::Call(e)),
+            Err(e) => {
+                self.unconfirmed = uploaded.map(|file_id| Unconfirmed {
+                    key: item.key.clone(),
+                    index,
+                    file_id,
+                });
+                Err(Halt::Call(e))
+            }
+        }
+    }
+
+    /// After a confirmation without a clear answer: the file's message if the
+    /// server did post it, else the confirmation again. `Ok(None)`: the
+    /// server forgot the upload, upload the file again.
+    fn finish_unconfirmed(
+        &mut self,
+        job: &SendJob,
+        room: &Room,
+        u: Unconfirmed,
+    ) -> Result<Option<String>, Halt> {
+        let item = &job.item;
+        let name = &item.files[u.index].name;
+        match self.rest.find_file_message(&job.session, room, &u.file_id) {
+            Ok(Some(m)) => {
+                debug!("{name} was posted before the answer was lost");
+                return Ok(Some(message_id_of(&m).unwrap_or_default()));
+            }
+            Ok(None) => {}
+            // The history cannot be read here: confirm as before the check.
+            Err(e) if is_final(&e) => warn!("cannot check whether {name} was posted: {e}"),
+            Err(e) => {
+                self.unconfirmed = Some(u);
+                return Err(Halt::Call(e));
+            }
+        }
+        let caption = item.description.as_deref();
+        let tmid = item.thread.as_deref();
+        let confirmed = self
+            .rest
+            .confirm_upload(&job.session, &room.id, &u.file_id, caption, tmid);
+        match confirmed {
+            Ok(message) => Ok(Some(message_id_of(&message).unwrap_or_default())),
+            Err(Error::Status { reason, .. }) if is_invalid_file(&reason) => Ok(None),
+            Err(e) if is_final(&e) => Err(Halt::Failed(format!("{name}: {e}"))),
+            Err(e) => {
+                self.unconfirmed = Some(u);
+                Err(Halt::Call(e))
+            }
         }
     }
 
     /// The outcome of a failed call: log in again, wait, or give up.
     fn after_error(&mut self, item: &Outgoing, e: Error) -> SendOutcome {
         let key = item.key.clone();
-        if matches!(e, Error::Status { status: 401, .. }) {
+        if matches!(e, Error::Status { status: 401, .. }) && !self.refused_since_success {
             warn!("sending {key}: {e}: logging in again");
+            self.refused_since_success = true;
             return SendOutcome::Unauthorized { key };
         }
         if is_final(&e) {
             return self.failed(item, e.to_string());
+        }
+        if matches!(e, Error::Status { status: 401, .. }) {
+            warn!("sending {key}: {e} again after a new login: is a proxy refusing the REST API?");
         }
         let after = rest::retry_after(&e).unwrap_or_else(|| self.backoff.next_delay());
         warn!(

@@ -1,0 +1,288 @@
+//! Sending files (contract §2 `files`/`options`, §4 files): upload APIs by version, caption, bytes, refusals.
+mod harness;
+mod support;
+
+use harness::stack::{Stack, T};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use support::fake_rc::{FakeRcOptions, RestFault, BOT_ID};
+use support::wait::{assert_never, wait_until};
+
+/// Bytes that would break a sloppy multipart body: CR LF, dashes, every byte value.
+fn snapshot_bytes(len: usize) -> Vec<u8> {
+    let mut v = b"\xff\xd8\xff\xe0JFIF\r\n--\r\n\r\n".to_vec();
+    v.extend((0..len).map(|i| (i * 7 % 256) as u8));
+    v
+}
+
+fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).expect("write test file");
+    p
+}
+
+fn send(s: &Stack, req: Value) {
+    let mut req = req;
+    req["action"] = json!("send");
+    let reply = s.request(req);
+    assert_eq!(reply["ok"], true, "{reply}");
+}
+
+fn sent(s: &Stack, reference: &str) -> Value {
+    s.jeedom.wait_event(T, "sent", |e| e["ref"] == reference)
+}
+
+/// Paths (without query) of the POSTs the fake received.
+fn posts(s: &Stack) -> Vec<String> {
+    let reqs = s.rc.rest_requests();
+    reqs.into_iter()
+        .filter(|(m, _)| m == "POST")
+        .map(|(_, p)| p)
+        .collect()
+}
+
+fn count_posts(s: &Stack, prefix: &str) -> usize {
+    posts(s).iter().filter(|p| p.starts_with(prefix)).count()
+}
+
+/// The bot's messages in a room that carry a file.
+fn file_messages(s: &Stack, rid: &str) -> Vec<Value> {
+    let all = s.rc.messages(rid);
+    all.into_iter()
+        .filter(|m| m["u"]["_id"] == BOT_ID && m["file"].is_object())
+        .collect()
+}
+
+/// The spool directory of the daemon (next to its state file).
+fn spool_is_empty(s: &Stack) -> bool {
+    let dir = s.daemon.dir.join("rocketchatd-spool");
+    std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none())
+}
+
+#[test]
+fn seven_x_uses_rooms_media_then_confirm_with_the_caption() {
+    let s = Stack::start("files-7x");
+    s.wait_connected();
+    let (a, b) = (snapshot_bytes(300_000), snapshot_bytes(1000));
+    let pa = write_file(&s.daemon.dir, "snap.jpg", &a);
+    let pb = write_file(&s.daemon.dir, "clip.png", &b);
+    let req = json!({"room": "#general", "message": "Motion at the door", "ref": "f",
+        "files": [pa.to_str().unwrap()],
+        "options": format!("file={} description=\"front door\"", pb.display())});
+    send(&s, req);
+    let ev = sent(&s, "f");
+    let ups = s.rc.uploads();
+    let got: Vec<(&str, &str, &[u8])> = ups
+        .iter()
+        .map(|(n, t, d)| (n.as_str(), t.as_str(), d.as_slice()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("snap.jpg", "image/jpeg", a.as_slice()),
+            ("clip.png", "image/png", b.as_slice())
+        ]
+    );
+    assert_eq!(count_posts(&s, "/api/v1/rooms.media/GENERAL"), 2);
+    assert_eq!(count_posts(&s, "/api/v1/rooms.mediaConfirm/GENERAL/"), 2);
+    assert_eq!(count_posts(&s, "/api/v1/rooms.upload"), 0);
+    let confirms = s.rc.rest_bodies("rooms.mediaConfirm");
+    assert_eq!(confirms, vec![json!({"description": "front door"}); 2]);
+    // The text first, then each file with the caption; `sent` names the text message.
+    let bot: Vec<Value> = s.rc.messages("GENERAL");
+    let bot: Vec<&Value> = bot.iter().filter(|m| m["u"]["_id"] == BOT_ID).collect();
+    assert_eq!(bot.len(), 3, "{bot:?}");
+    assert_eq!(bot[0]["msg"], "Motion at the door");
+    assert_eq!(ev["message_id"], bot[0]["_id"]);
+    for (m, name) in bot[1..].iter().zip(["snap.jpg", "clip.png"]) {
+        assert_eq!(m["file"]["name"], name);
+        assert_eq!(m["attachments"][0]["description"], "front door");
+    }
+    wait_until(T, "the spool emptied", || spool_is_empty(&s));
+    assert!(pa.exists(), "the daemon never deletes Jeedom's own file");
+}
+
+#[test]
+fn five_x_uses_rooms_upload() {
+    let opts = FakeRcOptions {
+        version: "5.4.9".into(),
+        ..FakeRcOptions::default()
+    };
+    let s = Stack::start_with("files-5x", opts, &[]);
+    s.wait_connected();
+    let data = snapshot_bytes(50_000);
+    let p = write_file(&s.daemon.dir, "snap.jpg", &data);
+    let req = json!({"room": "GENERAL", "files": [p.to_str().unwrap()], "ref": "old",
+        "options": "description=\"back garden\""});
+    send(&s, req);
+    let ev = sent(&s, "old");
+    assert_eq!(count_posts(&s, "/api/v1/rooms.upload/GENERAL"), 1);
+    assert_eq!(count_posts(&s, "/api/v1/rooms.media"), 0);
+    let ups = s.rc.uploads();
+    assert_eq!(ups.len(), 1);
+    assert_eq!(ups[0].2, data);
+    let m = &file_messages(&s, "GENERAL")[0];
+    assert_eq!(m["attachments"][0]["description"], "back garden");
+    assert_eq!(
+        ev["message_id"], m["_id"],
+        "a file alone: the file's message"
+    );
+}
+
+#[test]
+fn a_file_deleted_right_after_ok_is_still_sent() {
+    let s = Stack::start("files-deleted");
+    s.wait_connected();
+    s.rc.set_down(true);
+    let data = snapshot_bytes(20_000);
+    let p = write_file(&s.daemon.dir, "gone.jpg", &data);
+    let req = json!({"room": "#general", "files": [p.to_str().unwrap()], "ref": "gone"});
+    send(&s, req);
+    std::fs::remove_file(&p).expect("delete like Jeedom does");
+    s.rc.set_down(false);
+    sent(&s, "gone");
+    let ups = s.rc.uploads();
+    assert_eq!(ups.len(), 1);
+    assert_eq!((ups[0].0.as_str(), &ups[0].2), ("gone.jpg", &data));
+    wait_until(T, "the spool emptied", || spool_is_empty(&s));
+}
+
+#[test]
+fn a_missing_file_is_refused_on_the_socket() {
+    let s = Stack::start("files-missing");
+    s.wait_connected();
+    let p = s.daemon.dir.join("never.jpg");
+    let req = json!({"action": "send", "room": "#general", "message": "x",
+        "files": [p.to_str().unwrap()], "ref": "m"});
+    let reply = s.request(req);
+    assert_eq!(reply["ok"], false, "{reply}");
+    assert!(reply["error"].as_str().unwrap().contains("never.jpg"));
+    assert_never(Duration::from_secs(1), "anything posted", || {
+        !s.rc.rest_bodies("chat.sendMessage").is_empty()
+    });
+}
+
+#[test]
+fn an_oversized_file_fails_once_with_the_server_reason() {
+    let opts = FakeRcOptions {
+        max_upload: 1000,
+        ..FakeRcOptions::default()
+    };
+    let s = Stack::start_with("files-too-big", opts, &[]);
+    s.wait_connected();
+    let p = write_file(&s.daemon.dir, "big.jpg", &snapshot_bytes(5000));
+    send(
+        &s,
+        json!({"room": "#general", "files": [p.to_str().unwrap()], "ref": "big"}),
+    );
+    let ev = s.jeedom.wait_event(T, "send_failed", |e| e["ref"] == "big");
+    let error = ev["error"].as_str().unwrap();
+    assert!(
+        error.contains("File exceeds allowed size of 1000 bytes"),
+        "{ev}"
+    );
+    assert!(error.contains("big.jpg"), "names the file: {ev}");
+    assert_never(Duration::from_secs(3), "another upload attempt", || {
+        count_posts(&s, "/api/v1/rooms.") > 1
+    });
+    assert_eq!(s.jeedom.events_of_type("send_failed").len(), 1);
+    assert!(s.jeedom.events_of_type("sent").is_empty());
+    assert!(s.rc.uploads().is_empty());
+    wait_until(T, "the spool emptied", || spool_is_empty(&s));
+}
+
+#[test]
+fn options_with_a_quoted_path_containing_spaces() {
+    let s = Stack::start("files-options");
+    s.wait_connected();
+    let dir = s.daemon.dir.join("camera shots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = snapshot_bytes(4096);
+    let p = write_file(&dir, "my snap.jpg", &data);
+    let options = format!("file=\"{}\" description=\"front door\"", p.display());
+    send(
+        &s,
+        json!({"room": "#general", "message": "", "options": options, "ref": "o"}),
+    );
+    let ev = sent(&s, "o");
+    let ups = s.rc.uploads();
+    assert_eq!(ups.len(), 1);
+    assert_eq!(
+        (ups[0].0.as_str(), ups[0].1.as_str()),
+        ("my snap.jpg", "image/jpeg")
+    );
+    assert_eq!(ups[0].2, data);
+    let m = &file_messages(&s, "GENERAL")[0];
+    assert_eq!(m["attachments"][0]["description"], "front door");
+    assert_eq!(m["attachments"][0]["title"], "my snap.jpg");
+    assert_eq!(ev["message_id"], m["_id"]);
+}
+
+/// `rooms.mediaConfirm` posts a message at each call: after a lost answer the
+/// daemon looks in the room's history before confirming again, and confirms
+/// the same upload (no second `rooms.media`) when the first did not happen.
+#[test]
+fn a_failed_confirmation_posts_the_file_once() {
+    let s = Stack::start("files-lost-confirm");
+    s.wait_connected();
+    s.rc.rest_fault("rooms.mediaConfirm", RestFault::DropAfterInsert, 1);
+    let data = snapshot_bytes(2000);
+    let p = write_file(&s.daemon.dir, "once.jpg", &data);
+    let files = json!([p.to_str().unwrap()]);
+    send(
+        &s,
+        json!({"room": "#general", "files": files, "ref": "lost"}),
+    );
+    let ev = sent(&s, "lost");
+    let m = &file_messages(&s, "GENERAL")[0];
+    assert_eq!(ev["message_id"], m["_id"]);
+    assert_eq!(count_posts(&s, "/api/v1/rooms.media/"), 1);
+    assert_eq!(count_posts(&s, "/api/v1/rooms.mediaConfirm/"), 1);
+    let looked = s.rc.rest_requests();
+    assert!(looked.iter().any(|(_, p)| p == "/api/v1/channels.history"));
+    // Refused before posting (a 502 from a proxy): confirmed again, same upload.
+    s.rc.rest_fault("rooms.mediaConfirm", RestFault::Status(502), 1);
+    send(
+        &s,
+        json!({"room": "#general", "files": files, "ref": "502"}),
+    );
+    sent(&s, "502");
+    assert_eq!(count_posts(&s, "/api/v1/rooms.media/"), 2);
+    assert_eq!(count_posts(&s, "/api/v1/rooms.mediaConfirm/"), 3);
+    assert_eq!(s.rc.uploads().len(), 2);
+    assert_never(Duration::from_secs(2), "a third file message", || {
+        file_messages(&s, "GENERAL").len() > 2
+    });
+}
+
+/// Text posted, then the daemon dies during the upload: after the restart
+/// only the file is posted (the steps done are kept in the state).
+#[test]
+fn a_crash_between_the_text_and_the_file_posts_each_once() {
+    let mut s = Stack::start("files-crash");
+    s.wait_connected();
+    s.rc.rest_fault("rooms.media/", RestFault::Hang, 1);
+    let p = write_file(&s.daemon.dir, "door.jpg", &snapshot_bytes(3000));
+    let req = json!({"room": "#general", "message": "Someone at the door",
+        "files": [p.to_str().unwrap()], "ref": "c"});
+    send(&s, req);
+    wait_until(T, "the text step saved as done", || {
+        let st = s.daemon.state();
+        st["outbox"][0]["steps_done"] == 1
+    });
+    s.daemon.kill9();
+    s.daemon.restart();
+    s.daemon.wait_ready();
+    let ev = sent(&s, "c");
+    let bot: Vec<Value> = s.rc.messages("GENERAL");
+    let bot: Vec<&Value> = bot.iter().filter(|m| m["u"]["_id"] == BOT_ID).collect();
+    assert_eq!(bot.len(), 2, "{bot:?}");
+    assert_eq!(bot[0]["msg"], "Someone at the door");
+    assert_eq!(bot[1]["file"]["name"], "door.jpg");
+    assert_eq!(
+        ev["message_id"], bot[0]["_id"],
+        "the text, as before the crash"
+    );
+    assert_eq!(s.rc.rest_bodies("chat.sendMessage").len(), 1);
+}
