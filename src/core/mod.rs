@@ -173,3 +173,7 @@ impl Core {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

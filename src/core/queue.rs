@@ -26,37 +26,36 @@ impl Core {
         self.dirty = true;
     }
 
-    /// Drops the oldest `message` event not being posted and counts it in a
-    /// `dropped` event at the end of the queue.
+    /// Drops the oldest `message` event not being posted and counts it in
+    /// one `dropped` event, which takes the first dropped message's place (and
+    /// sequence number, so that the queue stays in order).
     fn drop_oldest_message(&mut self) {
-        let inflight = self.cb_inflight.unwrap_or(0);
-        let busy = |e: &QueuedEvent| self.cb_inflight.is_some() && e.seq <= inflight;
-        let Some(pos) = self
-            .state
-            .events
+        let inflight = self.cb_inflight;
+        let free = |e: &QueuedEvent| inflight.is_none_or(|s| e.seq > s);
+        let events = &mut self.state.events;
+        let Some(pos) = events
             .iter()
-            .position(|e| !busy(e) && e.event["type"] == "message")
+            .position(|e| free(e) && e.event["type"] == "message")
         else {
             return;
         };
-        self.state.events.remove(pos);
-        match self.state.events.back_mut() {
-            Some(last)
-                if last.event["type"] == "dropped"
-                    && !(self.cb_inflight.is_some() && last.seq <= inflight) =>
-            {
-                let n = last.event["count"].as_u64().unwrap_or(0) + 1;
-                last.event = events::dropped(n);
+        match events
+            .iter()
+            .position(|e| free(e) && e.event["type"] == "dropped")
+        {
+            Some(d) => {
+                let n = events[d].event["count"].as_u64().unwrap_or(0) + 1;
+                events[d].event = events::dropped(n);
+                events.remove(pos);
             }
-            _ => {
+            None => {
                 log::warn!("Jeedom is not taking events: queue full, dropping the oldest messages");
-                let seq = self.state.next_seq;
-                self.state.next_seq += 1;
-                self.state.events.push_back(QueuedEvent {
+                let seq = events[pos].seq;
+                events[pos] = QueuedEvent {
                     seq,
                     mark: None,
                     event: events::dropped(1),
-                });
+                };
             }
         }
     }

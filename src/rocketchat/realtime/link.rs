@@ -192,10 +192,10 @@ impl Link {
                 self.send(&ClientFrame::Ping { id: None })
             }
             Some(at) if at.elapsed() >= self.heartbeat => {
-                let silent = self.last_rx.elapsed().as_secs();
+                let silent = self.last_rx.elapsed().as_secs_f64();
                 let e = io::Error::new(
                     ErrorKind::TimedOut,
-                    format!("no frame from the server for {silent} s"),
+                    format!("no frame from the server for {silent:.1} s"),
                 );
                 Err(Error::io("websocket heartbeat", e))
             }

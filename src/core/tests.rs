@@ -1,0 +1,223 @@
+//! Unit tests of the core: event queue bound, dedupe, watermarks, asks.
+use super::*;
+use crate::bus::{CallbackJob, CallbackReport, RtEvent};
+use crate::model::{Incoming, Room, RoomKind, UserRef};
+use crate::state::PendingAsk;
+use std::sync::mpsc::{self, Receiver};
+
+struct Rig {
+    core: Core,
+    callback: Receiver<CallbackJob>,
+    realtime: Receiver<RtCommand>,
+    _sender: Receiver<SendJob>,
+}
+
+fn rig() -> Rig {
+    let (cb_tx, callback) = mpsc::channel();
+    let (send_tx, send_rx) = mpsc::channel();
+    let (rt_tx, realtime) = mpsc::channel();
+    let path = std::env::temp_dir().join(format!(
+        "rcd-core-{}-{:?}.json",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let cfg = CoreConfig {
+        state_path: path,
+        cycle: Duration::from_millis(1),
+        on_status: Box::new(|_| {}),
+    };
+    let links = Links {
+        callback: Some(cb_tx),
+        sender: send_tx,
+        realtime: rt_tx,
+    };
+    let mut state = State::fresh("http://x", "jeedombot");
+    state.username = Some("jeedombot".into());
+    Rig {
+        core: Core::new(cfg, links, state),
+        callback,
+        realtime,
+    }
+}
+
+fn general() -> Room {
+    Room {
+        id: "GENERAL".into(),
+        name: "general".into(),
+        kind: RoomKind::Channel,
+        users: vec![],
+        last_message_ms: Some(1000),
+    }
+}
+
+fn msg(id: &str, ts: i64, user: &str, text: &str) -> Incoming {
+    Incoming {
+        id: id.into(),
+        room_id: "GENERAL".into(),
+        user: UserRef {
+            id: format!("{user}id"),
+            username: user.into(),
+            name: None,
+        },
+        text: text.into(),
+        ts_ms: ts,
+        thread: None,
+        files: vec![],
+        mentions: vec![],
+    }
+}
+
+fn types(core: &Core) -> Vec<String> {
+    core.state
+        .events
+        .iter()
+        .map(|e| e.event["type"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn new_rooms_start_at_their_last_message_and_updates_are_not_messages() {
+    let mut r = rig();
+    r.core
+        .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
+    assert_eq!(r.core.state.rooms["GENERAL"].watermark_ms, Some(1000));
+    let m = msg("m1", 2000, "alice", "hello");
+    r.core
+        .handle(CoreMsg::Realtime(RtEvent::Messages(vec![m.clone(), m])));
+    // An older message (an update of something already handled) is dropped too.
+    r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![msg(
+        "old", 500, "alice", "reaction",
+    )])));
+    assert_eq!(types(&r.core), ["rooms", "message"]);
+}
+
+#[test]
+fn watermark_advances_only_when_jeedom_acknowledges() {
+    let mut r = rig();
+    r.core
+        .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
+    r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![msg(
+        "m1", 2000, "alice", "a",
+    )])));
+    r.core.pump();
+    let CallbackJob::Batch { events } = r.callback.try_recv().expect("a batch");
+    assert_eq!(events.len(), 2);
+    assert_eq!(r.core.state.rooms["GENERAL"].watermark_ms, Some(1000));
+    r.core.handle(CoreMsg::Callback(CallbackReport::Delivered {
+        upto_seq: events[1].0,
+    }));
+    assert_eq!(r.core.state.rooms["GENERAL"].watermark_ms, Some(2000));
+    assert!(r.core.state.events.is_empty());
+}
+
+#[test]
+fn queue_bound_drops_oldest_messages_and_counts_them() {
+    let mut r = rig();
+    r.core
+        .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
+    let n = queue::MAX_EVENTS + 5;
+    let batch: Vec<Incoming> = (0..n)
+        .map(|i| msg(&format!("m{i}"), 2000 + i as i64, "alice", "x"))
+        .collect();
+    r.core.handle(CoreMsg::Realtime(RtEvent::Messages(batch)));
+    let events = &r.core.state.events;
+    assert!(events.len() <= queue::MAX_EVENTS + 1, "{}", events.len());
+    assert_eq!(
+        events.front().unwrap().event["type"],
+        "rooms",
+        "non-message events are kept"
+    );
+    let dropped: Vec<_> = events
+        .iter()
+        .filter(|e| e.event["type"] == "dropped")
+        .collect();
+    assert_eq!(dropped.len(), 1, "one dropped event counts them all");
+    let dropped = dropped[0];
+    assert!(
+        events
+            .iter()
+            .zip(events.iter().skip(1))
+            .all(|(a, b)| a.seq < b.seq),
+        "queue stays in order"
+    );
+    let kept = events
+        .iter()
+        .filter(|e| e.event["type"] == "message")
+        .count() as u64;
+    assert_eq!(
+        kept + dropped.event["count"].as_u64().unwrap(),
+        n as u64,
+        "every message kept or counted"
+    );
+    let last_kept = events
+        .iter()
+        .rev()
+        .find(|e| e.event["type"] == "message")
+        .unwrap();
+    assert_eq!(
+        last_kept.event["id"],
+        format!("m{}", n - 1),
+        "the newest are kept"
+    );
+}
+
+fn pending(ask_id: &str, mention: Option<&str>) -> PendingAsk {
+    PendingAsk {
+        ask_id: ask_id.into(),
+        room: general(),
+        message_id: format!("q{ask_id}"),
+        question: "Call?".into(),
+        answers: vec!["Yes".into(), "No".into()],
+        mention: mention.map(String::from),
+        expires_ms: i64::MAX,
+        closing: None,
+    }
+}
+
+#[test]
+fn newest_pending_ask_gets_the_reply_and_it_is_not_a_message() {
+    let mut r = rig();
+    r.core
+        .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
+    r.core.state.asks = vec![pending("1", None), pending("2", Some("alice"))];
+    r.core.session = Some(crate::model::Session {
+        user_id: "botid".into(),
+        username: "jeedombot".into(),
+        token: crate::model::Secret::new("t"),
+        server_version: "7".into(),
+    });
+    r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![msg(
+        "a1", 3000, "bob", " no ",
+    )])));
+    r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![msg(
+        "a2", 3001, "alice", "YES",
+    )])));
+    let evs: Vec<_> = r
+        .core
+        .state
+        .events
+        .iter()
+        .map(|e| e.event.clone())
+        .collect();
+    let answers: Vec<(String, String)> = evs
+        .iter()
+        .filter(|e| e["type"] == "ask_answer")
+        .map(|e| {
+            (
+                e["ask_id"].as_str().unwrap().to_string(),
+                e["answer"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    // Bob may not answer ask 2 (mention alice), so his reply goes to ask 1.
+    assert_eq!(
+        answers,
+        [
+            ("1".to_string(), "No".to_string()),
+            ("2".to_string(), "Yes".to_string())
+        ]
+    );
+    assert!(!evs.iter().any(|e| e["type"] == "message"));
+    let edits: Vec<RtCommand> = r.realtime.try_iter().collect();
+    assert_eq!(edits.len(), 2, "both questions are closed");
+}
