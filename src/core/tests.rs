@@ -37,6 +37,7 @@ fn rig() -> Rig {
         core: Core::new(cfg, links, state),
         callback,
         realtime,
+        _sender: send_rx,
     }
 }
 
