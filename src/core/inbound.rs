@@ -82,6 +82,7 @@ impl Core {
             next.insert(rs.room.id.clone(), rs);
         }
         let changed = !same_rooms(&self.state.rooms, &next);
+        self.save_now |= next.keys().any(|id| !self.state.rooms.contains_key(id));
         self.state.rooms = next;
         self.dirty = true;
         if changed || !self.rooms_announced {

@@ -35,6 +35,8 @@ pub struct Core {
     links: Links,
     state: State,
     dirty: bool,
+    /// Write at the next pump, whatever the cycle.
+    save_now: bool,
     last_save: Option<Instant>,
     /// Socket replies held until the request they answer is on disk.
     waiters: Vec<Sender<serde_json::Value>>,
@@ -57,6 +59,7 @@ impl Core {
             links,
             state,
             dirty: false,
+            save_now: false,
             last_save: None,
             waiters: Vec::new(),
             session: None,
@@ -132,8 +135,13 @@ impl Core {
         at
     }
 
-    /// The state is written at most once per cycle.
+    /// The state is written at most once per cycle, except right after the
+    /// bot joined a room: until that room's starting point is on disk, a crash
+    /// would make its first messages look older than the room.
     fn save_due(&self) -> Instant {
+        if self.save_now {
+            return Instant::now();
+        }
         self.last_save
             .map_or_else(Instant::now, |t| t + self.cfg.cycle)
     }
@@ -142,6 +150,7 @@ impl Core {
         match state::save(&self.cfg.state_path, &self.state) {
             Ok(()) => {
                 self.dirty = false;
+                self.save_now = false;
                 for w in self.waiters.drain(..) {
                     let _ = w.send(serde_json::json!({"ok": true}));
                 }

@@ -56,18 +56,24 @@ pub fn free_port() -> u16 {
 
 /// A running daemon and what it printed.
 pub struct Daemon {
-    child: Child,
+    child: Option<Child>,
     pub dir: PathBuf,
     pub port: u16,
     pub pid_path: PathBuf,
     pub state_path: PathBuf,
     pub args: Vec<String>,
+    env: Vec<(String, String)>,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Daemon {
     /// Starts with the usual Jeedom options plus `extra`, in `dir`.
     pub fn start_in(dir: &Path, extra: &[&str]) -> Daemon {
+        Daemon::start_env(dir, extra, &[])
+    }
+
+    /// Like [`Daemon::start_in`], with extra environment variables.
+    pub fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
         let port = free_port();
         let pid_path = dir.join("daemon.pid");
         let state_path = dir.join("state.json");
@@ -87,55 +93,54 @@ impl Daemon {
         .map(String::from)
         .collect();
         args.extend(extra.iter().map(|s| s.to_string()));
-        Daemon::spawn(dir, port, pid_path, state_path, args)
-    }
-
-    fn spawn(
-        dir: &Path,
-        port: u16,
-        pid_path: PathBuf,
-        state_path: PathBuf,
-        args: Vec<String>,
-    ) -> Daemon {
-        let mut child = command()
-            .args(&args)
-            .current_dir(dir)
-            .env_remove("JOURNAL_STREAM")
-            .env_remove("NOTIFY_SOCKET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start rocketchatd");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        capture(child.stderr.take(), log.clone());
-        capture(child.stdout.take(), log.clone());
-        Daemon {
-            child,
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut d = Daemon {
+            child: None,
             dir: dir.to_path_buf(),
             port,
             pid_path,
             state_path,
             args,
-            log,
-        }
+            env,
+            log: Default::default(),
+        };
+        d.spawn();
+        d
+    }
+
+    fn spawn(&mut self) {
+        let mut child = command()
+            .args(&self.args)
+            .current_dir(&self.dir)
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("NOTIFY_SOCKET")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rocketchatd");
+        self.log = Arc::new(Mutex::new(Vec::new()));
+        capture(child.stderr.take(), self.log.clone());
+        capture(child.stdout.take(), self.log.clone());
+        self.child = Some(child);
     }
 
     /// Starts the same daemon again (same port, files and options).
     pub fn restart(&mut self) {
-        let fresh = Daemon::spawn(
-            &self.dir,
-            self.port,
-            self.pid_path.clone(),
-            self.state_path.clone(),
-            self.args.clone(),
-        );
-        let old = std::mem::replace(self, fresh);
-        drop(old);
+        self.kill9();
+        self.spawn();
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("daemon started")
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// Waits until the command socket answers `status`.
@@ -181,19 +186,19 @@ impl Daemon {
     }
 
     pub fn sigterm(&self) {
-        signal(self.child.id(), "TERM");
+        signal(self.pid(), "TERM");
     }
 
     pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.child().kill();
+        let _ = self.child().wait();
     }
 
     /// Waits for the exit, with a safety deadline.
     pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
+            if let Some(st) = self.child().try_wait().expect("try_wait") {
                 return st;
             }
             if Instant::now() > deadline {
@@ -230,8 +235,10 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
