@@ -223,6 +223,12 @@ run_on() {
 }
 
 if ((SELFTEST)); then
+    # Test CA and server key for ringcheck, made here, never committed.
+    need_apt openssl
+    RINGCHECK_CERTS=$ROOT/target/ringcheck-certs
+    cross/ringcheck/make-certs.sh "$RINGCHECK_CERTS"
+    cp Cargo.lock cross/ringcheck/Cargo.lock # same crate versions as the daemon
+
     for t in "${BUILT[@]}"; do
         IFS='|' read -r triple zig_target zig_cpu rust_cpu qemu deb_arch < <(target_info "$t")
         bin=$DIST/rocketchatd-$VERSION-$triple
@@ -242,8 +248,7 @@ if ((SELFTEST)); then
 
         # ring/rustls on this CPU: in-memory TLS 1.3/1.2 sessions with every
         # cipher suite and key exchange the daemon may negotiate.
-        cp Cargo.lock cross/ringcheck/Cargo.lock # same crate versions as the daemon
-        if ! (cd cross/ringcheck && cargo_cross "$triple" "$zig_target" "$zig_cpu" "$rust_cpu" \
+        if ! (cd cross/ringcheck && RINGCHECK_CERTS=$RINGCHECK_CERTS cargo_cross "$triple" "$zig_target" "$zig_cpu" "$rust_cpu" \
             "$(has_prebuilt_std "$triple" && echo 0 || echo 1)" build) >"$LOGS/ringcheck-$triple.log" 2>&1; then
             tail -n 40 "$LOGS/ringcheck-$triple.log"
             die "ringcheck build for $triple failed"
@@ -271,7 +276,7 @@ if ((SELFTEST)); then
     # arm1176 model really rejects ARMv7 code.
     v7=$CROSS_DIR/armv7-unknown-linux-musleabihf/release/ringcheck
     if [ -x "$v7" ] && printf '%s\n' "${BUILT[@]}" | grep -qx armv7; then
-        if qemu-arm-static -cpu arm1176 "$v7" >/dev/null 2>&1; then
+        if (qemu-arm-static -cpu arm1176 "$v7") >/dev/null 2>&1; then
             die "an ARMv7 binary ran under -cpu arm1176: the ARMv6 selftest proves nothing"
         fi
         echo "control: the ARMv7 build fails under -cpu arm1176, as it must"

@@ -23,6 +23,7 @@ case "$ARCH" in armhf | arm64 | amd64) ;; *) echo "mkdeb: unknown arch $ARCH" >&
 # umask of whoever builds must not leak into the package).
 PKG=$(mktemp -d)
 trap 'rm -rf "$PKG"' EXIT
+chmod 0755 "$PKG" # mktemp makes it 0700; it becomes the archive's "./"
 install -d -m 0755 "$PKG/DEBIAN" "$PKG/usr/bin" "$PKG/lib/systemd/system" \
     "$PKG/etc/rocketchatd" "$PKG/usr/share/doc/rocketchatd"
 install -m 0755 "$BIN" "$PKG/usr/bin/rocketchatd"

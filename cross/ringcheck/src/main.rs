@@ -14,9 +14,10 @@ use rustls::{
     SupportedCipherSuite, SupportedProtocolVersion,
 };
 
-const CA: &[u8] = include_bytes!("../ca.pem");
-const SERVER_CERT: &[u8] = include_bytes!("../server.pem");
-const SERVER_KEY: &[u8] = include_bytes!("../server.key");
+// Test certificates made by make-certs.sh at build time (see build.sh).
+const CA: &[u8] = include_bytes!(concat!(env!("RINGCHECK_CERTS"), "/ca.pem"));
+const SERVER_CERT: &[u8] = include_bytes!(concat!(env!("RINGCHECK_CERTS"), "/server.pem"));
+const SERVER_KEY: &[u8] = include_bytes!(concat!(env!("RINGCHECK_CERTS"), "/server.key"));
 
 fn main() -> ExitCode {
     let mut failed = 0;
