@@ -128,7 +128,10 @@ SYSROOT=$(rustc --print sysroot)
 has_prebuilt_std() { compgen -G "$SYSROOT/lib/rustlib/$1/lib/libstd-*.rlib" >/dev/null; }
 ensure_std() {
     has_prebuilt_std "$1" && return 0
-    rustup target add "$1" >/dev/null 2>&1 && has_prebuilt_std "$1" && return 0
+    if rustup target add "$1" >/dev/null 2>&1 && has_prebuilt_std "$1"; then
+        echo "installed the prebuilt std for $1 (rustup target add)"
+        return 0
+    fi
     # No download: build std from source, which needs rust-src.
     if ! [ -d "$SYSROOT/lib/rustlib/src/rust/library" ]; then
         echo "installing rust-src (rustup) for -Z build-std"

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # Packaging CI, called by .ci/run as `bash cross/ci.sh`. Needs root (apt)
 # and network to crates.io, PyPI and Debian's apt; installs what it misses
-# (zig, rust-src, qemu-user-static, debootstrap, openssl, systemd's
-# systemd-analyze).
+# (zig, rust-src, qemu-user-static, debootstrap, systemd-container, openssl,
+# systemd's systemd-analyze).
 #
 # Steps: build the static binaries for the four targets (all of them fit the
 # packaging budget of about 15 minutes on 2 cores, see the README for the
 # figures), run each under qemu with a strict CPU model (--version, --help,
 # the ring/TLS check, and the session test once tests/session.rs exists),
 # build the three .deb files, check them (contents, modes, a real dpkg
-# install/upgrade/remove/purge), and check the systemd unit (verify +
-# exposure <= 2.0). Ends with a "packaging: N passed, M failed" line.
+# install/upgrade/remove/purge), check the systemd unit (verify + exposure
+# <= 2.0) and run it under a real systemd booted in a systemd-nspawn
+# container. Ends with a "packaging: N passed, M failed" line.
 #
 # CI_TARGETS overrides the target list, e.g. CI_TARGETS="armv6 armv7".
 set -uo pipefail
@@ -46,6 +47,10 @@ step "check debs" bash cross/check-deb.sh
 unit_bin=target/dist/rocketchatd-$VERSION-x86_64-unknown-linux-musl
 [ -x "$unit_bin" ] || unit_bin=""
 step "check unit" bash cross/check-unit.sh ${unit_bin:+"$unit_bin"}
+# The unit under a real systemd (nspawn container), needs the x86_64 build.
+if [ -n "$unit_bin" ]; then
+    step "check service (systemd in a container)" bash cross/check-service.sh
+fi
 
 echo
 echo "packaging: $passed passed, $failed failed"

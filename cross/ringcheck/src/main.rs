@@ -1,9 +1,24 @@
 //! Exercises ring (through rustls) on the CPU it runs on; exits 0 when every check passes.
+//!
+//! With `--config PATH` it instead plays the daemon's part as a systemd
+//! service (see cross/check-unit.sh --live): reads the config, writes
+//! `$STATE_DIRECTORY/state.json`, listens on and connects to 127.0.0.1,
+//! runs the TLS checks inside the unit's sandbox, then notifies READY=1 and
+//! STATUS= and pings the watchdog through the daemon's own `src/systemd.rs`
+//! until SIGTERM.
 #![forbid(unsafe_code)]
 
+#[path = "../../../src/systemd.rs"]
+#[allow(dead_code)] // the test constructors are unused here
+mod systemd;
+
 use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::crypto::ring as provider;
 use rustls::crypto::{CryptoProvider, SupportedKxGroup};
@@ -20,11 +35,38 @@ const SERVER_CERT: &[u8] = include_bytes!(concat!(env!("RINGCHECK_CERTS"), "/ser
 const SERVER_KEY: &[u8] = include_bytes!(concat!(env!("RINGCHECK_CERTS"), "/server.key"));
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.as_slice() {
+        [] => {
+            let failed = run_checks(true);
+            if failed == 0 {
+                println!("ringcheck: all checks passed");
+                ExitCode::SUCCESS
+            } else {
+                println!("ringcheck: {failed} check(s) failed");
+                ExitCode::FAILURE
+            }
+        }
+        [flag, path] if flag == "--config" => service(path),
+        _ => {
+            eprintln!("usage: ringcheck [--config PATH]");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs every check, printing one line each when `verbose`; returns the
+/// number of failures.
+fn run_checks(verbose: bool) -> usize {
     let mut failed = 0;
     let mut check = |name: &str, result: Result<(), String>| match result {
-        Ok(()) => println!("ok    {name}"),
+        Ok(()) => {
+            if verbose {
+                println!("ok    {name}");
+            }
+        }
         Err(e) => {
-            println!("FAIL  {name}: {e}");
+            eprintln!("FAIL  {name}: {e}");
             failed += 1;
         }
     };
@@ -73,13 +115,85 @@ fn main() -> ExitCode {
         }
     }
 
-    if failed == 0 {
-        println!("ringcheck: all checks passed");
-        ExitCode::SUCCESS
-    } else {
-        println!("ringcheck: {failed} check(s) failed");
-        ExitCode::FAILURE
+    failed
+}
+
+/// Service mode: what the daemon's sandbox must allow, then READY=1 and
+/// watchdog pings until SIGTERM. Any failure exits 1 before READY=1, so
+/// `systemctl start` fails.
+fn service(config: &str) -> ExitCode {
+    match service_setup(config) {
+        Ok((notifier, status)) => {
+            eprintln!("ringcheck service: {status}");
+            notifier.status(&status);
+            notifier.ready();
+            let term = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                if let Err(e) = signal_hook::flag::register(sig, term.clone()) {
+                    eprintln!("ringcheck service: signal handler: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            let mut pings = 0u64;
+            while !term.load(Ordering::Relaxed) {
+                notifier.watchdog(); // rate-limited inside
+                pings += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            notifier.stopping();
+            eprintln!("ringcheck service: SIGTERM after {pings} loop turns, exiting");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ringcheck service: FAILED: {e}");
+            ExitCode::FAILURE
+        }
     }
+}
+
+fn service_setup(config: &str) -> Result<(systemd::Notifier, String), String> {
+    if !systemd::under_systemd() {
+        return Err("not started by systemd (no JOURNAL_STREAM/INVOCATION_ID)".into());
+    }
+    let notifier = systemd::Notifier::from_env().ok_or("NOTIFY_SOCKET is not set")?;
+    let watchdog = notifier.watchdog_interval().ok_or("no WATCHDOG_USEC")?;
+
+    let cfg = std::fs::read(config).map_err(|e| format!("read {config}: {e}"))?;
+    let state_dir = std::env::var("STATE_DIRECTORY").map_err(|_| "no STATE_DIRECTORY")?;
+    let state = Path::new(&state_dir).join("state.json");
+    std::fs::write(&state, b"{\"probe\":true}\n")
+        .map_err(|e| format!("write {}: {e}", state.display()))?;
+
+    // Command socket and an outbound connection (here: to ourselves).
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("listen: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let client = std::thread::spawn(move || -> Result<(), String> {
+        let mut s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+        s.write_all(b"ping\n").map_err(|e| e.to_string())
+    });
+    let (mut conn, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).map_err(|e| e.to_string())?;
+    client.join().map_err(|_| "client thread panicked")??;
+    if got != b"ping\n" {
+        return Err("tcp loopback exchange failed".into());
+    }
+
+    let failed = run_checks(false);
+    if failed > 0 {
+        return Err(format!(
+            "{failed} TLS/crypto check(s) failed in the sandbox"
+        ));
+    }
+    Ok((
+        notifier,
+        format!(
+            "config {} bytes read, {} written, tcp ok, tls ok, watchdog {}s",
+            cfg.len(),
+            state.display(),
+            watchdog.as_secs_f32()
+        ),
+    ))
 }
 
 fn sha256_kat() -> Result<(), String> {
