@@ -100,8 +100,10 @@ need_apt() {
 }
 
 step "tools"
-# file + readelf check that binaries are static; python3-pip brings zig.
-need_apt file binutils python3 python3-pip
+# file + readelf check that binaries are static; pip brings zig.
+need_apt file binutils
+command -v python3 >/dev/null || need_apt python3
+python3 -m pip --version >/dev/null 2>&1 || need_apt python3-pip
 # qemu-user-static runs the ARM binaries (explicitly, no binfmt needed).
 if ((SELFTEST)); then
     for t in "${TARGETS[@]}"; do
@@ -170,7 +172,7 @@ cargo_cross() {
     # self-contained copies only exist in the (unavailable) rust-std download.
     local flags="-C link-self-contained=no${rust_cpu:+ -C target-cpu=$rust_cpu}"
     local std_args=()
-    [ "$build_std" = 1 ] && std_args=(-Z build-std=std,panic_abort)
+    [ "$build_std" = 1 ] && std_args=(-Z "build-std=std,panic_abort")
     env -u CARGO_ENCODED_RUSTFLAGS \
         RUSTC_BOOTSTRAP=1 \
         ZIG_TARGET="$zig_target" ZIG_CPU="$zig_cpu" \
