@@ -198,6 +198,9 @@ fn wait(
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
+        // Waiting out a backoff is the loop working as meant: the systemd
+        // watchdog must only fire when the loop itself is stuck.
+        (w.alive)();
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return;

@@ -150,11 +150,6 @@ impl Link {
         interruptible(&self.shutdown, f)
     }
 
-    /// True while no keep-alive ping is left unanswered.
-    pub fn healthy(&self) -> bool {
-        self.ping_sent.is_none()
-    }
-
     /// Best-effort websocket close, bounded by the socket timeouts.
     pub fn close(mut self) {
         let _ = self.tcp.set_write_timeout(Some(Duration::from_millis(500)));
