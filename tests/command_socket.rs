@@ -253,3 +253,41 @@ fn send_and_ask_are_accepted_and_files_spooled() {
     );
     assert_eq!(outbox[1]["ask_id"], "42");
 }
+
+#[test]
+fn a_burst_of_sends_is_accepted_whole() {
+    // Jeedom's PHP never reads the reply: a request refused for too many
+    // connections would be lost silently. A scenario looping over 64 sends
+    // must see all of them accepted.
+    let d = daemon("burst");
+    let port = d.port;
+    let clients: Vec<_> = (0..64)
+        .map(|i| {
+            let handle = std::thread::spawn(move || {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                let req = json!({"apikey": APIKEY, "action": "send", "room": "#general", "message": format!("m{i}")});
+                s.write_all(req.to_string().as_bytes()).unwrap();
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+                let mut out = String::new();
+                let _ = s.read_to_string(&mut out);
+                out
+            });
+            std::thread::sleep(Duration::from_millis(2));
+            handle
+        })
+        .collect();
+    let replies: Vec<String> = clients.into_iter().map(|h| h.join().unwrap()).collect();
+    let refused: Vec<&String> = replies
+        .iter()
+        .filter(|r| !r.contains("\"ok\":true"))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "{} of 64 refused: {:?}",
+        refused.len(),
+        refused.first()
+    );
+    let status = d.request(&json!({"apikey": APIKEY, "action": "status"}));
+    assert_eq!(status["queues"]["outbox"], 64, "{status}");
+}

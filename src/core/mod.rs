@@ -135,11 +135,14 @@ impl Core {
         at
     }
 
-    /// The state is written at most once per cycle, except right after the
-    /// bot joined a room: until that room's starting point is on disk, a crash
-    /// would make its first messages look older than the room.
+    /// The state is written at most once per cycle, except when a socket
+    /// client waits for its request to be on disk (Jeedom's PHP never reads
+    /// the reply: a burst held for a whole cycle would fill the 32 connection
+    /// slots and lose requests; the clients waiting together share one write)
+    /// and right after the bot joined a room (until that room's starting point
+    /// is on disk, a crash would make its first messages look older than it).
     fn save_due(&self) -> Instant {
-        if self.save_now {
+        if self.save_now || !self.waiters.is_empty() {
             return Instant::now();
         }
         self.last_save
