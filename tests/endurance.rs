@@ -318,11 +318,15 @@ fn endurance(run: Run) {
             Fault::Silence => {
                 // Long enough for the daemon's heartbeat (1 s, then 1 s more) to
                 // declare the link dead. The fake drops the frames it does not
-                // send while silent; a real server cannot drop frames on a live
-                // connection, so no connection survives the silence.
+                // send while silent, and holds HTTP requests (a reconnection's
+                // handshake) forever; a real server cannot drop frames on a live
+                // connection, and answers once it is back: so no connection
+                // survives the silence (else a message dropped while the link
+                // stayed up would be lost for good, and a held handshake costs
+                // the daemon its 10 s connect timeout).
                 rc.set_silent(true);
                 thread::sleep(hold.max(Duration::from_millis(2500)));
-                rc.drop_connections();
+                rc.restart();
                 rc.set_silent(false);
             }
             Fault::RestartServer => rc.restart(),
@@ -393,6 +397,12 @@ fn endurance(run: Run) {
         let sends_done = accepted.iter().all(|n| replies.contains(n));
         if msgs_done && sends_done {
             break true;
+        }
+        if std::env::var_os("RCD_ENDURANCE_TIMELINE").is_some() {
+            println!(
+                "  drain {:.1} s: messages {msgs_done}, sends {sends_done}",
+                drain_start.elapsed().as_secs_f64()
+            );
         }
         if drain_start.elapsed() > run.drain {
             break false;
@@ -611,6 +621,9 @@ fn endurance(run: Run) {
     for o in &out_of_order {
         println!("  out of order: {o}");
     }
+    if std::env::var_os("RCD_ENDURANCE_LOG").is_some() {
+        println!("---- daemon log (last incarnation)\n{}", daemon.log_text());
+    }
     if std::env::var_os("RCD_ENDURANCE_TIMELINE").is_some() {
         for (a, b, f) in &timeline {
             println!("  fault {f:?} {a:.2}-{b:.2} s");
@@ -657,7 +670,7 @@ fn endurance(run: Run) {
 fn endurance_short() {
     endurance(Run {
         secs: 14,
-        gap: (300, 900),
+        gap: (200, 700),
         hold: (300, 1200),
         post_gap: (20, 120),
         send_gap: (50, 250),
