@@ -126,7 +126,7 @@ fn main() {
     let bin = harness::binary();
     let m = machine();
     println!("rocketchatd benchmark (issue 6)");
-    println!("binary:  {}", bin.display());
+    println!("binary:  {} ({})", bin.display(), sections::linkage(&bin));
     println!(
         "machine: {} x {} (kernel {}), load at start {}",
         m["cores"], m["cpu"], m["kernel"], m["loadavg_at_start"]
@@ -176,6 +176,7 @@ fn main() {
     );
     let out = json!({
         "binary": bin.display().to_string(),
+        "linkage": sections::linkage(&bin),
         "machine": m,
         "config": cfg.json(),
         "figures": rows.iter().map(Row::json).collect::<Vec<_>>(),

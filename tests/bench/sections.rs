@@ -122,48 +122,91 @@ fn dur(a: Instant, b: Instant) -> f64 {
 
 // ---------------------------------------------------------------- sizes
 
-pub fn binary_sizes(bin: &Path, rows: &mut Vec<Row>, details: &mut Map<String, Value>) {
-    let mut found: Vec<(String, u64)> = Vec::new();
-    if let Ok(m) = std::fs::metadata(bin) {
-        found.push(("x86_64 (this build)".into(), m.len()));
+/// "static" or "dynamic" (has a `PT_INTERP` program header), from the ELF header.
+pub fn linkage(path: &Path) -> &'static str {
+    let Ok(b) = std::fs::read(path) else {
+        return "?";
+    };
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 || b[5] != 1 {
+        return "?"; // only 64-bit little-endian is read here
     }
-    // Cross builds (cross/): <target dir>/<triple>/release/rocketchatd.
-    let target_dir = bin.parent().and_then(Path::parent);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut dirs: Vec<std::path::PathBuf> = target_dir.into_iter().map(Path::to_path_buf).collect();
-    if let Ok(rd) = std::fs::read_dir(root) {
-        for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with("target-") {
-                dirs.push(e.path());
-            }
+    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(b[32..40].try_into().unwrap_or([0; 8])) as usize;
+    let (phentsize, phnum) = (u16_at(54), u16_at(56));
+    for i in 0..phnum {
+        let o = phoff + i * phentsize;
+        if o + 4 <= b.len() && u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) == 3 {
+            return "dynamic";
         }
     }
-    for dir in dirs {
+    "static"
+}
+
+pub fn binary_sizes(bin: &Path, rows: &mut Vec<Row>, details: &mut Map<String, Value>) {
+    let mut found: Vec<(String, std::path::PathBuf)> = vec![("measured".into(), bin.to_path_buf())];
+    // Other builds of this tree: <target>/<triple>/release/rocketchatd (cargo
+    // --target), target/cross/<triple>/release/rocketchatd and
+    // target/dist/rocketchatd-<version>-<triple> (cross/build.sh).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let target_dir = tmp.parent().unwrap_or(tmp).to_path_buf();
+    let host = target_dir.join("release").join("rocketchatd");
+    if host != bin {
+        found.push(("host".into(), host));
+    }
+    for dir in [
+        target_dir.clone(),
+        target_dir.join("cross"),
+        root.join("target").join("cross"),
+    ] {
         let Ok(rd) = std::fs::read_dir(&dir) else {
             continue;
         };
         for e in rd.flatten() {
             let triple = e.file_name().to_string_lossy().to_string();
             let p = e.path().join("release").join("rocketchatd");
-            if triple.contains('-') && p != bin {
-                if let Ok(m) = std::fs::metadata(&p) {
-                    found.push((triple, m.len()));
+            if triple.matches('-').count() >= 2 && p.is_file() {
+                found.push((triple, p));
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir(target_dir.join("dist")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if let Some(rest) = name.strip_prefix("rocketchatd-") {
+                if !name.ends_with(".deb") && e.path().is_file() {
+                    let triple = rest.split_once('-').map(|(_, t)| t).unwrap_or(rest);
+                    found.push((format!("{triple} (dist)"), e.path()));
                 }
             }
         }
     }
+    let mut seen = std::collections::HashSet::new();
     let mut list = Vec::new();
-    for (t, size) in found {
-        rows.push(
-            Row::new(
-                &format!("binary_size_{}", t.split(' ').next().unwrap_or(&t)),
-                &format!("binary size, {t}"),
-                size as f64 / 1024.0,
-                "KiB",
-            )
-            .note("stripped, static"),
+    for (what, p) in found {
+        let canon = p.canonicalize().unwrap_or(p.clone());
+        if !seen.insert(canon) {
+            continue;
+        }
+        let Ok(m) = std::fs::metadata(&p) else {
+            continue;
+        };
+        let kind = linkage(&p);
+        let label = if what == "measured" {
+            format!("binary size, measured binary ({kind})")
+        } else if what == "host" {
+            format!("binary size, host build ({kind})")
+        } else {
+            format!("binary size, {what} ({kind})")
+        };
+        let key = format!(
+            "binary_size_{}",
+            what.split(' ').next().unwrap_or(&what).replace('-', "_")
         );
-        list.push(json!({"target": t, "bytes": size}));
+        rows.push(
+            Row::new(&key, &label, m.len() as f64 / 1024.0, "KiB").note(p.display().to_string()),
+        );
+        list.push(json!({"what": what, "path": p.display().to_string(), "bytes": m.len(), "linkage": kind}));
     }
     details.insert("binaries".into(), json!(list));
 }
@@ -871,35 +914,21 @@ fn send_throughput(
 
 // ---------------------------------------------------------------- memory
 
-pub fn memory(cfg: &Config, rows: &mut Vec<Row>, details: &mut Map<String, Value>) {
-    let f = Fakes::start();
-    let d = f.daemon(cfg, "bench-memory");
-    f.wait_connected(&d, d.started);
-    settle(Duration::from_secs(2));
-    let pid = d.pid();
-    let idle = procfs::rss_kib(pid);
-    println!(
-        "\n== memory: idle RSS {} KiB (peak {} KiB); adding {} rooms",
-        idle.0, idle.1, cfg.rooms
-    );
-    let mut rids = vec!["GENERAL".to_string()];
-    for i in 0..cfg.rooms {
-        rids.push(f.rc.add_room('c', &format!("bench-{i:03}"), &["jeedombot", "alice"]));
-    }
-    let want = cfg.rooms + 1;
-    f.jeedom.wait_event(Duration::from_secs(120), "rooms", |e| {
-        e["rooms"].as_array().is_some_and(|r| r.len() >= want)
-    });
-    settle(Duration::from_secs(3));
-    let rooms = procfs::rss_kib(pid);
-    println!(
-        "  with {} rooms: RSS {} KiB (peak {} KiB)",
-        want, rooms.0, rooms.1
-    );
-    f.trim();
+/// RSS after a flood, and how it moved.
+struct Flood {
+    after: (u64, u64),
+    split: (u64, u64),
+    rate: f64,
+    samples: Vec<Value>,
+    /// RSS change (KiB) from the second sample to the end.
+    growth: f64,
+    growth_from: u64,
+}
 
-    let n = cfg.memory_messages;
-    println!("  {n} messages over the {want} rooms, in bursts of 1,000");
+/// Posts `n` messages round-robin over `rids` in bursts of 1,000, each burst
+/// delivered to Jeedom before the next; samples RSS ten times.
+fn flood(f: &Fakes, d: &Daemon, rids: &[String], n: usize) -> Flood {
+    let pid = d.pid();
     let chunk = 1000usize;
     let mut samples = Vec::new();
     let t0 = Instant::now();
@@ -926,36 +955,100 @@ pub fn memory(cfg: &Config, rows: &mut Vec<Row>, details: &mut Map<String, Value
             println!("    {done:>7} messages: RSS {rss} KiB, peak {hwm} KiB");
         }
     }
-    let secs = t0.elapsed().as_secs_f64();
+    let rate = n as f64 / t0.elapsed().as_secs_f64();
     settle(Duration::from_secs(3));
     let after = procfs::rss_kib(pid);
     let split = procfs::rss_split_kib(pid);
-    let state_bytes = std::fs::metadata(d.dir.join("state.json"))
+    let pick = samples.get(1).or(samples.first());
+    let first = pick.and_then(|s| s["rss_kib"].as_u64()).unwrap_or(0);
+    let growth_from = pick.and_then(|s| s["messages"].as_u64()).unwrap_or(0);
+    println!(
+        "  {n} messages at {rate:.0}/s; 3 s later RSS {} KiB (anonymous {}, file-backed {}), peak {} KiB",
+        after.0, split.0, split.1, after.1
+    );
+    Flood {
+        after,
+        split,
+        rate,
+        samples,
+        growth: after.0 as f64 - first as f64,
+        growth_from,
+    }
+}
+
+fn signed(v: f64) -> String {
+    if v >= 0.0 {
+        format!("+{v:.0}")
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+pub fn memory(cfg: &Config, rows: &mut Vec<Row>, details: &mut Map<String, Value>) {
+    let f = Fakes::start();
+    let d = f.daemon(cfg, "bench-memory");
+    f.wait_connected(&d, d.started);
+    settle(Duration::from_secs(2));
+    let pid = d.pid();
+    let idle = procfs::rss_kib(pid);
+    let idle_split = procfs::rss_split_kib(pid);
+    let n = cfg.memory_messages;
+    println!(
+        "\n== memory: idle RSS {} KiB (anonymous {}, file-backed {}), peak {} KiB",
+        idle.0, idle_split.0, idle_split.1, idle.1
+    );
+
+    // 1. The default world: one room.
+    println!("  {n} messages in one room");
+    let one = flood(&f, &d, &["GENERAL".to_string()], n);
+    let state_one = std::fs::metadata(d.dir.join("state.json"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+
+    // 2. 500 more rooms.
+    let mut rids = vec!["GENERAL".to_string()];
+    for i in 0..cfg.rooms {
+        rids.push(f.rc.add_room('c', &format!("bench-{i:03}"), &["jeedombot", "alice"]));
+    }
+    let want = cfg.rooms + 1;
+    f.jeedom.wait_event(Duration::from_secs(120), "rooms", |e| {
+        e["rooms"].as_array().is_some_and(|r| r.len() >= want)
+    });
+    settle(Duration::from_secs(3));
+    let rooms = procfs::rss_kib(pid);
+    println!(
+        "  with {want} rooms: RSS {} KiB (peak {} KiB)",
+        rooms.0, rooms.1
+    );
+    f.trim();
+
+    // 3. Messages over every room.
+    println!("  {n} messages over the {want} rooms");
+    let many = flood(&f, &d, &rids, n);
+    let state_many = std::fs::metadata(d.dir.join("state.json"))
         .map(|m| m.len())
         .unwrap_or(0);
     println!(
-        "  anonymous {} KiB, file-backed {} KiB; state file {} KiB",
-        split.0,
-        split.1,
-        state_bytes / 1024
+        "  state file: {} KiB after the one-room flood, {} KiB after the {want}-room one",
+        state_one / 1024,
+        state_many / 1024
     );
-    println!(
-        "  after {n} messages ({:.0}/s) and 3 s: RSS {} KiB (peak {} KiB)",
-        n as f64 / secs,
-        after.0,
-        after.1
+
+    rows.push(
+        Row::new(
+            "one_room_rss_mib",
+            &format!("RSS after {n} messages (1 room)"),
+            one.after.0 as f64 / MIB,
+            "MiB",
+        )
+        .at_most(8.0)
+        .note(format!(
+            "{} KiB from message {} to the end; peak {} MiB",
+            signed(one.growth),
+            one.growth_from,
+            num(one.after.1 as f64 / MIB)
+        )),
     );
-    let first = samples
-        .get(1)
-        .or(samples.first())
-        .and_then(|s| s["rss_kib"].as_u64())
-        .unwrap_or(0);
-    let first_at = samples
-        .get(1)
-        .or(samples.first())
-        .and_then(|s| s["messages"].as_u64())
-        .unwrap_or(0);
-    let growth = after.0 as f64 - first as f64;
     rows.push(
         Row::new(
             "rooms_rss_mib",
@@ -968,34 +1061,37 @@ pub fn memory(cfg: &Config, rows: &mut Vec<Row>, details: &mut Map<String, Value
     rows.push(
         Row::new(
             "after_messages_rss_mib",
-            &format!("RSS after {n} messages"),
-            after.0 as f64 / MIB,
+            &format!("RSS after {n} more messages over {want} rooms"),
+            many.after.0 as f64 / MIB,
             "MiB",
         )
         .at_most(8.0)
         .note(format!(
-            "{want} rooms; RSS {} KiB from message {first_at} to the end",
-            if growth >= 0.0 {
-                format!("+{growth:.0}")
-            } else {
-                format!("{growth:.0}")
-            }
+            "{} KiB from message {} to the end; state file {} KiB",
+            signed(many.growth),
+            many.growth_from,
+            state_many / 1024
         )),
     );
     rows.push(Row::new(
         "after_messages_peak_mib",
-        &format!("peak RSS (VmHWM) over the {n} messages"),
-        after.1 as f64 / MIB,
+        "peak RSS (VmHWM) over the whole memory run",
+        many.after.1 as f64 / MIB,
         "MiB",
     ));
+    let flood_json = |x: &Flood, state: u64| {
+        json!({"rss_kib": x.after.0, "hwm_kib": x.after.1, "anonymous_kib": x.split.0,
+               "file_kib": x.split.1, "messages_per_s": x.rate, "samples": x.samples,
+               "growth_kib": x.growth, "growth_from_message": x.growth_from,
+               "state_file_bytes": state})
+    };
     details.insert(
         "memory".into(),
-        json!({"idle_kib": {"rss": idle.0, "hwm": idle.1},
+        json!({"idle_kib": {"rss": idle.0, "hwm": idle.1, "anonymous": idle_split.0, "file": idle_split.1},
+               "messages": n,
+               "one_room": flood_json(&one, state_one),
                "rooms": want, "rooms_kib": {"rss": rooms.0, "hwm": rooms.1},
-               "messages": n, "after_kib": {"rss": after.0, "hwm": after.1},
-               "messages_per_s": n as f64 / secs, "samples": samples,
-               "after_split_kib": {"anonymous": split.0, "file": split.1},
-               "state_file_bytes": state_bytes}),
+               "many_rooms": flood_json(&many, state_many)}),
     );
     d.stop();
 }
