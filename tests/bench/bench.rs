@@ -12,7 +12,9 @@
 //! - `RCD_BENCH_IDLE_SECS`, `RCD_BENCH_LATENCY_MESSAGES`,
 //!   `RCD_BENCH_MEMORY_MESSAGES`, `RCD_BENCH_THROUGHPUT_MESSAGES`,
 //!   `RCD_BENCH_SENDS`, `RCD_BENCH_STARTS`: override one size.
-//! - `RCD_BENCH_ONLY=startup,traffic,memory`: run only these sections.
+//! - `RCD_BENCH_ONLY=startup,traffic,memory`: run only these sections
+//!   (`traffic` is `idle,latency,roundtrip,throughput,sends`; `relay` is the
+//!   relay's own overhead, measured before any traffic).
 //! - `RCD_BENCH_LOGLEVEL` (default `error`, the daemon's default).
 //! - `ROCKETCHATD_BIN`: measure another binary (default: this build's).
 //!
@@ -143,12 +145,18 @@ fn main() {
     let mut details = serde_json::Map::new();
     let only = std::env::var("RCD_BENCH_ONLY").unwrap_or_default();
     let want = |name: &str| only.is_empty() || only.split(',').any(|x| x.trim() == name);
+    let traffic_parts = ["idle", "latency", "roundtrip", "throughput", "sends"];
+    let part = |name: &str| want("traffic") || want(name);
     sections::binary_sizes(&bin, &mut rows, &mut details);
+    let any_traffic = want("traffic") || traffic_parts.iter().any(|p| want(p));
+    if any_traffic || want("relay") {
+        sections::calibrate(&mut rows, &mut details);
+    }
     if want("startup") {
         sections::startup(&cfg, &mut rows, &mut details);
     }
-    if want("traffic") {
-        sections::traffic(&cfg, &mut rows, &mut details);
+    if any_traffic {
+        sections::traffic(&cfg, &part, &mut rows, &mut details);
     }
     if want("memory") {
         sections::memory(&cfg, &mut rows, &mut details);

@@ -211,6 +211,86 @@ pub fn binary_sizes(bin: &Path, rows: &mut Vec<Row>, details: &mut Map<String, V
     details.insert("binaries".into(), json!(list));
 }
 
+// ------------------------------------------------------------ the relay
+
+/// What a tap adds to one hop: a loopback server timed directly and through
+/// a tap, for a new connection (callback POSTs, REST calls: one connection
+/// each) and for a chunk on an open connection (DDP frames). Returns the
+/// extra p50 in ms for each.
+pub fn calibrate(rows: &mut Vec<Row>, details: &mut Map<String, Value>) {
+    use std::net::TcpListener;
+    let n = 500;
+    let server = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = server.local_addr().expect("addr").port();
+    let (tx, rx) = std::sync::mpsc::channel::<Instant>();
+    std::thread::spawn(move || {
+        for c in server.incoming() {
+            let Ok(mut c) = c else { break };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(k) = c.read(&mut buf) {
+                    if k == 0 {
+                        break;
+                    }
+                    let _ = tx.send(Instant::now());
+                    let _ = c.write_all(b"ok");
+                }
+            });
+        }
+    });
+    let tap = Tap::start(port, Arc::new(|_, _, _, _, _| {}));
+    let payload = vec![b'x'; 300];
+    let time = |p: u16, fresh: bool| -> f64 {
+        let mut v = Vec::new();
+        let mut keep: Option<TcpStream> = None;
+        for _ in 0..n {
+            if fresh || keep.is_none() {
+                let c = TcpStream::connect(("127.0.0.1", p)).expect("connect");
+                let _ = c.set_nodelay(true);
+                keep = Some(c);
+            }
+            let c = keep.as_mut().expect("connection");
+            let t = Instant::now();
+            c.write_all(&payload).expect("write");
+            let got = rx.recv_timeout(T).expect("server read");
+            let mut ok = [0u8; 2];
+            let _ = c.read_exact(&mut ok);
+            v.push(dur(t, got));
+            if fresh {
+                keep = None;
+            }
+        }
+        percentiles(&mut v).0
+    };
+    let direct_new = time(port, true);
+    let tap_new = time(tap.port(), true);
+    let direct_open = time(port, false);
+    let tap_open = time(tap.port(), false);
+    let (extra_new, extra_open) = (tap_new - direct_new, tap_open - direct_open);
+    println!(
+        "\n== relay overhead (p50 of {n}): new connection +{extra_new:.3} ms, open connection +{extra_open:.3} ms"
+    );
+    rows.push(
+        Row::new(
+            "relay_overhead_ms",
+            "relay overhead per hop, new connection",
+            extra_new,
+            "ms",
+        )
+        .note(format!(
+            "p50; {} ms on an open connection; counted in the daemon's latencies",
+            num(extra_open)
+        )),
+    );
+    details.insert(
+        "relay_overhead_ms".into(),
+        json!({"new_connection": extra_new, "open_connection": extra_open,
+               "direct_new": direct_new, "tap_new": tap_new,
+               "direct_open": direct_open, "tap_open": tap_open}),
+    );
+}
+
 // -------------------------------------------------------------- start-up
 
 pub fn startup(cfg: &Config, rows: &mut Vec<Row>, details: &mut Map<String, Value>) {
@@ -307,7 +387,12 @@ pub fn startup(cfg: &Config, rows: &mut Vec<Row>, details: &mut Map<String, Valu
 
 // --------------------------------------------------------------- traffic
 
-pub fn traffic(cfg: &Config, rows: &mut Vec<Row>, details: &mut Map<String, Value>) {
+pub fn traffic(
+    cfg: &Config,
+    want: &dyn Fn(&str) -> bool,
+    rows: &mut Vec<Row>,
+    details: &mut Map<String, Value>,
+) {
     let f = Fakes::start();
     let d = f.daemon(cfg, "bench-traffic");
     f.wait_connected(&d, d.started);
@@ -342,11 +427,21 @@ pub fn traffic(cfg: &Config, rows: &mut Vec<Row>, details: &mut Map<String, Valu
     details.insert("idle_rss_kib".into(), json!(rss));
     details.insert("idle_hwm_kib".into(), json!(hwm));
 
-    idle_cpu(cfg, pid, rows, details);
-    latency(cfg, &f, &d, rows, details);
-    round_trip(cfg, &f, &d, rows, details);
-    forward_throughput(cfg, &f, &d, rows, details);
-    send_throughput(cfg, &f, &d, rows, details);
+    if want("idle") {
+        idle_cpu(cfg, pid, rows, details);
+    }
+    if want("latency") {
+        latency(cfg, &f, &d, rows, details);
+    }
+    if want("roundtrip") {
+        round_trip(cfg, &f, &d, rows, details);
+    }
+    if want("throughput") {
+        forward_throughput(cfg, &f, &d, rows, details);
+    }
+    if want("sends") {
+        send_throughput(cfg, &f, &d, rows, details);
+    }
     let (rss, hwm) = procfs::rss_kib(pid);
     details.insert("traffic_end_rss_kib".into(), json!(rss));
     details.insert("traffic_end_hwm_kib".into(), json!(hwm));

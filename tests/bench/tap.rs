@@ -13,6 +13,7 @@
 //! Server-to-client websocket frames are not masked, so their JSON text is
 //! in the byte stream as is; the daemon's own DDP frames are masked and not
 //! searchable, its HTTP requests are plain text.
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -42,7 +43,7 @@ pub const CARRY: usize = 96;
 pub struct Tap {
     port: u16,
     stop: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<TcpStream>>>,
+    conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
 }
 
 impl Tap {
@@ -51,7 +52,7 @@ impl Tap {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the tap");
         let port = listener.local_addr().expect("tap addr").port();
         let stop = Arc::new(AtomicBool::new(false));
-        let conns = Arc::new(Mutex::new(Vec::new()));
+        let conns = Arc::new(Mutex::new(HashMap::new()));
         let (stop2, conns2) = (stop.clone(), conns.clone());
         thread::Builder::new()
             .name(format!("tap-{port}"))
@@ -68,7 +69,7 @@ impl Tap {
 impl Drop for Tap {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        for c in self.conns.lock().unwrap().drain(..) {
+        for (_, c) in self.conns.lock().unwrap().drain() {
             let _ = c.shutdown(Shutdown::Both);
         }
         // Unblock accept.
@@ -76,12 +77,16 @@ impl Drop for Tap {
     }
 }
 
+type Conns = Arc<Mutex<HashMap<u64, TcpStream>>>;
+
+/// Accepts at once and hands the connection to its own thread, which
+/// connects upstream and copies both ways; the accept loop does nothing else.
 fn accept_loop(
     listener: TcpListener,
     upstream: u16,
     scanner: Scanner,
     stop: Arc<AtomicBool>,
-    conns: Arc<Mutex<Vec<TcpStream>>>,
+    conns: Conns,
 ) {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     for client in listener.incoming() {
@@ -89,31 +94,29 @@ fn accept_loop(
             break;
         }
         let Ok(client) = client else { continue };
-        let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-            let _ = client.shutdown(Shutdown::Both);
-            continue;
-        };
-        let _ = client.set_nodelay(true);
-        let _ = server.set_nodelay(true);
         let id = NEXT.fetch_add(1, Ordering::SeqCst);
-        {
-            let mut c = conns.lock().unwrap();
-            c.retain(|s| s.peer_addr().is_ok());
-            for s in [&client, &server] {
-                if let Ok(s) = s.try_clone() {
-                    c.push(s);
-                }
-            }
-        }
-        let (c2, s2) = match (client.try_clone(), server.try_clone()) {
-            (Ok(c), Ok(s)) => (c, s),
-            _ => continue,
-        };
-        let sc = scanner.clone();
-        thread::spawn(move || pump(id, Dir::Up, client, server, sc));
-        let sc = scanner.clone();
-        thread::spawn(move || pump(id, Dir::Down, s2, c2, sc));
+        let (sc, conns) = (scanner.clone(), conns.clone());
+        thread::spawn(move || relay(id, client, upstream, sc, conns));
     }
+}
+
+fn relay(id: u64, client: TcpStream, upstream: u16, scanner: Scanner, conns: Conns) {
+    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        let _ = client.shutdown(Shutdown::Both);
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (Ok(c2), Ok(s2), Ok(keep)) = (client.try_clone(), server.try_clone(), client.try_clone())
+    else {
+        return;
+    };
+    conns.lock().unwrap().insert(id, keep);
+    let sc = scanner.clone();
+    let down = thread::spawn(move || pump(id, Dir::Down, s2, c2, sc));
+    pump(id, Dir::Up, client, server, scanner);
+    let _ = down.join();
+    conns.lock().unwrap().remove(&id);
 }
 
 /// Copies `from` to `to` until EOF, then half-closes `to`.
