@@ -851,6 +851,61 @@ fn send_throughput(
         .marks
         .wait(T, |x| all_seen(&x.sent_acked, base, k, &mut next));
 
+    // 1b. A burst: 64 requests 2 ms apart, Jeedom-style (write, close, never
+    //     read), as a scenario loop sending one message per device would.
+    let burst = 64usize;
+    let base_b = next_seqs(burst);
+    let conns: Vec<TcpStream> = (0..burst as u64)
+        .map(|i| {
+            std::thread::sleep(Duration::from_millis(2));
+            let s = base_b + i;
+            let body = json!({"apikey": harness::APIKEY, "action": "send", "room": "GENERAL",
+                "message": format!("burst ^{s}!"), "ref": format!("^{s}!")});
+            let mut c = TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
+            let _ = c.write_all(body.to_string().as_bytes());
+            let _ = c.shutdown(std::net::Shutdown::Write);
+            c
+        })
+        .collect();
+    let mut burst_ok = Vec::new();
+    let mut burst_refused = Vec::new();
+    for (i, mut c) in conns.into_iter().enumerate() {
+        let mut out = String::new();
+        let _ = c.set_read_timeout(Some(T));
+        let _ = c.read_to_string(&mut out);
+        if out.contains("\"ok\":true") {
+            burst_ok.push(base_b + i as u64);
+        } else {
+            burst_refused.push(out.trim().to_string());
+        }
+    }
+    let mut next_ok = 0usize;
+    let _ = f.marks.wait(T, |x| {
+        while next_ok < burst_ok.len() && x.sent_acked.contains_key(&burst_ok[next_ok]) {
+            next_ok += 1;
+        }
+        next_ok == burst_ok.len()
+    });
+    let first_refusal = burst_refused.first().cloned().unwrap_or_default();
+    println!(
+        "  burst of {burst}, 2 ms apart: {} accepted, {} refused {}",
+        burst_ok.len(),
+        burst_refused.len(),
+        first_refusal
+    );
+    rows.push(
+        Row::new(
+            "send_burst_refused",
+            &format!("send burst of {burst}, 2 ms apart: refused"),
+            burst_refused.len() as f64,
+            "req",
+        )
+        .note(format!(
+            "the socket serves 32 connections and each waits for the state write; \
+             Jeedom's PHP never reads the reply {first_refusal}"
+        )),
+    );
+
     // 2. A backlog while Rocket.Chat is down: requests as Jeedom sends them,
     //    at most 31 connections open (the daemon serves 32 at once).
     let n = cfg.sends;
@@ -995,6 +1050,7 @@ fn send_throughput(
     details.insert(
         "send_throughput".into(),
         json!({"one_at_a_time_ok_ms": {"p50": w50, "max": wmax, "n": k},
+               "burst": {"n": burst, "accepted": burst_ok.len(), "refused": burst_refused.len()},
                "backlog": n, "accepted": ok, "refused": refused.len(), "accepted_per_s": accept_rate,
                "posted": m, "posted_per_s": rate, "fake_ms_per_request": server_each,
                "daemon_ms_per_request": daemon_each}),
