@@ -109,8 +109,24 @@ fn settle(d: Duration) {
 /// Waits for one condition on the marks or panics with the daemon's log.
 fn must(f: &Fakes, d: &Daemon, what: &str, cond: impl FnMut(&Seen) -> bool) {
     if !f.marks.wait(T, cond) {
+        let status = crate::daemon::request_on(
+            d.port,
+            &json!({"apikey": harness::APIKEY, "action": "status"}).to_string(),
+        )
+        .map(|v| v.to_string())
+        .unwrap_or_else(|e| e.to_string());
+        let g = f.marks.lock();
+        let last = |m: &HashMap<u64, Instant>| m.keys().max().copied();
         panic!(
-            "timed out waiting for {what}; daemon log:\n{}",
+            "timed out waiting for {what}; last markers seen: to the daemon {:?}, to Jeedom {:?}, \
+             answered {:?}, replies {:?}; Jeedom POSTs {}; fake RC connections {}; \
+             daemon status {status}; daemon log:\n{}",
+            last(&g.msg_to_daemon),
+            last(&g.msg_to_jeedom),
+            last(&g.msg_acked),
+            last(&g.reply_to_rc),
+            g.jeedom_posts,
+            f.rc.ddp_connections(),
             d.log_tail()
         );
     }

@@ -5,9 +5,9 @@
 //! read before it sends queued frames. Timing only at the fakes' API would
 //! charge those waits to the daemon. The relay accepts at once (blocking
 //! `accept`), copies bytes both ways as soon as they arrive, and hands every
-//! chunk to a scanner with the instant it passed, so the bench can say when
-//! a frame was handed to the daemon's socket and when the daemon's request
-//! left it. The copy costs a few tens of microseconds per hop; that is
+//! chunk to a scanner with the instant it was read, so the bench can say
+//! when a frame was handed to the daemon's socket and when the daemon's
+//! request left it. The copy costs a few tens of microseconds per hop; that is
 //! charged to the daemon (the figures err on the slow side).
 //!
 //! Server-to-client websocket frames are not masked, so their JSON text is
@@ -30,9 +30,10 @@ pub enum Dir {
     Down,
 }
 
-/// Called with each chunk: connection number, direction, the bytes (with up
-/// to `CARRY` bytes of the previous chunk of the same direction in front),
-/// where the new bytes start, and when they passed.
+/// Called with each chunk, just before it is written on: connection number,
+/// direction, the bytes (with up to `CARRY` bytes of the previous chunk of
+/// the same direction in front), where the new bytes start, and when they
+/// were read.
 pub type Scanner = Arc<dyn Fn(u64, Dir, &[u8], usize, Instant) + Send + Sync>;
 
 /// Bytes of the previous chunk kept in front of the next one, so that a
@@ -128,11 +129,13 @@ fn pump(id: u64, dir: Dir, mut from: TcpStream, mut to: TcpStream, scanner: Scan
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
+        // Scan before passing the bytes on: the peer cannot answer bytes it
+        // has not got, so an answer is never seen before the request it answers.
+        let at = Instant::now();
+        scanner(id, dir, &buf[..carry + n], carry, at);
         if to.write_all(&buf[carry..carry + n]).is_err() {
             break;
         }
-        let at = Instant::now();
-        scanner(id, dir, &buf[..carry + n], carry, at);
         let end = carry + n;
         let keep = end.min(CARRY);
         buf.copy_within(end - keep..end, 0);
