@@ -61,10 +61,7 @@ pub fn ddp_frame(data: &[u8]) {
                 }
             }
         }
-        ServerFrame::Result {
-            error: Some(e), ..
-        }
-        | ServerFrame::Nosub { error: Some(e), .. } => {
+        ServerFrame::Result { error: Some(e), .. } | ServerFrame::Nosub { error: Some(e), .. } => {
             let _ = e.text();
             let _ = e.code();
         }
@@ -120,6 +117,11 @@ pub fn state_file(data: &[u8]) {
             let _ = std::fs::remove_file(aside);
         }
     }
+}
+
+/// Removes this process's scratch directory.
+pub fn cleanup() {
+    let _ = std::fs::remove_dir_all(scratch());
 }
 
 /// A directory of this process for the state files.

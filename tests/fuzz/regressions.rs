@@ -40,4 +40,5 @@ fn seeds_and_past_crashes_pass_the_fuzz_checks() {
         assert!(seeds > 0, "no seeds for {name}");
         eprintln!("{name}: {seeds} seeds, {past} past crashes");
     }
+    checks::cleanup();
 }
