@@ -1,0 +1,138 @@
+//! The daemon under measurement: started with the options Jeedom passes, its
+//! log drained (kept in a small ring for error reports), its command socket.
+use crate::harness;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct Daemon {
+    pub child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub started: Instant,
+    log: Arc<Mutex<VecDeque<String>>>,
+}
+
+impl Daemon {
+    /// Starts the binary against `rc_url` and `callback`.
+    pub fn start(dir: &Path, rc_url: &str, callback: &str, loglevel: &str) -> Daemon {
+        let port = harness::free_port();
+        let pid = dir.join("daemon.pid");
+        let state = dir.join("state.json");
+        let args: Vec<String> = [
+            "--loglevel",
+            loglevel,
+            "--socketport",
+            &port.to_string(),
+            "--apikey",
+            harness::APIKEY,
+            "--pid",
+            &pid.to_string_lossy(),
+            "--state",
+            &state.to_string_lossy(),
+            "--url",
+            rc_url,
+            "--callback",
+            callback,
+            "--user",
+            "jeedombot",
+            "--password",
+            "s3cret",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let started = Instant::now();
+        let mut child = harness::command()
+            .args(&args)
+            .current_dir(dir)
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start rocketchatd");
+        let log = Arc::new(Mutex::new(VecDeque::new()));
+        if let Some(err) = child.stderr.take() {
+            let l2 = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    let mut l = l2.lock().unwrap();
+                    if l.len() >= 200 {
+                        l.pop_front();
+                    }
+                    l.push_back(line);
+                }
+            });
+        }
+        Daemon {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+            started,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn pid_path(&self) -> PathBuf {
+        self.dir.join("daemon.pid")
+    }
+
+    /// The last lines the daemon logged.
+    pub fn log_tail(&self) -> String {
+        let l = self.log.lock().unwrap();
+        l.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+
+    /// One request on the command socket (the API key is added).
+    pub fn request(&self, mut v: Value) -> Value {
+        v["apikey"] = json!(harness::APIKEY);
+        match request_on(self.port, &v.to_string()) {
+            Ok(r) => r,
+            Err(e) => panic!("command socket: {e}\nlog:\n{}", self.log_tail()),
+        }
+    }
+
+    /// SIGTERM and wait for the exit.
+    pub fn stop(mut self) {
+        harness::signal(self.child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes one request, half-closes, reads the answer line.
+pub fn request_on(port: u16, raw: &str) -> std::io::Result<Value> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.write_all(raw.as_bytes())?;
+    s.shutdown(std::net::Shutdown::Write)?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    serde_json::from_str(out.trim())
+        .map_err(|e| std::io::Error::other(format!("reply {out:?}: {e}")))
+}
