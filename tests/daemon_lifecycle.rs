@@ -257,26 +257,14 @@ fn log_lines_carry_a_timestamp_except_under_journald() {
         "pw",
     ];
     let d = Daemon::start_in(&harness::temp_dir("log-ts"), &args);
-    d.wait_log("started", Duration::from_secs(10));
-    let line = d
-        .log_text()
-        .lines()
-        .find(|l| l.contains("started"))
-        .unwrap()
-        .to_string();
+    let line = d.wait_log_line("started", Duration::from_secs(10));
     assert!(line.starts_with("20") && line.contains("INFO"), "{line}");
     let d = Daemon::start_env(
         &harness::temp_dir("log-journal"),
         &args,
         &[("JOURNAL_STREAM", "8:12345")],
     );
-    d.wait_log("started", Duration::from_secs(10));
-    let line = d
-        .log_text()
-        .lines()
-        .find(|l| l.contains("started"))
-        .unwrap()
-        .to_string();
+    let line = d.wait_log_line("started", Duration::from_secs(10));
     assert!(
         line.starts_with("INFO"),
         "no timestamp under journald: {line}"

@@ -58,9 +58,8 @@ fn restart_with_the_right_password_connects() {
     let jeedom = FakeJeedom::start(APIKEY);
     let dir = harness::temp_dir("login-fixed");
     let (url, cb) = (rc.url(), jeedom.url());
-    let mut d = Daemon::start_in(
-        &dir,
-        &[
+    let with_password = |pw: &str| {
+        let args = [
             "--url",
             &url,
             "--callback",
@@ -68,25 +67,15 @@ fn restart_with_the_right_password_connects() {
             "--user",
             "jeedombot",
             "--password",
-            "wrong",
-        ],
-    );
+            pw,
+        ];
+        Daemon::start_in(&dir, &args)
+    };
+    let mut d = with_password("wrong");
     d.wait_log("login failed", T);
     d.sigterm();
     assert_eq!(d.wait_exit(T).code(), Some(0));
-    let d = Daemon::start_in(
-        &dir,
-        &[
-            "--url",
-            &url,
-            "--callback",
-            &cb,
-            "--user",
-            "jeedombot",
-            "--password",
-            "s3cret",
-        ],
-    );
+    let d = with_password("s3cret");
     d.wait_ready();
     jeedom.wait_event(T, "status", |e| e["connected"] == true);
     rc.wait_bot_listening(T);

@@ -227,6 +227,16 @@ impl Daemon {
         panic!("log never showed {needle:?}; log:\n{}", self.log_text());
     }
 
+    /// Waits for a log line containing `needle` and returns the first such line.
+    pub fn wait_log_line(&self, needle: &str, timeout: Duration) -> String {
+        self.wait_log(needle, timeout);
+        let log = self.log_text();
+        log.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_default()
+            .to_string()
+    }
+
     pub fn state(&self) -> Value {
         let text = std::fs::read_to_string(&self.state_path).expect("state file");
         serde_json::from_str(&text).expect("state file is JSON")
