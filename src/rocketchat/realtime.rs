@@ -208,3 +208,5 @@ fn wait(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_tls;

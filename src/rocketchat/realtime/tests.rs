@@ -9,7 +9,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Mutex;
 use tungstenite::{Message, WebSocket};
 
-const UID: &str = "botUid1";
+pub(super) const UID: &str = "botUid1";
 const PASSWORD: &str = "pass-W0rd-never-logged";
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -43,11 +43,11 @@ fn logged() -> String {
 }
 
 /// The server end of one accepted websocket.
-struct Peer {
-    ws: WebSocket<TcpStream>,
+pub(super) struct Peer<S = TcpStream> {
+    pub ws: WebSocket<S>,
 }
 
-impl Peer {
+impl<S: std::io::Read + std::io::Write> Peer<S> {
     fn send(&mut self, v: Value) {
         self.ws.send(Message::text(v.to_string())).expect("send");
     }
@@ -73,7 +73,7 @@ impl Peer {
     }
 
     /// Plays a server up to `ready`; returns the login parameters received.
-    fn accept_session(&mut self, token: &str) -> Value {
+    pub fn accept_session(&mut self, token: &str) -> Value {
         self.send(json!({"server_id": "0"}));
         assert_eq!(self.next()["msg"], "connect");
         self.send(json!({"msg": "connected", "session": "S1"}));
@@ -106,7 +106,7 @@ impl Peer {
     }
 }
 
-fn rooms() -> Value {
+pub(super) fn rooms() -> Value {
     json!([
         {"_id": "GENERAL", "name": "general", "t": "c", "lm": {"$date": 1}},
         {"_id": "dm1", "t": "d", "usernames": ["alice", "jeedombot"]}
