@@ -30,12 +30,18 @@ impl log::Log for Capture {
     fn flush(&self) {}
 }
 
-/// Installs the capturing logger; false when another one was installed first.
+/// Installs the capturing logger; false when another one was installed
+/// first (then the log checks are skipped).
 fn capture_logs() -> bool {
     static LOGGER: Capture = Capture;
-    let _ = log::set_logger(&LOGGER);
-    log::set_max_level(log::LevelFilter::Debug);
-    LINES.lock().map(|_| true).unwrap_or(false)
+    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        let ours = log::set_logger(&LOGGER).is_ok();
+        if ours {
+            log::set_max_level(log::LevelFilter::Debug);
+        }
+        ours
+    })
 }
 
 fn logged() -> String {
