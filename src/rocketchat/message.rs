@@ -28,7 +28,7 @@ pub fn parse(args: &[Value], bot_user_id: &str) -> Option<Incoming> {
     let updated = msg.get("_updatedAt").and_then(date_ms);
     let ts = msg.get("ts").and_then(date_ms);
     if let (Some(u), Some(t)) = (updated, ts) {
-        if u - t > UPDATE_AFTER_MS {
+        if u.saturating_sub(t) > UPDATE_AFTER_MS {
             return None;
         }
     }

@@ -60,6 +60,8 @@ fn dropped_messages() {
     assert_eq!(parse(&[msg(json!({})), info(false, "c")], BOT_ID), None);
     assert_eq!(parse(&[msg(json!({})), info(true, "l")], BOT_ID), None);
     assert_eq!(parse(&[], BOT_ID), None);
+    let extreme = msg(json!({"ts": {"$date": -1e300}, "_updatedAt": {"$date": 1e300}}));
+    assert_eq!(parse(&[extreme, info(true, "c")], BOT_ID), None);
     assert_eq!(parse(&[json!("garbage"), json!(3)], BOT_ID), None);
     assert_eq!(
         parse_missed(&msg(json!({"ts": "not a date"})), BOT_ID),
@@ -277,4 +279,41 @@ fn same_rooms_ignores_message_times() {
     assert!(same_rooms(&a, &b));
     assert!(!same_rooms(&a, &c));
     assert!(!same_rooms(&a, &[]));
+}
+
+#[test]
+fn odd_input_never_panics() {
+    let odd = [
+        json!(null),
+        json!(1),
+        json!("x"),
+        json!([]),
+        json!({}),
+        json!({"_id": 1, "rid": [], "u": "x", "msg": 5, "ts": "2020-99-99T00:00:00Z"}),
+        json!({"t": {}, "usernames": [1, null], "name": 3, "lm": {"$date": "nope"}}),
+        json!({"_id": "a", "t": "d", "usernames": "alice"}),
+        json!({"files": [1, {"_id": 2}], "attachments": [{"title_link": 3}, 4], "file": "f",
+               "mentions": [null, {"username": 1}], "u": {"_id": "u", "username": "x"},
+               "_id": "i", "rid": "r", "ts": {"$date": 1}, "msg": ""}),
+    ];
+    for v in &odd {
+        let _ = parse(std::slice::from_ref(v), BOT_ID);
+        let _ = parse(&[v.clone(), v.clone()], BOT_ID);
+        let _ = parse_missed(v, BOT_ID);
+        let _ = parse_room(v, "bot");
+        let _ = parse_rooms(v, "bot");
+        let _ = parse_rooms(&json!({ "update": [v] }), "bot");
+    }
+    for text in [
+        "@",
+        "@@",
+        "é@É",
+        "@\u{0130}",
+        "\u{0130}@jeedombot",
+        "@jeedombot\u{0301}",
+    ] {
+        let _ = is_mentioned(text, &[], "jeedombot");
+        let _ = query(text, "jeedombot");
+        let _ = is_mentioned(text, &[], "\u{0130}");
+    }
 }

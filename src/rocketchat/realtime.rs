@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 pub use catchup::{select_missed, MAX_AGE_MS, MAX_PER_ROOM};
 
+/// Longest delay between two connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Longest wait for each answer of the server while setting up a session.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -97,7 +99,7 @@ fn initial_resume(cfg: &RealtimeConfig) -> session::Resume {
 /// Reconnects forever with backoff; returns on shutdown.
 fn run(cfg: &RealtimeConfig, w: &Wiring) {
     let mut resume = initial_resume(cfg);
-    let mut backoff = Backoff::with_jitter(Duration::from_secs(1), Duration::from_secs(60));
+    let mut backoff = Backoff::with_jitter(Duration::from_secs(1), MAX_BACKOFF);
     let mut updates = VecDeque::new();
     while !w.shutdown.load(Ordering::Relaxed) {
         match serve(cfg, w, &mut resume, &mut updates, &mut backoff) {
@@ -119,7 +121,7 @@ fn run(cfg: &RealtimeConfig, w: &Wiring) {
                         error: e.to_string(),
                     },
                 );
-                let delay = backoff.next_delay();
+                let delay = retry_delay(&mut backoff, &e);
                 info!("retrying in {} s", delay.as_secs().max(1));
                 wait(w, delay, cfg, &mut resume, &mut updates);
             }
@@ -160,6 +162,18 @@ fn serve(
         }
     }
     end
+}
+
+/// The backoff delay; a refused login that keeps failing is retried at
+/// most once a minute (jitter would otherwise allow twice).
+fn retry_delay(backoff: &mut Backoff, e: &Error) -> Duration {
+    let delay = backoff.next_delay();
+    let refused = matches!(e, Error::Login { .. } | Error::TotpRequired);
+    if refused && backoff.peek() >= MAX_BACKOFF {
+        MAX_BACKOFF
+    } else {
+        delay
+    }
 }
 
 fn forget_token(cfg: &RealtimeConfig, resume: &mut session::Resume) {
@@ -211,3 +225,22 @@ fn wait(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_backoff {
+    use super::*;
+
+    #[test]
+    fn refused_logins_settle_at_one_attempt_a_minute() {
+        let mut b = Backoff::with_jitter(Duration::from_secs(1), MAX_BACKOFF);
+        let refused = Error::Login {
+            reason: "incorrect password".into(),
+        };
+        let delays: Vec<Duration> = (0..10).map(|_| retry_delay(&mut b, &refused)).collect();
+        assert!(delays[0] <= Duration::from_secs(1));
+        assert!(delays[7..].iter().all(|d| *d == MAX_BACKOFF), "{delays:?}");
+        let other = Error::Protocol("x".into());
+        assert!(retry_delay(&mut b, &other) >= MAX_BACKOFF / 2);
+    }
+}
+#[cfg(test)]
+mod tests_tls;

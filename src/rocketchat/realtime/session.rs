@@ -126,39 +126,47 @@ fn login(
 ) -> Result<(String, Secret), Error> {
     let (user, password) = match &cfg.credentials {
         Credentials::Token { token, .. } => {
-            let answer = call(
-                link,
-                "login",
-                vec![ddp::login_resume(token.expose())],
-                timeout,
-            )?;
+            let answer = login_call(link, ddp::login_resume(token.expose()), timeout)?;
             return answer.map_err(|e| token_refused(&e)).and_then(login_result);
         }
         Credentials::Password { user, password } => (user, password),
     };
-    if let Some((_, token)) = resume.clone() {
-        match call(
-            link,
-            "login",
-            vec![ddp::login_resume(token.expose())],
-            timeout,
-        )? {
-            Ok(v) => return remember(resume, login_result(v)),
-            Err(e) => {
-                info!(
-                    "the saved session was refused ({}): logging in with the password",
-                    e.text()
-                );
-                *resume = None;
-            }
+    if let Some(pair) = try_resume(link, resume, timeout)? {
+        return Ok(pair);
+    }
+    let answer = login_call(link, ddp::login_password(user, password.expose()), timeout)?;
+    let pair = answer.map_err(|e| login_error(&e)).and_then(login_result);
+    remember(resume, pair)
+}
+
+fn login_call(
+    link: &mut Link,
+    param: Value,
+    timeout: Duration,
+) -> Result<Result<Value, DdpError>, Error> {
+    call(link, "login", vec![param], timeout)
+}
+
+/// Logs in with the saved token; a refusal just means the password is next.
+fn try_resume(
+    link: &mut Link,
+    resume: &mut Resume,
+    timeout: Duration,
+) -> Result<Option<(String, Secret)>, Error> {
+    let Some((_, token)) = resume.clone() else {
+        return Ok(None);
+    };
+    match login_call(link, ddp::login_resume(token.expose()), timeout)? {
+        Ok(v) => remember(resume, login_result(v)).map(Some),
+        Err(e) => {
+            info!(
+                "the saved session was refused ({}): logging in with the password",
+                e.text()
+            );
+            *resume = None;
+            Ok(None)
         }
     }
-    let params = vec![ddp::login_password(user, password.expose())];
-    let answer = call(link, "login", params, timeout)?;
-    remember(
-        resume,
-        answer.map_err(|e| login_error(&e)).and_then(login_result),
-    )
 }
 
 fn remember(

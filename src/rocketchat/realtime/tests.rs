@@ -9,7 +9,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Mutex;
 use tungstenite::{Message, WebSocket};
 
-const UID: &str = "botUid1";
+pub(super) const UID: &str = "botUid1";
 const PASSWORD: &str = "pass-W0rd-never-logged";
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -30,12 +30,18 @@ impl log::Log for Capture {
     fn flush(&self) {}
 }
 
-/// Installs the capturing logger; false when another one was installed first.
+/// Installs the capturing logger; false when another one was installed
+/// first (then the log checks are skipped).
 fn capture_logs() -> bool {
     static LOGGER: Capture = Capture;
-    let _ = log::set_logger(&LOGGER);
-    log::set_max_level(log::LevelFilter::Debug);
-    LINES.lock().map(|_| true).unwrap_or(false)
+    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        let ours = log::set_logger(&LOGGER).is_ok();
+        if ours {
+            log::set_max_level(log::LevelFilter::Debug);
+        }
+        ours
+    })
 }
 
 fn logged() -> String {
@@ -43,11 +49,11 @@ fn logged() -> String {
 }
 
 /// The server end of one accepted websocket.
-struct Peer {
-    ws: WebSocket<TcpStream>,
+pub(super) struct Peer<S = TcpStream> {
+    pub ws: WebSocket<S>,
 }
 
-impl Peer {
+impl<S: std::io::Read + std::io::Write> Peer<S> {
     fn send(&mut self, v: Value) {
         self.ws.send(Message::text(v.to_string())).expect("send");
     }
@@ -73,7 +79,7 @@ impl Peer {
     }
 
     /// Plays a server up to `ready`; returns the login parameters received.
-    fn accept_session(&mut self, token: &str) -> Value {
+    pub fn accept_session(&mut self, token: &str) -> Value {
         self.send(json!({"server_id": "0"}));
         assert_eq!(self.next()["msg"], "connect");
         self.send(json!({"msg": "connected", "session": "S1"}));
@@ -106,7 +112,7 @@ impl Peer {
     }
 }
 
-fn rooms() -> Value {
+pub(super) fn rooms() -> Value {
     json!([
         {"_id": "GENERAL", "name": "general", "t": "c", "lm": {"$date": 1}},
         {"_id": "dm1", "t": "d", "usernames": ["alice", "jeedombot"]}
