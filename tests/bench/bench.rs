@@ -15,6 +15,8 @@
 //! - `RCD_BENCH_ONLY=startup,traffic,memory`: run only these sections
 //!   (`traffic` is `idle,latency,roundtrip,throughput,sends`; `relay` is the
 //!   relay's own overhead, measured before any traffic).
+//! - `RCD_BENCH_BURST`: messages per burst of the forwarding throughput
+//!   (default 5,000: the daemon drops the oldest past 10,000 queued events).
 //! - `RCD_BENCH_LOGLEVEL` (default `error`, the daemon's default).
 //! - `ROCKETCHATD_BIN`: measure another binary (default: this build's).
 //!
@@ -55,7 +57,7 @@ pub struct Config {
     pub loglevel: String,
 }
 
-fn env_num(name: &str, default: u64) -> u64 {
+pub fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.trim().parse().ok())

@@ -48,6 +48,8 @@ pub struct Seen {
     /// Callback POSTs, and `message` events in them.
     pub jeedom_posts: usize,
     pub jeedom_message_events: usize,
+    /// `dropped` events (the daemon's queue passed 10,000 events).
+    pub jeedom_dropped_events: usize,
     /// HTTP requests to the Rocket.Chat side (REST, websocket upgrades).
     pub rc_requests: usize,
     /// Markers waiting for the response of their connection: (side, conn) -> (is reply, N).
@@ -137,6 +139,7 @@ impl Marks {
             (Side::Jeedom, Dir::Up) => {
                 s.jeedom_posts += tap::count(buf, from, b"POST /");
                 s.jeedom_message_events += tap::count(buf, from, b"\"type\":\"message\"");
+                s.jeedom_dropped_events += tap::count(buf, from, b"\"type\":\"dropped\"");
                 if tap::count(buf, from, b"\"type\":\"rooms\"") > 0 {
                     s.moments.push((at, Moment::RoomsEvent));
                 }
