@@ -41,6 +41,12 @@ pub enum RtEvent {
     Rooms(Vec<Room>),
     /// New messages from people, in the server's order (oldest first).
     Messages(Vec<Incoming>),
+    /// The messages a catch-up found (oldest first, possibly none) and the
+    /// rooms whose missed messages were loaded.
+    Replayed {
+        messages: Vec<Incoming>,
+        rooms: Vec<String>,
+    },
     /// Asks the core for each room's watermark (server ms of the last message
     /// acknowledged by Jeedom), to catch up after a (re)connection.
     Watermarks { reply: Sender<Vec<(String, i64)>> },

@@ -32,6 +32,10 @@ pub struct State {
     /// Callback events not yet acknowledged by Jeedom, in order.
     pub events: VecDeque<QueuedEvent>,
     pub next_seq: u64,
+    /// True only in the file written by a clean stop. A file that says false
+    /// was left by a crash: what that run delivered after its last write may
+    /// be delivered again, so such deliveries carry `"replay": true`.
+    pub clean_stop: bool,
 }
 
 /// A room and how far Jeedom has acknowledged its messages.

@@ -12,12 +12,11 @@
 //!   runs the long one (default 300 s).
 //! - `RCD_SEED=<n>` replays a run (the seed is printed at the start).
 //!
-//! Re-deliveries after `kill -9` of messages Jeedom had already acknowledged
-//! but that the daemon had not yet written to its state (it writes at most
-//! once per `--cycle`) are allowed by the contract; they are counted and
-//! printed apart ("within the kill window"), checked against the watermark
-//! of the state file on disk at the moment of the kill. Any other duplicate
-//! fails the test.
+//! After a `kill -9`, messages Jeedom acknowledged after the daemon's last
+//! state write (at most one `--cycle`) are delivered again marked
+//! `"replay": true`; Jeedom skips a replay whose id it has handled, and so
+//! does this test's Jeedom. Any re-delivery without the mark, or a mark with
+//! no kill before it, fails the test.
 mod harness;
 mod support;
 
@@ -102,13 +101,11 @@ struct SendTry {
     error: String,
 }
 
-/// What the state file on disk said when the daemon was killed.
+/// Where the daemon was killed in Jeedom's record.
 #[derive(Debug, Clone)]
 struct KillMark {
     /// Batches Jeedom had accepted at that moment.
     batches: usize,
-    /// Per room: watermark (ms) in the state file on disk.
-    watermarks: HashMap<String, i64>,
 }
 
 /// Room targets of the `send` requests and the room id each resolves to.
@@ -147,24 +144,6 @@ fn send_request(port: u16, room: &str, n: u64) -> Result<Value, String> {
     let mut out = String::new();
     s.read_to_string(&mut out).map_err(|e| e.to_string())?;
     serde_json::from_str(out.trim()).map_err(|e| format!("reply {out:?}: {e}"))
-}
-
-fn state_watermarks(path: &std::path::Path) -> HashMap<String, i64> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return HashMap::new();
-    };
-    let Ok(v) = serde_json::from_str::<Value>(&text) else {
-        return HashMap::new();
-    };
-    let mut out = HashMap::new();
-    if let Some(rooms) = v["rooms"].as_object() {
-        for (rid, r) in rooms {
-            if let Some(w) = r["watermark_ms"].as_i64() {
-                out.insert(rid.clone(), w);
-            }
-        }
-    }
-    out
 }
 
 /// `{"$date": ms}` or a number.
@@ -352,7 +331,6 @@ fn endurance(run: Run) {
                 thread::sleep(Duration::from_millis(100));
                 kills.push(KillMark {
                     batches: jeedom.batches().len(),
-                    watermarks: state_watermarks(&state_path),
                 });
                 thread::sleep(rng.ms(0, 500));
                 daemon.restart();
@@ -424,13 +402,6 @@ fn endurance(run: Run) {
         batch_of.extend(std::iter::repeat_n(i, b.len()));
     }
     let by_id: HashMap<&str, &Posted> = posted.iter().map(|p| (p.id.as_str(), p)).collect();
-    let ts_of: HashMap<String, i64> = {
-        let w = rc.shared().world();
-        w.messages
-            .iter()
-            .filter_map(|m| Some((m["_id"].as_str()?.to_string(), ts_ms(&m["ts"]))))
-            .collect()
-    };
     let mut deliveries: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut unexpected = 0usize;
     for (i, e) in events.iter().enumerate() {
@@ -447,40 +418,25 @@ fn endurance(run: Run) {
         .iter()
         .filter(|p| !deliveries.contains_key(p.id.as_str()))
         .collect();
-    // Duplicates, each placed against the kills.
-    let (mut dup_window, mut dup_other) = (Vec::new(), Vec::new());
+    // Jeedom handles each message once: a re-delivery marked `replay` (the
+    // daemon crashed before writing down what Jeedom acknowledged) is skipped
+    // because its id was handled. A re-delivery without the mark is a
+    // duplicate; a mark with no kill -9 in between is a daemon bug.
+    let (mut replays, mut dup, mut bad_replays) = (Vec::new(), Vec::new(), Vec::new());
     for (id, at) in &deliveries {
         for pair in at.windows(2) {
             let (first, again) = (batch_of[pair[0]], batch_of[pair[1]]);
             let p = by_id[id];
-            let ts = ts_of.get(*id).copied().unwrap_or(0);
+            let marked = events[pair[1]]["replay"] == true;
             let kill = kills
                 .iter()
-                .enumerate()
-                .find(|(_, k)| first < k.batches && k.batches <= again);
-            let line = match kill {
-                Some((k, km)) => {
-                    let wm = km.watermarks.get(&p.rid).copied();
-                    let in_window = wm.is_none_or(|w| ts > w);
-                    let text = format!(
-                        "e{} in {} re-delivered after kill -9 #{} (ts {ts}, watermark on disk {:?})",
-                        p.n,
-                        p.rid,
-                        k + 1,
-                        wm
-                    );
-                    if in_window {
-                        dup_window.push(text);
-                        continue;
-                    }
-                    text
-                }
-                None => format!(
-                    "e{} in {} delivered twice with no kill in between",
-                    p.n, p.rid
-                ),
-            };
-            dup_other.push(line);
+                .position(|k| first < k.batches && k.batches <= again);
+            let text = format!("e{} in {}", p.n, p.rid);
+            match (marked, kill) {
+                (true, Some(k)) => replays.push(format!("{text} after kill -9 #{}", k + 1)),
+                (true, None) => bad_replays.push(text),
+                (false, _) => dup.push(text),
+            }
         }
     }
     // Order per room, on first deliveries.
@@ -561,19 +517,20 @@ fn endurance(run: Run) {
     println!("---- endurance results (seed {seed}, {} s)", run.secs);
     println!("faults injected: {faults_total} {injected:?}");
     println!(
-        "messages person -> Jeedom: posted {}, delivered {}, lost {}, duplicated {} \
-         ({} within the kill window, {} other), out of order {}, unexpected {}",
+        "messages person -> Jeedom: posted {}, handled {}, lost {}, duplicated {}, \
+         out of order {}, unexpected {}; re-delivered as replays after kill -9 (skipped by id) {}, \
+         replays without a kill {}",
         posted.len(),
         deliveries.len(),
         lost.len(),
-        dup_window.len() + dup_other.len(),
-        dup_window.len(),
-        dup_other.len(),
+        dup.len(),
         out_of_order.len(),
-        unexpected
+        unexpected,
+        replays.len(),
+        bad_replays.len()
     );
-    for d in &dup_window {
-        println!("  duplicate within the kill window: {d}");
+    for d in &replays {
+        println!("  replay: {d}");
     }
     println!(
         "sends Jeedom -> Rocket.Chat: tried {}, accepted {}, posted {} (of which {} without an ok), \
@@ -637,7 +594,14 @@ fn endurance(run: Run) {
             .map(|p| format!("e{} in {}", p.n, p.rid))
             .collect::<Vec<_>>()
     );
-    assert!(dup_other.is_empty(), "duplicates: {dup_other:?}");
+    assert!(
+        dup.is_empty(),
+        "duplicates (not marked as replays): {dup:?}"
+    );
+    assert!(
+        bad_replays.is_empty(),
+        "marked as replays with no kill -9 before: {bad_replays:?}"
+    );
     assert!(out_of_order.is_empty(), "out of order: {out_of_order:?}");
     assert_eq!(unexpected, 0, "message events nobody posted");
     assert!(

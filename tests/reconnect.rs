@@ -163,3 +163,50 @@ fn first_run_replays_nothing() {
         s.messages().len() > 1
     });
 }
+
+#[test]
+fn kill_9_after_jeedom_acknowledged_replays_marked_and_a_clean_stop_replays_nothing() {
+    // A long cycle: Jeedom's acknowledgement is not on disk when the daemon dies.
+    let mut s = Stack::start_with("rc-replay", FakeRcOptions::default(), &["--cycle", "9"]);
+    s.wait_connected();
+    let a = s.rc.post("GENERAL", "alice", "turn on the radio");
+    s.jeedom.wait_event(T, "message", |e| e["id"] == a.as_str());
+    wait_until(T, "Jeedom's acknowledgement taken", || {
+        s.request(serde_json::json!({"action": "status"}))["queues"]["events"] == 0
+    });
+    let on_disk = s.daemon.state()["rooms"]["GENERAL"]["watermark_ms"].clone();
+    s.daemon.kill9();
+    s.daemon.restart();
+    let again = s.jeedom.wait_events(T, "the message again", |ev| {
+        ev.iter().filter(|e| e["id"] == a.as_str()).count() == 2
+    });
+    let again: Vec<&Value> = again.iter().filter(|e| e["id"] == a.as_str()).collect();
+    assert!(
+        again[0].get("replay").is_none(),
+        "first delivery: {}",
+        again[0]
+    );
+    assert_eq!(
+        again[1]["replay"], true,
+        "delivered again after kill -9 (watermark on disk {on_disk}): {}",
+        again[1]
+    );
+    // New messages are not replays, and a clean stop replays nothing.
+    let b = s.rc.post("GENERAL", "alice", "live after the restart");
+    let m = s.jeedom.wait_event(T, "message", |e| e["id"] == b.as_str());
+    assert!(m.get("replay").is_none(), "{m}");
+    wait_until(T, "b acknowledged", || {
+        s.request(serde_json::json!({"action": "status"}))["queues"]["events"] == 0
+    });
+    s.daemon.sigterm();
+    s.daemon.wait_exit(T);
+    let c = s.rc.post("GENERAL", "alice", "while stopped");
+    s.daemon.restart();
+    let m = s.jeedom.wait_event(T, "message", |e| e["id"] == c.as_str());
+    assert!(m.get("replay").is_none(), "{m}");
+    assert_never(Duration::from_secs(1), "another delivery", || {
+        s.messages().len() > 4
+    });
+    let ids: Vec<Value> = s.messages().iter().map(|m| m["id"].clone()).collect();
+    assert_eq!(ids, [&a, &a, &b, &c].map(|x| Value::from(x.as_str())));
+}

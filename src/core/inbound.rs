@@ -16,7 +16,8 @@ impl Core {
             RtEvent::Connected(s) => self.on_connected(s),
             RtEvent::Disconnected { error } => self.on_disconnected(error),
             RtEvent::Rooms(list) => self.on_rooms(list),
-            RtEvent::Messages(list) => list.into_iter().for_each(|m| self.on_message(m)),
+            RtEvent::Messages(list) => list.into_iter().for_each(|m| self.on_message(m, false)),
+            RtEvent::Replayed { messages, rooms } => self.on_replayed(messages, rooms),
             RtEvent::Watermarks { reply } => {
                 let marks = self
                     .state
@@ -92,7 +93,9 @@ impl Core {
         }
     }
 
-    fn on_message(&mut self, m: Incoming) {
+    /// A new message becomes an event (`replay`: it may have been delivered
+    /// by a run that crashed).
+    pub(super) fn on_message(&mut self, m: Incoming, replay: bool) {
         let bot = self.state.username.clone().unwrap_or_default();
         let rs = self
             .state
@@ -106,17 +109,25 @@ impl Core {
         rs.remember(&m.id);
         let room = rs.room.clone();
         let mark = Some((m.room_id.clone(), m.ts_ms));
-        if let Some(ev) = self.answer_ask(&m, &room) {
+        if let Some(mut ev) = self.answer_ask(&m, &room) {
+            if replay {
+                super::replay::mark(&mut ev);
+            }
             self.push_event(ev, mark);
             return;
         }
         log::info!(
-            "message {} from {} in {} → Jeedom",
+            "message {} from {} in {} → Jeedom{}",
             m.id,
             m.user.username,
-            room.name
+            room.name,
+            if replay { " (replay)" } else { "" }
         );
-        self.push_event(events::message(&m, &room, &bot), mark);
+        let mut ev = events::message(&m, &room, &bot);
+        if replay {
+            super::replay::mark(&mut ev);
+        }
+        self.push_event(ev, mark);
     }
 
     /// A reply to the newest pending ask of the room becomes `ask_answer`.

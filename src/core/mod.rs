@@ -2,10 +2,12 @@
 mod inbound;
 mod outbound;
 mod queue;
+mod replay;
 
 use crate::bus::{CallbackJob, CoreMsg, RtCommand, SendJob};
 use crate::model::Session;
 use crate::state::{self, State};
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
@@ -48,13 +50,15 @@ pub struct Core {
     send_inflight: Option<String>,
     send_retry_at: Option<Instant>,
     rooms_announced: bool,
+    /// Rooms whose missed messages may include some a crashed run delivered.
+    suspect: HashSet<String>,
     started: Instant,
     stopping: bool,
 }
 
 impl Core {
     pub fn new(cfg: CoreConfig, links: Links, state: State) -> Core {
-        Core {
+        let mut core = Core {
             cfg,
             links,
             state,
@@ -69,9 +73,12 @@ impl Core {
             send_inflight: None,
             send_retry_at: None,
             rooms_announced: false,
+            suspect: HashSet::new(),
             started: Instant::now(),
             stopping: false,
-        }
+        };
+        core.after_unclean_start();
+        core
     }
 
     /// Runs until `Stop` (or every sender is gone); saves the state at the end.
@@ -90,6 +97,7 @@ impl Core {
             }
             self.pump();
         }
+        self.prepare_clean_stop();
         self.save();
         self.state
     }

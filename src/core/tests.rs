@@ -13,6 +13,12 @@ struct Rig {
 }
 
 fn rig() -> Rig {
+    let mut state = State::fresh("http://x", "jeedombot");
+    state.username = Some("jeedombot".into());
+    rig_with(state)
+}
+
+fn rig_with(state: State) -> Rig {
     let (cb_tx, callback) = mpsc::channel();
     let (send_tx, send_rx) = mpsc::channel();
     let (rt_tx, realtime) = mpsc::channel();
@@ -31,8 +37,6 @@ fn rig() -> Rig {
         sender: send_tx,
         realtime: rt_tx,
     };
-    let mut state = State::fresh("http://x", "jeedombot");
-    state.username = Some("jeedombot".into());
     Rig {
         core: Core::new(cfg, links, state),
         callback,
@@ -221,4 +225,94 @@ fn newest_pending_ask_gets_the_reply_and_it_is_not_a_message() {
     assert!(!evs.iter().any(|e| e["type"] == "message"));
     let edits: Vec<RtCommand> = r.realtime.try_iter().collect();
     assert_eq!(edits.len(), 2, "both questions are closed");
+}
+
+/// A state as a run left it: one room acknowledged up to 2000, one event queued.
+fn left_by_a_run(clean_stop: bool) -> State {
+    let mut r = rig();
+    r.core
+        .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
+    r.core.state.events.clear();
+    r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![msg(
+        "queued", 3000, "alice", "a",
+    )])));
+    r.core.state.rooms.get_mut("GENERAL").unwrap().watermark_ms = Some(2000);
+    r.core.state.clean_stop = clean_stop;
+    r.core.state
+}
+
+fn replayed(core: &mut Core, ids: &[&str], rooms: &[&str]) {
+    let messages = ids.iter().map(|id| msg(id, 4000, "alice", "b")).collect();
+    let rooms = rooms.iter().map(|r| r.to_string()).collect();
+    core.handle(CoreMsg::Realtime(RtEvent::Replayed { messages, rooms }));
+}
+
+fn flags(core: &Core) -> Vec<(String, bool)> {
+    let flag = |e: &crate::state::QueuedEvent| e.event["replay"] == true;
+    let id = |e: &crate::state::QueuedEvent| e.event["id"].as_str().unwrap_or("").to_string();
+    core.state.events.iter().map(|e| (id(e), flag(e))).collect()
+}
+
+#[test]
+fn after_a_crash_what_may_have_been_delivered_is_marked_as_replay() {
+    let mut r = rig_with(left_by_a_run(false));
+    assert_eq!(flags(&r.core), [("queued".to_string(), true)]);
+    replayed(&mut r.core, &["missed"], &["GENERAL"]);
+    // Once the room is caught up, later catch-ups and live messages are new.
+    replayed(&mut r.core, &["later"], &["GENERAL"]);
+    r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![msg(
+        "live", 5000, "alice", "c",
+    )])));
+    let want = [
+        ("queued", true),
+        ("missed", true),
+        ("later", false),
+        ("live", false),
+    ];
+    let want: Vec<(String, bool)> = want.iter().map(|(i, f)| (i.to_string(), *f)).collect();
+    assert_eq!(flags(&r.core), want);
+}
+
+#[test]
+fn a_room_whose_catch_up_failed_stays_suspect() {
+    let mut r = rig_with(left_by_a_run(false));
+    replayed(&mut r.core, &[], &[]);
+    replayed(&mut r.core, &["missed"], &["GENERAL"]);
+    assert_eq!(flags(&r.core)[1], ("missed".to_string(), true));
+}
+
+#[test]
+fn after_a_clean_stop_nothing_is_marked_and_the_file_says_running_at_once() {
+    let mut r = rig_with(left_by_a_run(true));
+    replayed(&mut r.core, &["missed"], &["GENERAL"]);
+    assert_eq!(
+        flags(&r.core),
+        [("queued".to_string(), false), ("missed".to_string(), false)]
+    );
+    r.core.pump();
+    let text = std::fs::read_to_string(&r.core.cfg.state_path).unwrap();
+    let on_disk: State = serde_json::from_str(&text).unwrap();
+    assert!(
+        !on_disk.clean_stop,
+        "a crash from now on must not look clean"
+    );
+}
+
+#[test]
+fn a_clean_stop_marks_the_batch_in_flight_and_says_clean() {
+    let mut r = rig_with(left_by_a_run(true));
+    r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![msg(
+        "new", 5000, "alice", "c",
+    )])));
+    r.core.pump();
+    assert!(r.callback.try_recv().is_ok(), "a batch in flight");
+    r.core.handle(CoreMsg::Stop);
+    let state = r.core.run(mpsc::channel().1);
+    assert!(state.clean_stop);
+    let flagged: Vec<bool> = state
+        .events
+        .iter()
+        .map(|e| e.event["replay"] == true)
+        .collect();
+    assert_eq!(flagged, [true, true], "both events were being posted");
 }

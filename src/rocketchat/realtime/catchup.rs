@@ -48,6 +48,8 @@ pub(super) struct CatchUp {
     since: Instant,
     /// `loadMissedMessages` method id → room id.
     waiting: HashMap<String, String>,
+    /// Rooms whose missed messages were loaded.
+    loaded: Vec<String>,
     replayed: Vec<Incoming>,
     held: Vec<Incoming>,
     done: bool,
@@ -62,6 +64,7 @@ impl CatchUp {
             watermarks: asked.is_ok().then_some(rx),
             since: Instant::now(),
             waiting: HashMap::new(),
+            loaded: Vec::new(),
             replayed: Vec::new(),
             held: Vec::new(),
             done: false,
@@ -104,9 +107,11 @@ impl CatchUp {
             return false;
         };
         match answer {
-            Some(a) => self
-                .replayed
-                .extend(select_missed(a, now_ms(), bot_user_id)),
+            Some(a) => {
+                self.replayed
+                    .extend(select_missed(a, now_ms(), bot_user_id));
+                self.loaded.push(room);
+            }
             None => warn!("could not load the missed messages of room {room}"),
         }
         true
@@ -121,9 +126,9 @@ impl CatchUp {
         None
     }
 
-    /// When every answer is in (or the wait is over), the batches to send,
-    /// in order: the replayed messages, then the live ones held meanwhile.
-    pub fn finish(&mut self, now: Instant) -> Option<Vec<Vec<Incoming>>> {
+    /// When every answer is in (or the wait is over): the replayed messages
+    /// and the live ones held meanwhile, each sent once.
+    pub fn finish(&mut self, now: Instant) -> Option<Finished> {
         if self.done || self.watermarks.is_some() {
             return None;
         }
@@ -144,13 +149,23 @@ impl CatchUp {
         replayed.retain(|m| seen.insert(m.id.clone()));
         let mut held = std::mem::take(&mut self.held);
         held.retain(|m| seen.insert(m.id.clone()));
-        Some(
-            [replayed, held]
-                .into_iter()
-                .filter(|b| !b.is_empty())
-                .collect(),
-        )
+        Some(Finished {
+            replayed,
+            held,
+            rooms: std::mem::take(&mut self.loaded),
+        })
     }
+}
+
+/// The outcome of a catch-up.
+#[derive(Debug, PartialEq)]
+pub(super) struct Finished {
+    /// Missed messages, oldest first.
+    pub replayed: Vec<Incoming>,
+    /// Live messages that arrived during the catch-up and were not replayed.
+    pub held: Vec<Incoming>,
+    /// Rooms whose missed messages were loaded (the others failed).
+    pub rooms: Vec<String>,
 }
 
 /// The daemon's clock in Unix milliseconds.
@@ -217,9 +232,13 @@ mod tests {
         assert!(!c.on_answer("8", None, "bot"));
         let answer = json!([raw("live", now), raw("m2", now - 10), raw("m1", now - 20)]);
         assert!(c.on_answer("7", Some(&answer), "bot"));
-        let batches = c.finish(t0).unwrap();
-        assert_eq!(batches.len(), 1, "the live message was replayed already");
-        assert_eq!(ids(&batches[0]), ["m1", "m2", "live"]);
+        let done = c.finish(t0).unwrap();
+        assert!(
+            done.held.is_empty(),
+            "the live message was replayed already"
+        );
+        assert_eq!(ids(&done.replayed), ["m1", "m2", "live"]);
+        assert_eq!(done.rooms, ["R"]);
         assert_eq!(c.live(live.clone()), Some(live));
     }
 
@@ -232,9 +251,9 @@ mod tests {
         let m = message::parse_missed(&raw("x", now_ms()), "bot").unwrap();
         assert_eq!(c.live(m), None);
         assert_eq!(c.poll_watermarks(t0), Some(vec![]));
-        let batches = c.finish(t0).unwrap();
-        assert_eq!(batches.len(), 1);
-        assert_eq!(ids(&batches[0]), ["x"]);
+        let done = c.finish(t0).unwrap();
+        assert!(done.replayed.is_empty() && done.rooms.is_empty());
+        assert_eq!(ids(&done.held), ["x"]);
     }
 
     #[test]
@@ -245,6 +264,10 @@ mod tests {
         assert_eq!(c.poll_watermarks(t0 + WATERMARK_WAIT), Some(vec![]));
         c.expect("1".into(), "R".into());
         assert_eq!(c.finish(t0 + WATERMARK_WAIT), None);
-        assert_eq!(c.finish(t0 + WATERMARK_WAIT + LOAD_WAIT), Some(vec![]));
+        let done = c.finish(t0 + WATERMARK_WAIT + LOAD_WAIT).unwrap();
+        assert!(
+            done.rooms.is_empty(),
+            "the room that did not answer was not loaded"
+        );
     }
 }

@@ -152,12 +152,21 @@ impl<'a> Live<'a> {
                 self.catchup.expect(id, room_id);
             }
         }
-        for batch in self.catchup.finish(now).into_iter().flatten() {
-            info!(
-                "catch-up: {} message(s) missed while disconnected",
-                batch.len()
-            );
-            self.emit(RtEvent::Messages(batch));
+        if let Some(done) = self.catchup.finish(now) {
+            if !done.replayed.is_empty() {
+                info!(
+                    "catch-up: {} message(s) missed while disconnected",
+                    done.replayed.len()
+                );
+            }
+            // Sent even when empty: the core learns which rooms are caught up.
+            self.emit(RtEvent::Replayed {
+                messages: done.replayed,
+                rooms: done.rooms,
+            });
+            if !done.held.is_empty() {
+                self.emit(RtEvent::Messages(done.held));
+            }
         }
         Ok(())
     }

@@ -237,6 +237,10 @@ impl Drop for Harness {
 fn message_ids(ev: RtEvent) -> Vec<String> {
     match ev {
         RtEvent::Messages(list) => list.into_iter().map(|m| m.id).collect(),
+        RtEvent::Replayed { messages, rooms } => {
+            assert_eq!(rooms, ["GENERAL"], "rooms caught up");
+            messages.into_iter().map(|m| m.id).collect()
+        }
         other => panic!("not messages: {other:?}"),
     }
 }

@@ -1,0 +1,73 @@
+//! After a crash, what may reach Jeedom a second time carries `"replay": true`.
+//!
+//! The state is written at most once per cycle, so a `kill -9` can lose the
+//! record of what Jeedom acknowledged since the last write. Those events are
+//! delivered again rather than lost; the flag lets Jeedom skip the ones it
+//! has already handled (same message `id`), and only those can be repeats.
+use super::Core;
+use crate::model::Incoming;
+use serde_json::Value;
+
+impl Core {
+    /// Marks what a crashed run may have delivered: the events queued in the
+    /// file, and the rooms whose missed messages are to be loaded again.
+    pub(super) fn after_unclean_start(&mut self) {
+        if std::mem::take(&mut self.state.clean_stop) {
+            // Until the file says "running", a crash would look like a clean stop.
+            self.dirty = true;
+            self.save_now = true;
+            return;
+        }
+        self.state
+            .events
+            .iter_mut()
+            .for_each(|e| mark(&mut e.event));
+        self.suspect = self
+            .state
+            .rooms
+            .iter()
+            .filter(|(_, r)| r.watermark_ms.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !self.state.events.is_empty() || !self.suspect.is_empty() {
+            log::warn!(
+                "the previous run did not stop cleanly: {} queued event(s) and the \
+                 missed messages of {} room(s) go to Jeedom marked as replays",
+                self.state.events.len(),
+                self.suspect.len()
+            );
+        }
+    }
+
+    /// Messages found by a catch-up; those of a room not yet caught up since
+    /// a crash are marked.
+    pub(super) fn on_replayed(&mut self, messages: Vec<Incoming>, rooms: Vec<String>) {
+        for m in messages {
+            let replay = self.suspect.contains(&m.room_id);
+            self.on_message(m, replay);
+        }
+        for r in rooms {
+            self.suspect.remove(&r);
+        }
+    }
+
+    /// Before the last write: a batch being posted may have reached Jeedom
+    /// without its answer reaching us, and rooms still suspect stay so.
+    pub(super) fn prepare_clean_stop(&mut self) {
+        if let Some(upto) = self.cb_inflight {
+            self.state
+                .events
+                .iter_mut()
+                .take_while(|e| e.seq <= upto)
+                .for_each(|e| mark(&mut e.event));
+        }
+        self.state.clean_stop = self.suspect.is_empty();
+    }
+}
+
+/// Flags an event as possibly delivered before.
+pub(super) fn mark(event: &mut Value) {
+    if let Some(obj) = event.as_object_mut() {
+        obj.insert("replay".into(), Value::Bool(true));
+    }
+}
