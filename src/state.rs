@@ -5,13 +5,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Version of the file layout; a file of another version is not reused.
 pub const SCHEMA: u32 = 1;
-/// Message ids remembered per room to tell new messages from updates.
+/// Most message ids remembered per room (while Jeedom does not acknowledge).
 pub const SEEN_PER_ROOM: usize = 500;
 
 /// Everything that must survive a restart.
@@ -46,9 +46,42 @@ pub struct RoomState {
     /// Server time (ms) of the last message Jeedom acknowledged.
     #[serde(default)]
     pub watermark_ms: Option<i64>,
-    /// Ids of the latest messages queued for Jeedom, oldest first.
+    /// Messages queued for Jeedom and not older than the watermark, oldest
+    /// first: older ones are told apart by their time alone.
     #[serde(default)]
-    pub seen: VecDeque<String>,
+    pub seen: VecDeque<Seen>,
+}
+
+/// A message id and its server time, written `["id", ms]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "SeenForm", into = "(String, i64)")]
+pub struct Seen {
+    pub id: String,
+    pub ts_ms: i64,
+}
+
+/// Also reads a bare id (files of the first builds): kept until the bound
+/// trims it, since its time is unknown.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SeenForm {
+    Dated(String, i64),
+    Bare(String),
+}
+
+impl From<SeenForm> for Seen {
+    fn from(f: SeenForm) -> Seen {
+        match f {
+            SeenForm::Dated(id, ts_ms) => Seen { id, ts_ms },
+            SeenForm::Bare(id) => Seen { id, ts_ms: i64::MAX },
+        }
+    }
+}
+
+impl From<Seen> for (String, i64) {
+    fn from(s: Seen) -> (String, i64) {
+        (s.id, s.ts_ms)
+    }
 }
 
 /// A question waiting for its answer.
@@ -149,11 +182,8 @@ fn move_aside(path: &Path, reason: String) -> Loaded {
 }
 
 /// Writes the state atomically: temp file in the same directory, fsync, rename.
+/// The JSON is streamed to the file, never held whole in memory.
 pub fn save(path: &Path, state: &State) -> Result<()> {
-    let data = serde_json::to_vec_pretty(state).map_err(|source| Error::Json {
-        what: "state".into(),
-        source,
-    })?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -162,7 +192,13 @@ pub fn save(path: &Path, state: &State) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    write_synced(&tmp, &data).map_err(|e| Error::io(tmp.display().to_string(), e))?;
+    write_synced(&tmp, state).map_err(|e| match e {
+        Written::Io(e) => Error::io(tmp.display().to_string(), e),
+        Written::Json(source) => Error::Json {
+            what: "state".into(),
+            source,
+        },
+    })?;
     fs::rename(&tmp, path).map_err(|e| Error::io(path.display().to_string(), e))?;
     // The rename is durable only once the directory itself is synced.
     if let Ok(d) = fs::File::open(&dir) {
@@ -171,25 +207,53 @@ pub fn save(path: &Path, state: &State) -> Result<()> {
     Ok(())
 }
 
-fn write_synced(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let mut f = OpenOptions::new()
+/// Why a write failed: the disk, or a value JSON cannot hold.
+enum Written {
+    Io(std::io::Error),
+    Json(serde_json::Error),
+}
+
+fn write_synced(path: &Path, state: &State) -> std::result::Result<(), Written> {
+    let f = OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(path)?;
-    f.write_all(data)?;
-    f.write_all(b"\n")?;
-    f.sync_all()
+        .open(path)
+        .map_err(Written::Io)?;
+    let mut w = BufWriter::new(f);
+    serde_json::to_writer_pretty(&mut w, state).map_err(|e| match e.io_error_kind() {
+        Some(kind) => Written::Io(std::io::Error::new(kind, e)),
+        None => Written::Json(e),
+    })?;
+    w.write_all(b"\n").map_err(Written::Io)?;
+    let f = w.into_inner().map_err(|e| Written::Io(e.into_error()))?;
+    f.sync_all().map_err(Written::Io)
 }
 
 impl RoomState {
-    /// Remembers a queued message id, keeping the most recent ones.
-    pub fn remember(&mut self, id: &str) {
-        self.seen.push_back(id.to_string());
+    /// Remembers a queued message, keeping the most recent ones.
+    pub fn remember(&mut self, id: &str, ts_ms: i64) {
+        self.seen.push_back(Seen {
+            id: id.to_string(),
+            ts_ms,
+        });
         while self.seen.len() > SEEN_PER_ROOM {
             self.seen.pop_front();
         }
+    }
+
+    /// Whether this message was queued before (then it is an update).
+    pub fn has_seen(&self, id: &str) -> bool {
+        self.seen.iter().any(|s| s.id == id)
+    }
+
+    /// Jeedom acknowledged up to `ts_ms`: older messages are told apart by
+    /// their time, so their ids are forgotten (a room costs one id at rest).
+    pub fn acknowledged(&mut self, ts_ms: i64) {
+        let w = self.watermark_ms.map_or(ts_ms, |w| w.max(ts_ms));
+        self.watermark_ms = Some(w);
+        self.seen.retain(|s| s.ts_ms >= w);
     }
 }
 

@@ -41,7 +41,10 @@ fn save_then_load_round_trips_with_mode_0600() {
         RoomState {
             room,
             watermark_ms: Some(42),
-            seen: VecDeque::from(vec!["m1".to_string()]),
+            seen: VecDeque::from(vec![Seen {
+                id: "m1".into(),
+                ts_ms: 5,
+            }]),
         },
     );
     save(&p, &s).unwrap();
@@ -96,8 +99,26 @@ fn seen_ids_are_bounded() {
         seen: VecDeque::new(),
     };
     for i in 0..(SEEN_PER_ROOM + 10) {
-        r.remember(&format!("m{i}"));
+        r.remember(&format!("m{i}"), 1000 + i as i64);
     }
     assert_eq!(r.seen.len(), SEEN_PER_ROOM);
-    assert_eq!(r.seen.front().map(String::as_str), Some("m10"));
+    assert!(r.has_seen("m10") && !r.has_seen("m9"));
+    // Once acknowledged, only the ids at the watermark's time are kept.
+    r.acknowledged(1000 + SEEN_PER_ROOM as i64);
+    r.acknowledged(1000);
+    assert_eq!(r.watermark_ms, Some(1000 + SEEN_PER_ROOM as i64));
+    let left: Vec<&str> = r.seen.iter().map(|s| s.id.as_str()).collect();
+    let want: Vec<String> = (SEEN_PER_ROOM..SEEN_PER_ROOM + 10).map(|i| format!("m{i}")).collect();
+    assert_eq!(left, want);
+}
+
+#[test]
+fn seen_ids_are_written_with_their_time_and_bare_ids_still_read() {
+    let r: RoomState = serde_json::from_value(serde_json::json!({
+        "id": "r", "name": "r", "kind": "group", "seen": ["old", ["new", 7]]
+    }))
+    .unwrap();
+    assert_eq!(r.seen[0], Seen { id: "old".into(), ts_ms: i64::MAX });
+    let back = serde_json::to_value(&r).unwrap();
+    assert_eq!(back["seen"][1], serde_json::json!(["new", 7]));
 }

@@ -102,11 +102,11 @@ impl Core {
             .rooms
             .entry(m.room_id.clone())
             .or_insert_with(|| unknown_room(&m.room_id));
-        if rs.seen.iter().any(|id| *id == m.id) || rs.watermark_ms.is_some_and(|w| m.ts_ms < w) {
+        if rs.has_seen(&m.id) || rs.watermark_ms.is_some_and(|w| m.ts_ms < w) {
             log::debug!("message {} already handled", m.id);
             return;
         }
-        rs.remember(&m.id);
+        rs.remember(&m.id, m.ts_ms);
         let room = rs.room.clone();
         let mark = Some((m.room_id.clone(), m.ts_ms));
         if let Some(mut ev) = self.answer_ask(&m, &room) {

@@ -110,7 +110,7 @@ impl Core {
             };
             if let Some((rid, ts)) = e.mark {
                 if let Some(room) = self.state.rooms.get_mut(&rid) {
-                    room.watermark_ms = Some(room.watermark_ms.map_or(ts, |w| w.max(ts)));
+                    room.acknowledged(ts);
                 }
             }
         }
