@@ -73,7 +73,10 @@ impl From<SeenForm> for Seen {
     fn from(f: SeenForm) -> Seen {
         match f {
             SeenForm::Dated(id, ts_ms) => Seen { id, ts_ms },
-            SeenForm::Bare(id) => Seen { id, ts_ms: i64::MAX },
+            SeenForm::Bare(id) => Seen {
+                id,
+                ts_ms: i64::MAX,
+            },
         }
     }
 }

@@ -108,7 +108,9 @@ fn seen_ids_are_bounded() {
     r.acknowledged(1000);
     assert_eq!(r.watermark_ms, Some(1000 + SEEN_PER_ROOM as i64));
     let left: Vec<&str> = r.seen.iter().map(|s| s.id.as_str()).collect();
-    let want: Vec<String> = (SEEN_PER_ROOM..SEEN_PER_ROOM + 10).map(|i| format!("m{i}")).collect();
+    let want: Vec<String> = (SEEN_PER_ROOM..SEEN_PER_ROOM + 10)
+        .map(|i| format!("m{i}"))
+        .collect();
     assert_eq!(left, want);
 }
 
@@ -118,7 +120,13 @@ fn seen_ids_are_written_with_their_time_and_bare_ids_still_read() {
         "id": "r", "name": "r", "kind": "group", "seen": ["old", ["new", 7]]
     }))
     .unwrap();
-    assert_eq!(r.seen[0], Seen { id: "old".into(), ts_ms: i64::MAX });
+    assert_eq!(
+        r.seen[0],
+        Seen {
+            id: "old".into(),
+            ts_ms: i64::MAX
+        }
+    );
     let back = serde_json::to_value(&r).unwrap();
     assert_eq!(back["seen"][1], serde_json::json!(["new", 7]));
 }

@@ -478,13 +478,17 @@ fn endurance(run: Run) {
     let mut in_order = replies.clone();
     in_order.sort_by_key(|r| r.2);
     let sends_out_of_order = in_order.windows(2).filter(|w| w[1].0 < w[0].0).count();
-    let mut sent_events: HashMap<String, usize> = HashMap::new();
+    // `sent` events: Jeedom skips a marked one whose ref it has handled.
+    let mut sent_refs: HashSet<String> = HashSet::new();
+    let (mut sent_dup, mut sent_replays) = (0usize, 0usize);
     for e in events.iter().filter(|e| e["type"] == "sent") {
-        *sent_events
-            .entry(e["ref"].as_str().unwrap_or_default().to_string())
-            .or_default() += 1;
+        let fresh = sent_refs.insert(e["ref"].as_str().unwrap_or_default().to_string());
+        match (fresh, e["replay"] == true) {
+            (true, _) => {}
+            (false, true) => sent_replays += 1,
+            (false, false) => sent_dup += 1,
+        }
     }
-    let sent_dup = sent_events.values().filter(|c| **c > 1).count();
     let refused: BTreeMap<String, usize> =
         sends
             .iter()
@@ -534,7 +538,7 @@ fn endurance(run: Run) {
     }
     println!(
         "sends Jeedom -> Rocket.Chat: tried {}, accepted {}, posted {} (of which {} without an ok), \
-         lost {}, duplicated {}, out of order {}; sent events duplicated {}",
+         lost {}, duplicated {}, out of order {}; sent events duplicated {} (and {} replays skipped)",
         sends.len(),
         accepted.len(),
         posted_count.len(),
@@ -542,7 +546,8 @@ fn endurance(run: Run) {
         sends_lost.len(),
         sends_dup.len(),
         sends_out_of_order,
-        sent_dup
+        sent_dup,
+        sent_replays
     );
     println!("  not accepted: {refused:?}");
     println!(
@@ -610,6 +615,10 @@ fn endurance(run: Run) {
     );
     assert!(sends_dup.is_empty(), "sends posted twice: {sends_dup:?}");
     assert_eq!(sends_out_of_order, 0, "sends posted out of order");
+    assert_eq!(
+        sent_dup, 0,
+        "`sent` events repeated without the replay mark"
+    );
     assert_eq!(
         status.code(),
         Some(0),

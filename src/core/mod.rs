@@ -52,6 +52,8 @@ pub struct Core {
     rooms_announced: bool,
     /// Rooms whose missed messages may include some a crashed run delivered.
     suspect: HashSet<String>,
+    /// Requests a crashed run may have posted and reported to Jeedom.
+    suspect_sends: HashSet<String>,
     started: Instant,
     stopping: bool,
 }
@@ -74,6 +76,7 @@ impl Core {
             send_retry_at: None,
             rooms_announced: false,
             suspect: HashSet::new(),
+            suspect_sends: HashSet::new(),
             started: Instant::now(),
             stopping: false,
         };

@@ -81,7 +81,7 @@ impl Core {
             OutKind::Ask { ask_id, .. } => Some(ask_id.as_str()),
             OutKind::Send => None,
         };
-        let ev = match &result {
+        let mut ev = match &result {
             Ok((room, id)) => {
                 log::info!("request {key} posted in {} as {id}", room.name);
                 events::sent(item.reference.as_deref(), ask_id, room, id)
@@ -94,6 +94,9 @@ impl Core {
                 events::send_failed(item.reference.as_deref(), ask_id, e)
             }
         };
+        if self.suspect_sends.remove(key) {
+            super::replay::mark(&mut ev);
+        }
         self.push_event(ev, None);
         if let (
             OutKind::Ask {

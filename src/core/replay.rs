@@ -10,7 +10,8 @@ use serde_json::Value;
 
 impl Core {
     /// Marks what a crashed run may have delivered: the events queued in the
-    /// file, and the rooms whose missed messages are to be loaded again.
+    /// file, the outcome of the requests still in the outbox, and the rooms
+    /// whose missed messages are to be loaded again.
     pub(super) fn after_unclean_start(&mut self) {
         if std::mem::take(&mut self.state.clean_stop) {
             // Until the file says "running", a crash would look like a clean stop.
@@ -29,6 +30,7 @@ impl Core {
             .filter(|(_, r)| r.watermark_ms.is_some())
             .map(|(id, _)| id.clone())
             .collect();
+        self.suspect_sends = self.state.outbox.iter().map(|o| o.key.clone()).collect();
         if !self.state.events.is_empty() || !self.suspect.is_empty() {
             log::warn!(
                 "the previous run did not stop cleanly: {} queued event(s) and the \

@@ -316,3 +316,26 @@ fn a_clean_stop_marks_the_batch_in_flight_and_says_clean() {
         .collect();
     assert_eq!(flagged, [true, true], "both events were being posted");
 }
+
+#[test]
+fn after_a_crash_the_outcome_of_a_request_left_in_the_outbox_is_marked() {
+    let mut state = left_by_a_run(false);
+    let item: crate::model::Outgoing = serde_json::from_value(serde_json::json!({
+        "key": "k1", "kind": "send", "room": "GENERAL", "text": "hi",
+        "reference": "r1", "accepted_ms": 1
+    }))
+    .unwrap();
+    state.outbox.push_back(item);
+    let mut r = rig_with(state);
+    let sent = |key: &str| crate::bus::SendOutcome::Sent {
+        key: key.into(),
+        room: general(),
+        message_id: format!("{key}-0"),
+    };
+    r.core.handle(CoreMsg::Send(sent("k1")));
+    let last = &r.core.state.events.back().unwrap().event;
+    assert_eq!(
+        (&last["type"], &last["replay"]),
+        (&"sent".into(), &true.into())
+    );
+}
