@@ -45,6 +45,8 @@ pub struct Core {
     session: Option<Session>,
     last_error: Option<String>,
     callback_error: Option<String>,
+    /// When the last "queue full" warning was logged.
+    dropping_warned: Option<Instant>,
     /// Sequence number of the last event of the batch being posted.
     cb_inflight: Option<u64>,
     send_inflight: Option<String>,
@@ -71,6 +73,7 @@ impl Core {
             session: None,
             last_error: None,
             callback_error: None,
+            dropping_warned: None,
             cb_inflight: None,
             send_inflight: None,
             send_retry_at: None,

@@ -9,6 +9,8 @@ use serde_json::Value;
 pub const MAX_EVENTS: usize = 10_000;
 /// Most events in one POST.
 pub const MAX_BATCH: usize = 100;
+/// Least time between two "queue full" warnings.
+const DROP_WARNING_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Core {
     /// Queues an event; `mark` (room id, server ms) advances the room's
@@ -49,7 +51,8 @@ impl Core {
                 events.remove(pos);
             }
             None => {
-                log::warn!("Jeedom is not taking events: queue full, dropping the oldest messages");
+                self.warn_dropping();
+                let events = &mut self.state.events;
                 let seq = events[pos].seq;
                 events[pos] = QueuedEvent {
                     seq,
@@ -58,6 +61,20 @@ impl Core {
                 };
             }
         }
+    }
+
+    /// Says that messages are dropped, once a minute at most: during a long
+    /// outage a new `dropped` event starts with every batch.
+    fn warn_dropping(&mut self) {
+        let now = std::time::Instant::now();
+        if self
+            .dropping_warned
+            .is_some_and(|t| now.duration_since(t) < DROP_WARNING_EVERY)
+        {
+            return;
+        }
+        self.dropping_warned = Some(now);
+        log::warn!("Jeedom is not taking events: queue full, dropping the oldest messages");
     }
 
     /// Hands the next batch to the callback worker when none is in flight.
