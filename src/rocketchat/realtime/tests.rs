@@ -202,7 +202,8 @@ impl Harness {
         }
     }
 
-    /// Expects Connected then Rooms, answers the watermark request.
+    /// Expects Connected then Rooms, answers the watermark request; without
+    /// watermarks, also the (empty) end of the catch-up.
     fn connected(&self, marks: Vec<(String, i64)>) -> Session {
         let RtEvent::Connected(session) = self.event() else {
             panic!("not connected");
@@ -211,7 +212,12 @@ impl Harness {
         let RtEvent::Watermarks { reply } = self.event() else {
             panic!("no watermark request");
         };
+        let replay = marks.is_empty();
         reply.send(marks).expect("reply");
+        if replay {
+            assert!(matches!(self.event(),
+                RtEvent::Replayed { messages, rooms } if messages.is_empty() && rooms.is_empty()));
+        }
         session
     }
 
