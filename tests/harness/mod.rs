@@ -54,6 +54,31 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// How long a request on the command socket may wait for its reply.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Sends one request to the command socket on `port` and parses the reply line.
+///
+/// Takes a port, not a [`Daemon`], for threads that talk to whichever daemon
+/// currently listens there while another thread restarts it.
+pub fn request_on(port: u16, raw: &str, timeout: Duration) -> std::io::Result<Value> {
+    let text = raw_on(port, raw.as_bytes(), timeout)?;
+    serde_json::from_str(text.trim())
+        .map_err(|e| std::io::Error::other(format!("reply {text:?}: {e}")))
+}
+
+/// Sends raw bytes to the command socket on `port`, closes the writing side,
+/// reads the reply.
+pub fn raw_on(port: u16, bytes: &[u8], timeout: Duration) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(timeout))?;
+    s.write_all(bytes)?;
+    s.shutdown(std::net::Shutdown::Write)?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
+}
+
 /// A running daemon and what it printed.
 pub struct Daemon {
     child: Option<Child>,
@@ -170,19 +195,11 @@ impl Daemon {
 
     /// Sends raw bytes, closes the writing side, reads the reply line.
     pub fn try_request(&self, raw: &str) -> std::io::Result<Value> {
-        let text = self.raw(raw.as_bytes())?;
-        serde_json::from_str(text.trim())
-            .map_err(|e| std::io::Error::other(format!("reply {text:?}: {e}")))
+        request_on(self.port, raw, REQUEST_TIMEOUT)
     }
 
     pub fn raw(&self, bytes: &[u8]) -> std::io::Result<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        s.write_all(bytes)?;
-        s.shutdown(std::net::Shutdown::Write)?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
-        Ok(out)
+        raw_on(self.port, bytes, REQUEST_TIMEOUT)
     }
 
     pub fn sigterm(&self) {
