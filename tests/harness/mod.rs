@@ -170,19 +170,11 @@ impl Daemon {
 
     /// Sends raw bytes, closes the writing side, reads the reply line.
     pub fn try_request(&self, raw: &str) -> std::io::Result<Value> {
-        let text = self.raw(raw.as_bytes())?;
-        serde_json::from_str(text.trim())
-            .map_err(|e| std::io::Error::other(format!("reply {text:?}: {e}")))
+        request_on(self.port, raw)
     }
 
     pub fn raw(&self, bytes: &[u8]) -> std::io::Result<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port))?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        s.write_all(bytes)?;
-        s.shutdown(std::net::Shutdown::Write)?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
-        Ok(out)
+        raw_on(self.port, bytes)
     }
 
     pub fn sigterm(&self) {
@@ -250,6 +242,25 @@ impl Drop for Daemon {
             let _ = c.wait();
         }
     }
+}
+
+/// [`Daemon::try_request`] for a socket on `port` that no [`Daemon`] of
+/// this harness started (the benchmark runs its own).
+pub fn request_on(port: u16, raw: &str) -> std::io::Result<Value> {
+    let text = raw_on(port, raw.as_bytes())?;
+    serde_json::from_str(text.trim())
+        .map_err(|e| std::io::Error::other(format!("reply {text:?}: {e}")))
+}
+
+/// [`Daemon::raw`] for a socket on `port`.
+pub fn raw_on(port: u16, bytes: &[u8]) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.write_all(bytes)?;
+    s.shutdown(std::net::Shutdown::Write)?;
+    let mut out = String::new();
+    s.read_to_string(&mut out)?;
+    Ok(out)
 }
 
 fn capture(pipe: Option<impl Read + Send + 'static>, log: Arc<Mutex<Vec<String>>>) {
