@@ -31,15 +31,25 @@ mod harness;
 #[path = "../support/mod.rs"]
 mod support;
 
+mod common;
 mod daemon;
+mod idle;
+mod latency;
 mod marks;
+mod memory;
 mod procfs;
+mod relay;
 mod report;
-mod sections;
+mod roundtrip;
+mod sends;
+mod size;
+mod startup;
 mod tap;
+mod throughput;
+mod traffic;
 
 use report::Row;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -117,20 +127,12 @@ fn machine() -> Value {
 
 /// `<target dir>/bench/results.json`.
 fn results_path() -> PathBuf {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    tmp.parent()
-        .unwrap_or(tmp)
-        .join("bench")
-        .join("results.json")
+    common::target_dir().join("bench").join("results.json")
 }
 
-fn main() {
-    // `cargo bench -- <filter>` passes `--bench`; nothing to filter here.
-    let cfg = Config::from_env();
-    let bin = harness::binary();
-    let m = machine();
+fn print_header(cfg: &Config, bin: &Path, m: &Value) {
     println!("rocketchatd benchmark (issue 6)");
-    println!("binary:  {} ({})", bin.display(), sections::linkage(&bin));
+    println!("binary:  {} ({})", bin.display(), size::linkage(bin));
     println!(
         "machine: {} x {} (kernel {}), load at start {}",
         m["cores"], m["cpu"], m["kernel"], m["loadavg_at_start"]
@@ -142,33 +144,34 @@ fn main() {
     if cfg.quick {
         println!("QUICK run (RCD_BENCH_QUICK): sizes are reduced, the figures are indicative");
     }
-    let t0 = Instant::now();
-    let mut rows: Vec<Row> = Vec::new();
-    let mut details = serde_json::Map::new();
+}
+
+/// The sections `RCD_BENCH_ONLY` asks for (all when unset), in the order
+/// of the table.
+fn run_sections(cfg: &Config, bin: &Path, rows: &mut Vec<Row>, details: &mut Map<String, Value>) {
     let only = std::env::var("RCD_BENCH_ONLY").unwrap_or_default();
     let want = |name: &str| only.is_empty() || only.split(',').any(|x| x.trim() == name);
     let traffic_parts = ["idle", "latency", "roundtrip", "throughput", "sends"];
     let part = |name: &str| want("traffic") || want(name);
-    sections::binary_sizes(&bin, &mut rows, &mut details);
+    size::binary_sizes(bin, rows, details);
     let any_traffic = want("traffic") || traffic_parts.iter().any(|p| want(p));
     if any_traffic || want("relay") {
-        sections::calibrate(&mut rows, &mut details);
+        relay::calibrate(rows, details);
     }
     if want("startup") {
-        sections::startup(&cfg, &mut rows, &mut details);
+        startup::startup(cfg, rows, details);
     }
     if any_traffic {
-        sections::traffic(&cfg, &part, &mut rows, &mut details);
+        traffic::traffic(cfg, &part, rows, details);
     }
     if want("memory") {
-        sections::memory(&cfg, &mut rows, &mut details);
+        memory::memory(cfg, rows, details);
     }
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    details.insert("loadavg_at_end".into(), json!(load.trim()));
-    details.insert("duration_s".into(), json!(t0.elapsed().as_secs_f64()));
+}
 
+fn print_summary(rows: &[Row]) {
     println!();
-    print!("{}", report::table(&rows));
+    print!("{}", report::table(rows));
     let missed: Vec<&str> = rows
         .iter()
         .filter(|r| r.met() == Some(false))
@@ -184,24 +187,43 @@ fn main() {
             format!(" ({})", missed.join(", "))
         }
     );
-    let out = json!({
-        "binary": bin.display().to_string(),
-        "linkage": sections::linkage(&bin),
-        "machine": m,
-        "config": cfg.json(),
-        "figures": rows.iter().map(Row::json).collect::<Vec<_>>(),
-        "details": Value::Object(details),
-    });
+}
+
+fn write_results(out: &Value) {
     let path = results_path();
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
     match std::fs::write(
         &path,
-        serde_json::to_string_pretty(&out).unwrap_or_default() + "\n",
+        serde_json::to_string_pretty(out).unwrap_or_default() + "\n",
     ) {
         Ok(()) => println!("written: {}", path.display()),
         Err(e) => println!("cannot write {}: {e}", path.display()),
     }
+}
+
+fn main() {
+    // `cargo bench -- <filter>` passes `--bench`; nothing to filter here.
+    let cfg = Config::from_env();
+    let bin = harness::binary();
+    let m = machine();
+    print_header(&cfg, &bin, &m);
+    let t0 = Instant::now();
+    let mut rows: Vec<Row> = Vec::new();
+    let mut details = Map::new();
+    run_sections(&cfg, &bin, &mut rows, &mut details);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    details.insert("loadavg_at_end".into(), json!(load.trim()));
+    details.insert("duration_s".into(), json!(t0.elapsed().as_secs_f64()));
+    print_summary(&rows);
+    write_results(&json!({
+        "binary": bin.display().to_string(),
+        "linkage": size::linkage(&bin),
+        "machine": m,
+        "config": cfg.json(),
+        "figures": rows.iter().map(Row::json).collect::<Vec<_>>(),
+        "details": Value::Object(details),
+    }));
     println!("took {:.0} s", t0.elapsed().as_secs_f64());
 }

@@ -3,8 +3,7 @@
 use crate::harness;
 use serde_json::{json, Value};
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
@@ -97,7 +96,7 @@ impl Daemon {
     /// One request on the command socket (the API key is added).
     pub fn request(&self, mut v: Value) -> Value {
         v["apikey"] = json!(harness::APIKEY);
-        match request_on(self.port, &v.to_string()) {
+        match harness::request_on(self.port, &v.to_string(), harness::REQUEST_TIMEOUT) {
             Ok(r) => r,
             Err(e) => panic!("command socket: {e}\nlog:\n{}", self.log_tail()),
         }
@@ -123,16 +122,4 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Writes one request, half-closes, reads the answer line.
-pub fn request_on(port: u16, raw: &str) -> std::io::Result<Value> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    s.write_all(raw.as_bytes())?;
-    s.shutdown(std::net::Shutdown::Write)?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    serde_json::from_str(out.trim())
-        .map_err(|e| std::io::Error::other(format!("reply {out:?}: {e}")))
 }

@@ -2,17 +2,29 @@
 use std::fs;
 use std::process::Command;
 
+/// The number after `name` on the first line starting with it (`status`
+/// and `smaps_rollup` both write `Name:   1234 kB`); 0 when absent.
+fn field(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Voluntary plus involuntary context switches in a thread's `status`.
+fn switches(status: &str) -> u64 {
+    status
+        .lines()
+        .filter(|l| l.contains("ctxt_switches:"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
+
 /// `VmRSS` and `VmHWM` in KiB.
 pub fn rss_kib(pid: u32) -> (u64, u64) {
     let text = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    (field(&text, "VmRSS:"), field(&text, "VmHWM:"))
 }
 
 /// Clock ticks per second (`getconf CLK_TCK`, 100 on Linux).
@@ -40,7 +52,7 @@ pub fn cpu_ticks_secs(pid: u32) -> f64 {
 /// `/proc/<pid>/task/*/schedstat`), and their voluntary + involuntary context switches.
 pub fn cpu_precise(pid: u32) -> (f64, u64) {
     let mut ns = 0u64;
-    let mut switches = 0u64;
+    let mut total = 0u64;
     let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else {
         return (0.0, 0);
     };
@@ -54,20 +66,10 @@ pub fn cpu_precise(pid: u32) -> (f64, u64) {
                 .unwrap_or(0);
         }
         if let Ok(s) = fs::read_to_string(p.join("status")) {
-            for l in s.lines() {
-                if l.starts_with("voluntary_ctxt_switches:")
-                    || l.starts_with("nonvoluntary_ctxt_switches:")
-                {
-                    switches += l
-                        .split_whitespace()
-                        .nth(1)
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .unwrap_or(0);
-                }
-            }
+            total += switches(&s);
         }
     }
-    (ns as f64 / 1e9, switches)
+    (ns as f64 / 1e9, total)
 }
 
 /// Per-thread context switches: (thread name, switches).
@@ -83,12 +85,7 @@ pub fn thread_switches(pid: u32) -> Vec<(String, u64)> {
             .trim()
             .to_string();
         let s = fs::read_to_string(p.join("status")).unwrap_or_default();
-        let n: u64 = s
-            .lines()
-            .filter(|l| l.contains("ctxt_switches:"))
-            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .sum();
-        out.push((name, n));
+        out.push((name, switches(&s)));
     }
     out.sort();
     out
@@ -104,14 +101,7 @@ pub fn threads(pid: u32) -> usize {
 /// From `/proc/<pid>/smaps_rollup`: (anonymous RSS, file-backed RSS) in KiB.
 pub fn rss_split_kib(pid: u32) -> (u64, u64) {
     let text = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    let field = |name: &str| -> u64 {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    let rss = field("Rss:");
-    let anon = field("Anonymous:");
+    let rss = field(&text, "Rss:");
+    let anon = field(&text, "Anonymous:");
     (anon, rss.saturating_sub(anon))
 }

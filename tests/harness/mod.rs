@@ -55,7 +55,7 @@ pub fn free_port() -> u16 {
 }
 
 /// How long a request on the command socket may wait for its reply.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Sends one request to the command socket on `port` and parses the reply line.
 ///
