@@ -66,8 +66,8 @@ impl<'a> Link<'a> {
         let tcp = interruptible(&o.shutdown, move || connect_tcp(&host, port, timeout))??;
         let io_err = |e| Error::io(format!("socket to {}", server.host), e);
         tcp.set_write_timeout(Some(WRITE_TIMEOUT)).map_err(io_err)?;
-        let (source, feed) = o.inbox.connect(&tcp).map_err(io_err)?;
         let tcp = Closer(tcp);
+        let (source, feed) = o.inbox.connect(&tcp.0).map_err(io_err)?;
         let ws = handshake(server, feed, &source, o.tls, timeout, &o.shutdown)?;
         Ok(Link {
             ws,
@@ -104,6 +104,7 @@ impl<'a> Link<'a> {
         if let Some(frame) = self.backlog.pop_front() {
             return Ok(Some(frame));
         }
+        let deadline = Instant::now() + wait.min(self.until_heartbeat());
         loop {
             // What was received before may already hold whole frames.
             match self.ws.read() {
@@ -111,7 +112,14 @@ impl<'a> Link<'a> {
                 Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
                 Err(e) => return Err(ws_error(e)),
             }
-            match self.source.wait(wait.min(self.until_heartbeat())) {
+            // Bounded even while bytes trickle in without making a frame.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let waited = if left.is_zero() {
+                Waited::Timeout
+            } else {
+                self.source.wait(left)
+            };
+            match waited {
                 Waited::Fed => {}
                 Waited::Command => return Ok(None),
                 Waited::Stop => return Err(Error::Shutdown),
