@@ -176,6 +176,13 @@ pub fn realtime_config(
         (Some(id), Some(tok)) if !tok.is_empty() => Some((id.clone(), tok.clone())),
         _ => None,
     };
+    // systemd wants WATCHDOG=1 within each interval, and the notifier sends
+    // at most one per quarter of it: a call every eighth keeps the gaps under
+    // 3/8 of the interval.
+    let alive_every = notifier
+        .as_ref()
+        .and_then(Notifier::watchdog_interval)
+        .map(|interval| interval / 8);
     let alive: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
         if let Some(n) = &notifier {
             n.watchdog();
@@ -188,6 +195,7 @@ pub fn realtime_config(
         heartbeat: cfg.heartbeat,
         resume,
         alive,
+        alive_every,
     }
 }
 

@@ -5,6 +5,7 @@ use crate::model::Secret;
 use log::{debug, error, info, warn};
 use rustls::ClientConfig;
 use serde_json::Value;
+use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,8 +16,6 @@ use std::time::{Duration, Instant};
 use ureq::http::StatusCode;
 use ureq::Agent;
 
-/// Longest the worker goes without looking at the shutdown flag while idle or waiting.
-const TICK: Duration = Duration::from_millis(250);
 /// Bounds a whole request, so a POST in flight cannot hold up shutdown for long.
 const TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -63,7 +62,9 @@ pub fn test_callback(cfg: &CallbackConfig) -> Result<(), CallbackTestError> {
 }
 
 /// Starts the `callback` thread. It tests the callback, then delivers each
-/// batch it receives, retrying the same batch until Jeedom takes it.
+/// batch it receives, retrying the same batch until Jeedom takes it. It
+/// ends when the core drops `jobs` (the stop's wake-up), or at its next
+/// wake-up once `shutdown` is set.
 pub fn spawn(
     cfg: CallbackConfig,
     jobs: Receiver<CallbackJob>,
@@ -357,6 +358,9 @@ struct Worker {
     to_core: Sender<CoreMsg>,
     shutdown: Arc<AtomicBool>,
     core_gone: bool,
+    /// Jobs that came during a retry delay (the core sends one at a time, so
+    /// there should be none), handled next.
+    queued: VecDeque<CallbackJob>,
     retry: Backoff,
     probe: Probe,
 }
@@ -374,6 +378,7 @@ impl Worker {
             to_core,
             shutdown,
             core_gone: false,
+            queued: VecDeque::new(),
             retry: timing.retry,
             probe: Probe::new(timing.probe),
         }
@@ -385,13 +390,31 @@ impl Worker {
                 let outcome = self.client.test();
                 self.probe.record(outcome, &self.shown_url);
             }
-            match jobs.recv_timeout(TICK) {
-                Ok(CallbackJob::Batch { events }) => self.deliver(&events),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+            if let Some(CallbackJob::Batch { events }) = self.next_job(jobs) {
+                self.deliver(&events, jobs);
             }
         }
         debug!("callback worker stopped");
+    }
+
+    /// The next job; idle, the worker sleeps until one comes, the channel
+    /// closes, or the pending test of the callback is due (`None` then).
+    fn next_job(&mut self, jobs: &Receiver<CallbackJob>) -> Option<CallbackJob> {
+        if let Some(job) = self.queued.pop_front() {
+            return Some(job);
+        }
+        let got = match self.probe.next {
+            Some(at) => jobs.recv_timeout(at.saturating_duration_since(Instant::now())),
+            None => jobs.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match got {
+            Ok(job) => Some(job),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => {
+                self.core_gone = true;
+                None
+            }
+        }
     }
 
     fn stopping(&self) -> bool {
@@ -399,7 +422,7 @@ impl Worker {
     }
 
     /// POSTs the batch until Jeedom takes it or the daemon stops.
-    fn deliver(&mut self, events: &[(u64, Value)]) {
+    fn deliver(&mut self, events: &[(u64, Value)], jobs: &Receiver<CallbackJob>) {
         let Some(&(upto_seq, _)) = events.last() else {
             warn!("callback: empty batch ignored");
             return;
@@ -417,7 +440,7 @@ impl Worker {
                     let delay = self.retry.next_delay();
                     self.failed(events.len(), error, failures, delay);
                     failures += 1;
-                    self.pause(delay);
+                    self.pause(delay, jobs);
                 }
             }
         }
@@ -452,15 +475,20 @@ impl Worker {
         }
     }
 
-    /// Waits `delay`, looking at the shutdown flag at least every `TICK`.
-    fn pause(&self, delay: Duration) {
+    /// Waits `delay` on the job channel, so that the stop (the core dropping
+    /// it) ends the wait at once.
+    fn pause(&mut self, delay: Duration, jobs: &Receiver<CallbackJob>) {
         let end = Instant::now() + delay;
         while !self.stopping() {
             let left = end.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return;
             }
-            thread::sleep(left.min(TICK));
+            match jobs.recv_timeout(left) {
+                Ok(job) => self.queued.push_back(job),
+                Err(RecvTimeoutError::Timeout) => return,
+                Err(RecvTimeoutError::Disconnected) => self.core_gone = true,
+            }
         }
     }
 }

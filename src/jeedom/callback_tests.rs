@@ -128,7 +128,9 @@ impl Running {
 
     /// Stops the worker and checks it returns within `limit`.
     fn stop_within(self, limit: Duration) {
+        // The daemon's stop: the flag, and the wake-up (the core's sender goes).
         self.shutdown.store(true, Ordering::Relaxed);
+        drop(self.jobs);
         let (done, joined) = mpsc::channel();
         let handle = self.handle;
         thread::spawn(move || done.send(handle.join().is_ok()));

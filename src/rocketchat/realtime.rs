@@ -1,6 +1,7 @@
 //! The realtime thread: one DDP websocket to Rocket.Chat, reconnected forever.
 mod catchup;
 mod http;
+mod inbox;
 mod link;
 mod live;
 mod session;
@@ -10,11 +11,12 @@ use crate::bus::{CoreMsg, RtCommand, RtEvent};
 use crate::config::{Credentials, ServerUrl};
 use crate::error::Error;
 use crate::model::{Room, Secret, Session};
+use inbox::{Inbox, Waited};
 use live::{End, Live, Update};
 use log::{error, info, warn};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -36,9 +38,12 @@ pub struct RealtimeConfig {
     pub heartbeat: Duration,
     /// User id and resume token from the state file.
     pub resume: Option<(String, Secret)>,
-    /// Called on every loop tick while the link is healthy (feeds the
+    /// Called on every turn of the loop while it works as meant (feeds the
     /// systemd watchdog).
     pub alive: Arc<dyn Fn() + Send + Sync>,
+    /// Longest time between two `alive` calls: an idle thread wakes up for
+    /// it. `None`: no need (no watchdog).
+    pub alive_every: Option<Duration>,
 }
 
 impl std::fmt::Debug for RealtimeConfig {
@@ -53,24 +58,39 @@ impl std::fmt::Debug for RealtimeConfig {
 /// The thread's ends of the channels, and its stop flag.
 struct Wiring {
     to_core: Sender<CoreMsg>,
-    commands: Receiver<RtCommand>,
+    /// The core's commands and the websocket's bytes.
+    inbox: Inbox,
     shutdown: Arc<AtomicBool>,
     alive: Arc<dyn Fn() + Send + Sync>,
+    /// Longest sleep of an idle wait (see [`RealtimeConfig::alive_every`]).
+    longest_sleep: Duration,
+}
+
+impl Wiring {
+    /// The daemon is stopping: the flag is set, or the core dropped its
+    /// command sender (which is also what wakes a sleeping thread).
+    fn stopping(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed) || self.inbox.core_gone()
+    }
 }
 
 /// Starts the `realtime` thread. It reports to the core and never gives up
-/// until `shutdown` is set.
+/// until the core drops `commands` (the stop's wake-up) or, while it is not
+/// sleeping, `shutdown` is set.
 pub fn spawn(
     cfg: RealtimeConfig,
     to_core: Sender<CoreMsg>,
     commands: Receiver<RtCommand>,
     shutdown: Arc<AtomicBool>,
 ) -> std::io::Result<JoinHandle<()>> {
+    let inbox = Inbox::new();
+    inbox.forward(commands)?;
     let wiring = Wiring {
         to_core,
-        commands,
+        inbox,
         shutdown,
         alive: cfg.alive.clone(),
+        longest_sleep: cfg.alive_every.unwrap_or(Duration::MAX),
     };
     std::thread::Builder::new()
         .name("realtime".into())
@@ -81,8 +101,9 @@ pub fn spawn(
 /// server answer bounded by `timeout`.
 pub fn probe(cfg: &RealtimeConfig, timeout: Duration) -> Result<(Session, Vec<Room>), Error> {
     let shutdown = Arc::new(AtomicBool::new(false));
+    let inbox = Inbox::new();
     let mut resume = initial_resume(cfg);
-    let opened = session::open(cfg, &mut resume, &shutdown, timeout)?;
+    let opened = session::open(cfg, &mut resume, (&inbox, &shutdown), timeout)?;
     opened.link.close();
     Ok((opened.session, opened.rooms))
 }
@@ -101,7 +122,7 @@ fn run(cfg: &RealtimeConfig, w: &Wiring) {
     let mut resume = initial_resume(cfg);
     let mut backoff = Backoff::with_jitter(Duration::from_secs(1), MAX_BACKOFF);
     let mut updates = VecDeque::new();
-    while !w.shutdown.load(Ordering::Relaxed) {
+    while !w.stopping() {
         match serve(cfg, w, &mut resume, &mut updates, &mut backoff) {
             Ok(End::Shutdown) | Err(Error::Shutdown) => break,
             Ok(End::Relogin) => {
@@ -138,7 +159,8 @@ fn serve(
     updates: &mut VecDeque<Update>,
     backoff: &mut Backoff,
 ) -> Result<End, Error> {
-    let opened = session::open(cfg, resume, &w.shutdown, REPLY_TIMEOUT).inspect_err(|e| {
+    let opened = session::open(cfg, resume, (&w.inbox, &w.shutdown), REPLY_TIMEOUT);
+    let opened = opened.inspect_err(|e| {
         if !matches!(e, Error::Shutdown) {
             error!("cannot connect to Rocket.Chat: {e}");
         }
@@ -186,8 +208,8 @@ fn emit(w: &Wiring, event: RtEvent) {
     let _ = w.to_core.send(CoreMsg::Realtime(event));
 }
 
-/// Waits out a backoff delay, watching `shutdown` and keeping the commands
-/// that arrive meanwhile.
+/// Waits out a backoff delay, keeping the commands that arrive meanwhile;
+/// returns early when the core goes (the daemon is stopping).
 fn wait(
     w: &Wiring,
     delay: Duration,
@@ -196,30 +218,28 @@ fn wait(
     updates: &mut VecDeque<Update>,
 ) {
     let end = Instant::now() + delay;
-    while !w.shutdown.load(Ordering::Relaxed) {
-        loop {
-            match w.commands.try_recv() {
-                Ok(RtCommand::UpdateMessage {
+    while !w.stopping() {
+        while let Some(command) = w.inbox.take_command() {
+            match command {
+                RtCommand::UpdateMessage {
                     message_id,
                     room_id,
                     text,
-                }) => updates.push_back(Update {
+                } => updates.push_back(Update {
                     message_id,
                     room_id,
                     text,
                 }),
-                Ok(RtCommand::Relogin) => forget_token(cfg, resume),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                RtCommand::Relogin => forget_token(cfg, resume),
             }
         }
         // Waiting out a backoff is the loop working as meant: the systemd
         // watchdog must only fire when the loop itself is stuck.
         (w.alive)();
         let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if left.is_zero() || w.inbox.wait(left.min(w.longest_sleep)) == Waited::Stop {
             return;
         }
-        std::thread::sleep(left.min(link::TICK));
     }
 }
 

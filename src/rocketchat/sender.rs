@@ -9,16 +9,13 @@ use crate::model::{Outgoing, Room, RoomKind};
 use log::{debug, info, warn};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-/// How often an idle worker looks at the shutdown flag.
-const IDLE_POLL: Duration = Duration::from_millis(200);
-
-/// Starts the `sender` thread. It ends on shutdown or when the core drops
-/// the job channel.
+/// Starts the `sender` thread. It ends when the core drops the job channel
+/// (the stop's wake-up), or at its next job once `shutdown` is set.
 pub fn spawn(
     rest: Rest,
     jobs: Receiver<SendJob>,
@@ -74,12 +71,13 @@ enum Halt {
 
 impl Worker {
     fn run(mut self, jobs: Receiver<SendJob>) {
-        while !self.stopping() {
-            match jobs.recv_timeout(IDLE_POLL) {
-                Ok(job) => self.handle(job),
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
+        // Idle, the worker sleeps until a job comes: the core schedules the
+        // retries, and the stop closes the channel.
+        while let Ok(job) = jobs.recv() {
+            if self.stopping() {
+                break;
             }
+            self.handle(job);
         }
         debug!("sender: stopped");
     }

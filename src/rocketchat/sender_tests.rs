@@ -434,13 +434,35 @@ fn long_text_goes_in_parts_within_the_server_limit() {
 fn worker_stops_on_shutdown() {
     let url = crate::config::parse_url("http://127.0.0.1:9").unwrap();
     let rest = Rest::new(&url, crate::tls::client_config(None).unwrap()).unwrap();
-    let (_jobs_tx, jobs_rx) = channel::<SendJob>();
+    let (jobs_tx, jobs_rx) = channel::<SendJob>();
     let (core_tx, _core_rx) = channel();
     let stop = Arc::new(AtomicBool::new(false));
     let handle = spawn(rest, jobs_rx, core_tx, stop.clone()).unwrap();
     assert_eq!(handle.thread().name(), Some("sender"));
+    // The daemon's stop: the flag, and the wake-up (the core's sender goes).
     stop.store(true, Ordering::SeqCst);
+    drop(jobs_tx);
     handle.join().unwrap();
+}
+
+#[test]
+fn a_job_left_in_the_channel_is_not_started_once_stopping() {
+    let url = crate::config::parse_url("http://127.0.0.1:9").unwrap();
+    let rest = Rest::new(&url, crate::tls::client_config(None).unwrap()).unwrap();
+    let (jobs_tx, jobs_rx) = channel();
+    let (core_tx, core_rx) = channel();
+    let stop = Arc::new(AtomicBool::new(true));
+    let job = SendJob {
+        item: item("k17", "#general", "x"),
+        session: session("7.4.1"),
+        rooms: rooms(),
+    };
+    jobs_tx.send(job).unwrap();
+    spawn(rest, jobs_rx, core_tx, stop).unwrap().join().unwrap();
+    assert!(
+        core_rx.try_recv().is_err(),
+        "no outcome for a job not started"
+    );
 }
 
 #[test]
@@ -465,6 +487,7 @@ fn stop_aborts_a_call_in_flight_without_an_outcome() {
     let started = std::time::Instant::now();
     stop.store(true, Ordering::SeqCst);
     rest.shutdown();
+    drop(jobs_tx);
     handle.join().unwrap();
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(core_rx.try_recv().is_err(), "no outcome for a stopped job");

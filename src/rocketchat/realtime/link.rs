@@ -1,4 +1,5 @@
 //! One websocket to Rocket.Chat: connect, DDP keep-alive, frames in and out.
+use super::inbox::{Feed, Inbox, Source, Waited};
 use crate::config::ServerUrl;
 use crate::error::Error;
 use crate::rocketchat::ddp::{self, ClientFrame, Ids, ServerFrame};
@@ -6,7 +7,7 @@ use log::{debug, warn};
 use rustls::ClientConfig;
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind};
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
@@ -14,18 +15,20 @@ use std::time::{Duration, Instant};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Connector, HandshakeError, Message, WebSocket};
 
-/// Longest a read blocks, so the loop can watch `shutdown`, its commands
-/// and the heartbeat.
+/// How often the short-lived waits (connecting, handshakes, catch-up) look
+/// at `shutdown` and at what they wait for. The idle link does not tick: it
+/// sleeps until input comes or its heartbeat is due (see [`Inbox`]).
 pub(super) const TICK: Duration = Duration::from_millis(200);
 /// Longest a write may block before the link is declared dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Debug lines longer than this are cut (catch-up answers can be large).
 const LOG_MAX: usize = 2000;
 
-/// An open, DDP-connected websocket.
-pub(super) struct Link {
-    ws: WebSocket<MaybeTlsStream<TcpStream>>,
-    tcp: TcpStream,
+/// An open, DDP-connected websocket, read by its own thread (see [`Inbox`]).
+pub(super) struct Link<'a> {
+    ws: WebSocket<MaybeTlsStream<Feed>>,
+    source: Source<'a>,
+    tcp: Closer,
     heartbeat: Duration,
     last_rx: Instant,
     ping_sent: Option<Instant>,
@@ -35,31 +38,45 @@ pub(super) struct Link {
     pub backlog: VecDeque<ServerFrame>,
 }
 
-impl Link {
+/// The link's own handle on its socket: shutting the socket down when the
+/// link goes, whatever the path, ends its reader thread.
+struct Closer(TcpStream);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        let _ = self.0.shutdown(Shutdown::Both);
+    }
+}
+
+/// How to open a [`Link`], besides the server.
+pub(super) struct Opening<'a> {
+    pub tls: Arc<ClientConfig>,
+    /// Bounds the TCP connection, and the TLS and websocket handshakes.
+    pub timeout: Duration,
+    pub heartbeat: Duration,
+    pub shutdown: Arc<AtomicBool>,
+    pub inbox: &'a Inbox,
+}
+
+impl<'a> Link<'a> {
     /// Connects the TCP socket, TLS and the websocket, within `timeout` each,
-    /// giving up as soon as `shutdown` is set.
-    pub fn open(
-        server: &ServerUrl,
-        tls: Arc<ClientConfig>,
-        timeout: Duration,
-        heartbeat: Duration,
-        shutdown: Arc<AtomicBool>,
-    ) -> Result<Link, Error> {
-        let (host, port) = (server.host.clone(), server.port);
-        let tcp = interruptible(&shutdown, move || connect_tcp(&host, port, timeout))??;
+    /// giving up as soon as `shutdown` is set or the core is gone.
+    pub fn open(server: &ServerUrl, o: Opening<'a>) -> Result<Link<'a>, Error> {
+        let (host, port, timeout) = (server.host.clone(), server.port, o.timeout);
+        let tcp = interruptible(&o.shutdown, move || connect_tcp(&host, port, timeout))??;
         let io_err = |e| Error::io(format!("socket to {}", server.host), e);
-        // Short reads from the start, so that a slow handshake still sees `shutdown`.
-        tcp.set_read_timeout(Some(TICK)).map_err(io_err)?;
         tcp.set_write_timeout(Some(WRITE_TIMEOUT)).map_err(io_err)?;
-        let own = tcp.try_clone().map_err(io_err)?;
-        let ws = handshake(server, tcp, tls, timeout, &shutdown)?;
+        let tcp = Closer(tcp);
+        let (source, feed) = o.inbox.connect(&tcp.0).map_err(io_err)?;
+        let ws = handshake(server, feed, &source, o.tls, timeout, &o.shutdown)?;
         Ok(Link {
             ws,
-            tcp: own,
-            heartbeat,
+            source,
+            tcp,
+            heartbeat: o.heartbeat,
             last_rx: Instant::now(),
             ping_sent: None,
-            shutdown,
+            shutdown: o.shutdown,
             ids: Ids::default(),
             backlog: VecDeque::new(),
         })
@@ -79,18 +96,50 @@ impl Link {
         Ok(ddp::frame_id(&frame).unwrap_or_default().to_string())
     }
 
-    /// The next frame to handle, or `None` after a quiet tick. Answers the
-    /// server's pings and keeps the heartbeat; an error means the link is gone.
-    pub fn recv(&mut self) -> Result<Option<ServerFrame>, Error> {
+    /// The next frame to handle, waiting at most `wait` for it (less when the
+    /// heartbeat is due first); `None` when the wait ended without one, e.g.
+    /// for a command (see [`Inbox::take_command`]). Answers the server's
+    /// pings and keeps the heartbeat; an error means the link is gone.
+    pub fn recv(&mut self, wait: Duration) -> Result<Option<ServerFrame>, Error> {
         if let Some(frame) = self.backlog.pop_front() {
             return Ok(Some(frame));
         }
-        match self.ws.read() {
-            Ok(Message::Text(text)) => {
+        let deadline = Instant::now() + wait.min(self.until_heartbeat());
+        loop {
+            // What was received before may already hold whole frames.
+            match self.ws.read() {
+                Ok(message) => return self.on_message(message),
+                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) => return Err(ws_error(e)),
+            }
+            // Bounded even while bytes trickle in without making a frame.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let waited = if left.is_zero() {
+                Waited::Timeout
+            } else {
+                self.source.wait(left)
+            };
+            match waited {
+                Waited::Fed => {}
+                Waited::Command => return Ok(None),
+                Waited::Stop => return Err(Error::Shutdown),
+                Waited::Timeout => return self.check_heartbeat().map(|()| None),
+            }
+        }
+    }
+
+    /// The inbox this link is fed from.
+    pub fn inbox(&self) -> &'a Inbox {
+        self.source.inbox()
+    }
+
+    fn on_message(&mut self, message: Message) -> Result<Option<ServerFrame>, Error> {
+        match message {
+            Message::Text(text) => {
                 self.heard();
                 self.on_text(text.as_str())
             }
-            Ok(Message::Close(close)) => {
+            Message::Close(close) => {
                 let why = close.map(|c| c.reason.to_string()).unwrap_or_default();
                 let e = io::Error::new(
                     ErrorKind::ConnectionAborted,
@@ -98,12 +147,10 @@ impl Link {
                 );
                 Err(Error::io("websocket", e))
             }
-            Ok(_) => {
+            _ => {
                 self.heard();
                 Ok(None)
             }
-            Err(tungstenite::Error::Io(e)) if is_tick(&e) => self.check_heartbeat().map(|()| None),
-            Err(e) => Err(ws_error(e)),
         }
     }
 
@@ -118,17 +165,19 @@ impl Link {
         let deadline = Instant::now() + timeout;
         let mut skipped = VecDeque::new();
         let found = loop {
-            if self.shutdown.load(Ordering::Relaxed) {
+            if self.shutdown.load(Ordering::Relaxed) || self.inbox().core_gone() {
                 break Err(Error::Shutdown);
             }
-            if Instant::now() >= deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 let e = io::Error::new(
                     ErrorKind::TimedOut,
                     format!("no answer within {} s", timeout.as_secs()),
                 );
                 break Err(Error::io(format!("waiting for {what}"), e));
             }
-            match self.recv() {
+            // Ticks: `shutdown` alone must still end a session being set up.
+            match self.recv(left.min(TICK)) {
                 Ok(Some(frame)) => match pick(&frame) {
                     Some(t) => break Ok(t),
                     None => skipped.push_back(frame),
@@ -150,12 +199,15 @@ impl Link {
         interruptible(&self.shutdown, f)
     }
 
-    /// Best-effort websocket close, bounded by the socket timeouts.
+    /// Best-effort websocket close, bounded by the write timeout; the socket
+    /// is then shut down (by [`Closer`]).
     pub fn close(mut self) {
-        let _ = self.tcp.set_write_timeout(Some(Duration::from_millis(500)));
+        let _ = self
+            .tcp
+            .0
+            .set_write_timeout(Some(Duration::from_millis(500)));
         let _ = self.ws.close(None);
         let _ = self.ws.flush();
-        let _ = self.tcp.shutdown(std::net::Shutdown::Both);
     }
 
     fn heard(&mut self) {
@@ -176,6 +228,12 @@ impl Link {
                 Ok(None)
             }
         }
+    }
+
+    /// Time left before [`Link::check_heartbeat`] has something to do.
+    fn until_heartbeat(&self) -> Duration {
+        let since = self.ping_sent.unwrap_or(self.last_rx);
+        (since + self.heartbeat).saturating_duration_since(Instant::now())
     }
 
     /// Pings after `heartbeat` of silence; a link silent for as long again
@@ -213,31 +271,37 @@ fn shown(text: &str) -> String {
     s
 }
 
-/// TLS and websocket handshakes, resumed after each quiet tick.
+/// TLS and websocket handshakes, resumed whenever input comes.
 fn handshake(
     server: &ServerUrl,
-    tcp: TcpStream,
+    feed: Feed,
+    source: &Source,
     tls: Arc<ClientConfig>,
     timeout: Duration,
     shutdown: &AtomicBool,
-) -> Result<WebSocket<MaybeTlsStream<TcpStream>>, Error> {
+) -> Result<WebSocket<MaybeTlsStream<Feed>>, Error> {
     let deadline = Instant::now() + timeout;
     let url = server.websocket.as_str();
     let mut attempt =
-        tungstenite::client_tls_with_config(url, tcp, None, Some(Connector::Rustls(tls)));
+        tungstenite::client_tls_with_config(url, feed, None, Some(Connector::Rustls(tls)));
     loop {
-        match attempt {
+        let mid = match attempt {
             Ok((ws, _response)) => return Ok(ws),
             Err(HandshakeError::Failure(e)) => return Err(handshake_error(server, e)),
-            Err(HandshakeError::Interrupted(_)) if shutdown.load(Ordering::Relaxed) => {
-                return Err(Error::Shutdown)
-            }
-            Err(HandshakeError::Interrupted(_)) if Instant::now() >= deadline => {
-                let e = io::Error::new(ErrorKind::TimedOut, "no answer to the websocket handshake");
-                return Err(Error::io(format!("connecting to {url}"), e));
-            }
-            Err(HandshakeError::Interrupted(mid)) => attempt = mid.handshake(),
+            Err(HandshakeError::Interrupted(mid)) => mid,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if shutdown.load(Ordering::Relaxed) {
+            return Err(Error::Shutdown);
         }
+        if left.is_zero() {
+            let e = io::Error::new(ErrorKind::TimedOut, "no answer to the websocket handshake");
+            return Err(Error::io(format!("connecting to {url}"), e));
+        }
+        if source.wait(left.min(TICK)) == Waited::Stop {
+            return Err(Error::Shutdown);
+        }
+        attempt = mid.handshake();
     }
 }
 
@@ -262,10 +326,6 @@ pub(super) fn interruptible<T: Send + 'static>(
             }
         }
     }
-}
-
-fn is_tick(e: &io::Error) -> bool {
-    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
 
 /// Resolves `host` and tries each address in turn.
@@ -311,7 +371,9 @@ fn handshake_error(server: &ServerUrl, e: tungstenite::Error) -> Error {
             status: resp.status().as_u16(),
             reason: "not a Rocket.Chat websocket: check --url (and the path if Rocket.Chat is served under one)".into(),
         },
-        tungstenite::Error::Io(io) if is_tick(&io) => {
+        tungstenite::Error::Io(io)
+            if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+        {
             let e = io::Error::new(ErrorKind::TimedOut, "no answer to the websocket handshake");
             Error::io(format!("connecting to {}", server.websocket), e)
         }

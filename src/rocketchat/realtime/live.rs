@@ -1,6 +1,6 @@
 //! The life of a logged-in link: messages, room changes, edits, catch-up.
 use super::catchup::CatchUp;
-use super::link::Link;
+use super::link::{Link, TICK};
 use super::Wiring;
 use crate::bus::{CoreMsg, RtCommand, RtEvent};
 use crate::error::Error;
@@ -10,8 +10,6 @@ use crate::rocketchat::message;
 use log::{debug, info, warn};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::Ordering;
-use std::sync::mpsc::TryRecvError;
 use std::time::Instant;
 
 /// Why a healthy link was left.
@@ -37,30 +35,32 @@ enum Pending {
 }
 
 pub(super) struct Live<'a> {
-    pub link: Link,
+    pub link: Link<'a>,
     session: Session,
     rooms: Vec<Room>,
     catchup: CatchUp,
+    /// The catch-up waits on the core's watermarks and on the server's
+    /// answers: until it is done, the loop ticks to look at them.
+    catching_up: bool,
     pending: HashMap<String, Pending>,
     /// A `rooms/get` is in flight, and another change came since it left.
     refreshing: bool,
     refresh_again: bool,
     wiring: &'a Wiring,
-    commands_closed: bool,
 }
 
 impl<'a> Live<'a> {
-    pub fn new(link: Link, session: Session, rooms: Vec<Room>, wiring: &'a Wiring) -> Live<'a> {
+    pub fn new(link: Link<'a>, session: Session, rooms: Vec<Room>, wiring: &'a Wiring) -> Live<'a> {
         Live {
             link,
             session,
             rooms,
             catchup: CatchUp::start(&wiring.to_core),
+            catching_up: true,
             pending: HashMap::new(),
             refreshing: false,
             refresh_again: false,
             wiring,
-            commands_closed: false,
         }
     }
 
@@ -70,17 +70,24 @@ impl<'a> Live<'a> {
             self.send_update(u)?;
         }
         loop {
-            if self.wiring.shutdown.load(Ordering::Relaxed) {
+            if self.wiring.stopping() {
                 return Ok(End::Shutdown);
             }
             if let Some(end) = self.take_commands()? {
                 return Ok(end);
             }
             self.drive_catchup()?;
-            if let Some(frame) = self.link.recv()? {
+            // Once caught up, the thread sleeps until a frame or a command
+            // comes, or the heartbeat or the watchdog is due.
+            let wait = if self.catching_up {
+                TICK
+            } else {
+                self.wiring.longest_sleep
+            };
+            if let Some(frame) = self.link.recv(wait)? {
                 self.dispatch(frame)?;
             }
-            // Every tick proves the loop is not stuck (systemd watchdog); a dead
+            // Every turn proves the loop is not stuck (systemd watchdog); a dead
             // link is the heartbeat's business, not the watchdog's.
             (self.wiring.alive)();
         }
@@ -106,20 +113,18 @@ impl<'a> Live<'a> {
     }
 
     fn take_commands(&mut self) -> Result<Option<End>, Error> {
-        while !self.commands_closed {
-            match self.wiring.commands.try_recv() {
-                Ok(RtCommand::UpdateMessage {
+        while let Some(command) = self.wiring.inbox.take_command() {
+            match command {
+                RtCommand::UpdateMessage {
                     message_id,
                     room_id,
                     text,
-                }) => self.send_update(Update {
+                } => self.send_update(Update {
                     message_id,
                     room_id,
                     text,
                 })?,
-                Ok(RtCommand::Relogin) => return Ok(Some(End::Relogin)),
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => self.commands_closed = true,
+                RtCommand::Relogin => return Ok(Some(End::Relogin)),
             }
         }
         Ok(None)
@@ -152,7 +157,9 @@ impl<'a> Live<'a> {
                 self.catchup.expect(id, room_id);
             }
         }
-        if let Some(done) = self.catchup.finish(now) {
+        let finished = self.catchup.finish(now);
+        self.catching_up &= finished.is_none();
+        if let Some(done) = finished {
             if !done.replayed.is_empty() {
                 info!(
                     "catch-up: {} message(s) missed while disconnected",

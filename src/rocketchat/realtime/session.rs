@@ -1,6 +1,7 @@
 //! Opening a session: DDP connect, login, subscriptions, username and version.
 use super::http;
-use super::link::Link;
+use super::inbox::Inbox;
+use super::link::{Link, Opening};
 use super::RealtimeConfig;
 use crate::config::Credentials;
 use crate::error::Error;
@@ -23,28 +24,28 @@ pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub(super) type Resume = Option<(String, Secret)>;
 
 /// A logged-in, subscribed link.
-pub(super) struct Opened {
-    pub link: Link,
+pub(super) struct Opened<'a> {
+    pub link: Link<'a>,
     pub session: Session,
     pub rooms: Vec<Room>,
 }
 
 /// Connects, logs in and subscribes; `timeout` bounds each server answer.
-pub(super) fn open(
+pub(super) fn open<'a>(
     cfg: &RealtimeConfig,
     resume: &mut Resume,
-    shutdown: &Arc<AtomicBool>,
+    (inbox, shutdown): (&'a Inbox, &Arc<AtomicBool>),
     timeout: Duration,
-) -> Result<Opened, Error> {
+) -> Result<Opened<'a>, Error> {
     info!("connecting to {}", cfg.server.websocket);
-    let connect_timeout = timeout.min(CONNECT_TIMEOUT);
-    let mut link = Link::open(
-        &cfg.server,
-        cfg.tls.clone(),
-        connect_timeout,
-        cfg.heartbeat,
-        shutdown.clone(),
-    )?;
+    let opening = Opening {
+        tls: cfg.tls.clone(),
+        timeout: timeout.min(CONNECT_TIMEOUT),
+        heartbeat: cfg.heartbeat,
+        shutdown: shutdown.clone(),
+        inbox,
+    };
+    let mut link = Link::open(&cfg.server, opening)?;
     match setup(&mut link, cfg, resume, timeout) {
         Ok((session, rooms)) => Ok(Opened {
             link,

@@ -175,6 +175,7 @@ impl Harness {
             alive: Arc::new(move || {
                 count.fetch_add(1, Ordering::Relaxed);
             }),
+            alive_every: None,
         };
         let (to_core, core) = mpsc::channel();
         let (commands, cmd_rx) = mpsc::channel();
@@ -231,7 +232,9 @@ impl Harness {
 
 impl Drop for Harness {
     fn drop(&mut self) {
+        // The daemon's stop: the flag, and the wake-up (the core's sender goes).
         self.shutdown.store(true, Ordering::Relaxed);
+        drop(std::mem::replace(&mut self.commands, mpsc::channel().0));
         if let Some(h) = self.handle.take() {
             let started = Instant::now();
             let _ = h.join();
@@ -479,6 +482,7 @@ fn totp_and_unreachable_servers_have_clear_errors() {
         heartbeat: Duration::from_secs(30),
         resume: None,
         alive: Arc::new(|| {}),
+        alive_every: None,
     };
     let e = probe(&cfg, Duration::from_secs(2)).expect_err("refused");
     assert!(e.to_string().contains("connection refused"), "{e}");

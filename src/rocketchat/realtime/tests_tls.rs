@@ -86,6 +86,7 @@ fn config(port: u16, tls: Arc<rustls::ClientConfig>) -> RealtimeConfig {
         heartbeat: Duration::from_secs(30),
         resume: None,
         alive: Arc::new(|| {}),
+        alive_every: None,
     }
 }
 
