@@ -7,7 +7,10 @@
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
 use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use ureq::http::Uri;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, Transport,
     TransportAdapter,
@@ -15,10 +18,53 @@ use ureq::unversioned::transport::{
 
 /// A ureq agent whose `https` connections use our [`ClientConfig`].
 pub fn agent(config: ureq::config::Config, tls: Arc<ClientConfig>) -> ureq::Agent {
-    use ureq::unversioned::resolver::DefaultResolver;
     use ureq::unversioned::transport::TcpConnector;
     let connector = ().chain(TcpConnector::default()).chain(OwnTls { config: tls });
-    ureq::Agent::with_parts(config, connector, DefaultResolver::default())
+    ureq::Agent::with_parts(config, connector, AddressFirst::default())
+}
+
+/// ureq's default resolver starts a thread for every lookup once a timeout
+/// is set, even when the host is an IP address: a thread per callback POST
+/// on a new connection (Jeedom is `127.0.0.1`), which also fragments musl's
+/// heap. An address is used as it is; names still go through the default
+/// resolver and its deadline.
+#[derive(Debug, Default)]
+struct AddressFirst(DefaultResolver);
+
+impl Resolver for AddressFirst {
+    fn resolve(
+        &self,
+        uri: &Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        match ip_address(uri) {
+            Some(addr) => {
+                let mut found = self.empty();
+                found.push(addr);
+                Ok(found)
+            }
+            None => self.0.resolve(uri, config, timeout),
+        }
+    }
+}
+
+/// The socket address of a URL whose host is an IP address.
+fn ip_address(uri: &Uri) -> Option<SocketAddr> {
+    let host = uri.host()?;
+    let ip: IpAddr = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+        .parse()
+        .ok()?;
+    let port = match (uri.port_u16(), uri.scheme_str()) {
+        (Some(p), _) => p,
+        (None, Some("http")) => 80,
+        (None, Some("https")) => 443,
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
 }
 
 /// Adds TLS with our [`ClientConfig`] to `https` connections.

@@ -73,3 +73,16 @@ fn unknown_ca_is_refused_with_the_ca_file_hint() {
     let text = e.to_string();
     assert!(text.contains("--ca-file"), "{text}");
 }
+
+#[test]
+fn ip_hosts_need_no_lookup_and_names_do() {
+    let addr = |u: &str| ip_address(&u.parse::<Uri>().unwrap()).map(|a| a.to_string());
+    assert_eq!(
+        addr("http://127.0.0.1/plugins/rocketchat/core/php/jeeRocketchat.php?x=1").as_deref(),
+        Some("127.0.0.1:80")
+    );
+    assert_eq!(addr("https://[::1]/api").as_deref(), Some("[::1]:443"));
+    assert_eq!(addr("http://192.168.1.5:8080/").as_deref(), Some("192.168.1.5:8080"));
+    assert_eq!(addr("https://chat.example.org/api"), None);
+    assert_eq!(addr("http://localhost:3000/"), None);
+}
