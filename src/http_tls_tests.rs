@@ -82,7 +82,10 @@ fn ip_hosts_need_no_lookup_and_names_do() {
         Some("127.0.0.1:80")
     );
     assert_eq!(addr("https://[::1]/api").as_deref(), Some("[::1]:443"));
-    assert_eq!(addr("http://192.168.1.5:8080/").as_deref(), Some("192.168.1.5:8080"));
+    assert_eq!(
+        addr("http://192.168.1.5:8080/").as_deref(),
+        Some("192.168.1.5:8080")
+    );
     assert_eq!(addr("https://chat.example.org/api"), None);
     assert_eq!(addr("http://localhost:3000/"), None);
 }
