@@ -286,11 +286,20 @@ fn status_text(status: StatusCode) -> String {
     text
 }
 
-/// `{"events":[...]}` with the values in sequence order.
-fn encode_batch(events: &[(u64, Value)]) -> Vec<u8> {
-    // Display of a Value cannot fail, unlike serde_json::to_vec's signature.
-    let items: Vec<String> = events.iter().map(|(_, v)| v.to_string()).collect();
-    format!("{{\"events\":[{}]}}", items.join(",")).into_bytes()
+/// `{"events":[...]}` with the values in sequence order, written into `body`
+/// (one buffer kept for every batch, written once, instead of a string per
+/// event joined and copied again).
+fn encode_batch(events: &[(u64, Value)], body: &mut Vec<u8>) {
+    body.clear();
+    body.extend_from_slice(b"{\"events\":[");
+    for (i, (_, v)) in events.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        // Writing a Value into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *body, v);
+    }
+    body.extend_from_slice(b"]}");
 }
 
 /// The startup test, retried in the gaps between deliveries while Jeedom
@@ -363,6 +372,8 @@ struct Worker {
     queued: VecDeque<CallbackJob>,
     retry: Backoff,
     probe: Probe,
+    /// The POST body, reused from batch to batch.
+    body: Vec<u8>,
 }
 
 impl Worker {
@@ -381,6 +392,7 @@ impl Worker {
             queued: VecDeque::new(),
             retry: timing.retry,
             probe: Probe::new(timing.probe),
+            body: Vec::new(),
         }
     }
 
@@ -427,7 +439,8 @@ impl Worker {
             warn!("callback: empty batch ignored");
             return;
         };
-        let body = encode_batch(events);
+        let mut body = std::mem::take(&mut self.body);
+        encode_batch(events, &mut body);
         let mut failures = 0u32;
         while !self.stopping() {
             debug!(
@@ -435,7 +448,10 @@ impl Worker {
                 events.len()
             );
             match self.client.post(&body) {
-                Ok(status) => return self.delivered(upto_seq, status, failures),
+                Ok(status) => {
+                    self.body = body;
+                    return self.delivered(upto_seq, status, failures);
+                }
                 Err(error) => {
                     let delay = self.retry.next_delay();
                     self.failed(events.len(), error, failures, delay);
