@@ -96,7 +96,6 @@ impl Core {
     /// A new message becomes an event (`replay`: it may have been delivered
     /// by a run that crashed).
     pub(super) fn on_message(&mut self, m: Incoming, replay: bool) {
-        let bot = self.state.username.clone().unwrap_or_default();
         let rs = self
             .state
             .rooms
@@ -108,26 +107,24 @@ impl Core {
         }
         rs.remember(&m.id, m.ts_ms);
         let room = rs.room.clone();
-        let mark = Some((m.room_id.clone(), m.ts_ms));
-        if let Some(mut ev) = self.answer_ask(&m, &room) {
-            if replay {
-                super::replay::mark(&mut ev);
+        let mut ev = match self.answer_ask(&m, &room) {
+            Some(answer) => answer,
+            None => {
+                log::info!(
+                    "message {} from {} in {} → Jeedom{}",
+                    m.id,
+                    m.user.username,
+                    room.name,
+                    if replay { " (replay)" } else { "" }
+                );
+                let bot = self.state.username.as_deref().unwrap_or_default();
+                events::message(&m, &room, bot)
             }
-            self.push_event(ev, mark);
-            return;
-        }
-        log::info!(
-            "message {} from {} in {} → Jeedom{}",
-            m.id,
-            m.user.username,
-            room.name,
-            if replay { " (replay)" } else { "" }
-        );
-        let mut ev = events::message(&m, &room, &bot);
+        };
         if replay {
             super::replay::mark(&mut ev);
         }
-        self.push_event(ev, mark);
+        self.push_event(ev, Some((m.room_id, m.ts_ms)));
     }
 
     /// A reply to the newest pending ask of the room becomes `ask_answer`.

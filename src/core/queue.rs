@@ -4,6 +4,7 @@ use crate::bus::{CallbackJob, CallbackReport};
 use crate::jeedom::events;
 use crate::state::QueuedEvent;
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// Most events kept while Jeedom is away; past it the oldest messages go.
 pub const MAX_EVENTS: usize = 10_000;
@@ -119,16 +120,22 @@ impl Core {
         }
     }
 
-    /// Removes acknowledged events and advances the rooms' watermarks.
+    /// Removes acknowledged events and advances the rooms' watermarks (once
+    /// per room and batch: each advance also prunes the room's ids).
     fn acknowledge(&mut self, upto: u64) {
+        let mut newest: HashMap<String, i64> = HashMap::new();
         while self.state.events.front().is_some_and(|e| e.seq <= upto) {
             let Some(e) = self.state.events.pop_front() else {
                 break;
             };
             if let Some((rid, ts)) = e.mark {
-                if let Some(room) = self.state.rooms.get_mut(&rid) {
-                    room.acknowledged(ts);
-                }
+                let at = newest.entry(rid).or_insert(ts);
+                *at = (*at).max(ts);
+            }
+        }
+        for (rid, ts) in newest {
+            if let Some(room) = self.state.rooms.get_mut(&rid) {
+                room.acknowledged(ts);
             }
         }
         self.dirty = true;

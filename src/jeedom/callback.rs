@@ -439,19 +439,15 @@ impl Worker {
             warn!("callback: empty batch ignored");
             return;
         };
-        let mut body = std::mem::take(&mut self.body);
-        encode_batch(events, &mut body);
+        encode_batch(events, &mut self.body);
         let mut failures = 0u32;
         while !self.stopping() {
             debug!(
                 "callback: POST of {} event(s) up to #{upto_seq}",
                 events.len()
             );
-            match self.client.post(&body) {
-                Ok(status) => {
-                    self.body = body;
-                    return self.delivered(upto_seq, status, failures);
-                }
+            match self.client.post(&self.body) {
+                Ok(status) => return self.delivered(upto_seq, status, failures),
                 Err(error) => {
                     let delay = self.retry.next_delay();
                     self.failed(events.len(), error, failures, delay);
