@@ -50,6 +50,19 @@ fn closed_question(s: &Stack, id: &str) -> Value {
     })
 }
 
+/// The question `id` was closed with `closing` as its text and no buttons,
+/// by the DDP `updateMessage` call (REST `chat.update` keeps the buttons).
+fn assert_closed_with(s: &Stack, id: &str, closing: &str) {
+    let params = update_call(s, id);
+    assert_eq!(
+        params,
+        json!([{"_id": id, "rid": "GENERAL", "msg": closing, "attachments": []}])
+    );
+    let edited = closed_question(s, id);
+    assert_eq!(edited["msg"], closing);
+    assert_eq!(edited["attachments"], json!([]), "buttons gone");
+}
+
 /// The `updateMessage` call that closed `id`: its only parameter.
 fn update_call(s: &Stack, id: &str) -> Value {
     support::wait::wait_for(T, "updateMessage for the question", || {
@@ -112,14 +125,7 @@ fn a_button_click_answers_and_closes_the_question() {
         json!({"id": "GENERAL", "name": "general", "kind": "channel"})
     );
     let closing = format!("{QUESTION}\n✅ Yes — answered by @alice");
-    let params = update_call(&s, qid);
-    assert_eq!(
-        params,
-        json!([{"_id": qid, "rid": "GENERAL", "msg": closing, "attachments": []}])
-    );
-    let edited = closed_question(&s, qid);
-    assert_eq!(edited["msg"], closing.as_str());
-    assert_eq!(edited["attachments"], json!([]), "buttons gone");
+    assert_closed_with(&s, qid, &closing);
     // The answer is not also a message; later messages still are.
     let later = s.rc.post("GENERAL", "alice", "Yes");
     message_event(&s, &later);
@@ -214,14 +220,7 @@ fn no_answer_in_time_expires_and_closes_the_question() {
         .wait_event(T, "ask_expired", |e| e["ask_id"] == "11");
     assert_eq!(ev, json!({"type": "ask_expired", "ask_id": "11"}));
     let closing = format!("{QUESTION}\n⌛ No answer in time");
-    let params = update_call(&s, qid);
-    assert_eq!(
-        params,
-        json!([{"_id": qid, "rid": "GENERAL", "msg": closing, "attachments": []}])
-    );
-    let edited = closed_question(&s, qid);
-    assert_eq!(edited["msg"], closing.as_str());
-    assert_eq!(edited["attachments"], json!([]));
+    assert_closed_with(&s, qid, &closing);
     // A late reply is an ordinary message.
     let late = s.rc.post("GENERAL", "alice", "Yes");
     message_event(&s, &late);

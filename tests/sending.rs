@@ -19,17 +19,6 @@ fn bot_messages(s: &Stack, rid: &str) -> Vec<Value> {
         .collect()
 }
 
-fn send(s: &Stack, req: Value) {
-    let mut req = req;
-    req["action"] = json!("send");
-    let reply = s.request(req);
-    assert_eq!(reply["ok"], true, "{reply}");
-}
-
-fn sent(s: &Stack, reference: &str) -> Value {
-    s.jeedom.wait_event(T, "sent", |e| e["ref"] == reference)
-}
-
 fn count_sent(s: &Stack, reference: &str) -> usize {
     let all = s.jeedom.events_of_type("sent");
     all.iter().filter(|e| e["ref"] == reference).count()
@@ -47,16 +36,10 @@ fn send_attempts(s: &Stack) -> usize {
 fn text_to_a_channel_by_name_and_by_id_never_sends_ts() {
     let s = Stack::start("send-general");
     s.wait_connected();
-    send(
-        &s,
-        json!({"room": "#general", "message": "by name", "ref": "a"}),
-    );
-    let a = sent(&s, "a");
-    send(
-        &s,
-        json!({"room": "GENERAL", "message": "by id", "ref": "b"}),
-    );
-    let b = sent(&s, "b");
+    s.send(json!({"room": "#general", "message": "by name", "ref": "a"}));
+    let a = s.sent("a");
+    s.send(json!({"room": "GENERAL", "message": "by id", "ref": "b"}));
+    let b = s.sent("b");
     let posted = bot_messages(&s, "GENERAL");
     let texts: Vec<&str> = posted.iter().map(|m| m["msg"].as_str().unwrap()).collect();
     assert_eq!(texts, ["by name", "by id"]);
@@ -84,13 +67,13 @@ fn mention_prefixes_the_text() {
     s.wait_connected();
     let req =
         json!({"room": "#general", "message": "the door is open", "mention": "bob", "ref": "m"});
-    send(&s, req);
-    let ev = sent(&s, "m");
+    s.send(req);
+    let ev = s.sent("m");
     let m = s.rc.message(ev["message_id"].as_str().unwrap()).unwrap();
     assert_eq!(m["msg"], "@bob the door is open");
     let req = json!({"room": "#general", "message": "ok", "mention": "@alice", "ref": "m2"});
-    send(&s, req);
-    let ev = sent(&s, "m2");
+    s.send(req);
+    let ev = s.sent("m2");
     let m = s.rc.message(ev["message_id"].as_str().unwrap()).unwrap();
     assert_eq!(m["msg"], "@alice ok");
 }
@@ -101,11 +84,8 @@ fn direct_message_to_a_user_without_one_opens_it() {
     s.wait_connected();
     let rid = format!("bobid{BOT_ID}");
     assert!(s.rc.messages(&rid).is_empty());
-    send(
-        &s,
-        json!({"room": "@bob", "message": "hello Bob", "ref": "dm"}),
-    );
-    let ev = sent(&s, "dm");
+    s.send(json!({"room": "@bob", "message": "hello Bob", "ref": "dm"}));
+    let ev = s.sent("dm");
     let reqs = s.rc.rest_requests();
     assert!(
         reqs.iter()
@@ -127,11 +107,8 @@ fn direct_message_to_a_user_without_one_opens_it() {
             .iter()
             .any(|r| r["id"] == rid.as_str())
     });
-    send(
-        &s,
-        json!({"room": "@bob", "message": "again", "ref": "dm2"}),
-    );
-    sent(&s, "dm2");
+    s.send(json!({"room": "@bob", "message": "again", "ref": "dm2"}));
+    s.sent("dm2");
     assert_eq!(bot_messages(&s, &rid).len(), 2);
 }
 
@@ -147,11 +124,8 @@ fn private_group_by_name() {
             .iter()
             .any(|r| r["id"] == gid.as_str())
     });
-    send(
-        &s,
-        json!({"room": "#family", "message": "dinner is ready", "ref": "g"}),
-    );
-    let ev = sent(&s, "g");
+    s.send(json!({"room": "#family", "message": "dinner is ready", "ref": "g"}));
+    let ev = s.sent("g");
     assert_eq!(
         ev["room"],
         json!({"id": gid, "name": "family", "kind": "group"})
@@ -172,11 +146,8 @@ fn exactly_once_after_a_dropped_response(name: &str, mode: DupIdMode) {
     let s = Stack::start_with(name, opts, &[]);
     s.wait_connected();
     s.rc.rest_fault("chat.sendMessage", RestFault::DropAfterInsert, 1);
-    send(
-        &s,
-        json!({"room": "#general", "message": "only once", "ref": "once"}),
-    );
-    let ev = sent(&s, "once");
+    s.send(json!({"room": "#general", "message": "only once", "ref": "once"}));
+    let ev = s.sent("once");
     assert!(send_attempts(&s) >= 2, "the daemon retried");
     let posted = bot_messages(&s, "GENERAL");
     assert_eq!(posted.len(), 1, "{posted:?}");
@@ -201,14 +172,11 @@ fn exactly_once_when_the_response_is_lost_new_server() {
 fn exactly_once_across_kill_9_right_after_ok() {
     let mut s = Stack::start("send-kill");
     s.wait_connected();
-    send(
-        &s,
-        json!({"room": "#general", "message": "survives a crash", "ref": "k1"}),
-    );
+    s.send(json!({"room": "#general", "message": "survives a crash", "ref": "k1"}));
     s.daemon.kill9();
     s.daemon.restart();
     s.daemon.wait_ready();
-    sent(&s, "k1");
+    s.sent("k1");
     wait_until(T, "an empty outbox", || {
         s.request(json!({"action": "status"}))["queues"]["outbox"] == 0
     });
@@ -217,15 +185,12 @@ fn exactly_once_across_kill_9_right_after_ok() {
     s.rc.rest_fault("chat.sendMessage", RestFault::DropAfterInsert, 1);
     s.rc.rest_fault("chat.sendMessage", RestFault::Hang, 1);
     let before = send_attempts(&s);
-    send(
-        &s,
-        json!({"room": "#general", "message": "inserted then killed", "ref": "k2"}),
-    );
+    s.send(json!({"room": "#general", "message": "inserted then killed", "ref": "k2"}));
     wait_until(T, "the retry to hang", || send_attempts(&s) >= before + 2);
     s.daemon.kill9();
     s.daemon.restart();
     s.daemon.wait_ready();
-    sent(&s, "k2");
+    s.sent("k2");
     let texts: Vec<Value> = bot_messages(&s, "GENERAL")
         .iter()
         .map(|m| m["msg"].clone())
@@ -253,10 +218,7 @@ fn two_hundred_sends_across_an_outage_in_order_once() {
         .wait_event(T, "status", |e| e["connected"] == false);
     for i in 0..200 {
         let text = format!("reading {i:03}");
-        send(
-            &s,
-            json!({"room": "#general", "message": text, "ref": format!("r{i}")}),
-        );
+        s.send(json!({"room": "#general", "message": text, "ref": format!("r{i}")}));
     }
     assert!(bot_messages(&s, "GENERAL").is_empty());
     s.rc.set_down(false);
@@ -286,11 +248,8 @@ fn unauthorized_once_logs_in_again_and_posts_once() {
     s.wait_connected();
     let logins = s.rc.logins().len();
     s.rc.rest_fault("chat.sendMessage", RestFault::Status(401), 1);
-    send(
-        &s,
-        json!({"room": "#general", "message": "after relogin", "ref": "u"}),
-    );
-    let ev = sent(&s, "u");
+    s.send(json!({"room": "#general", "message": "after relogin", "ref": "u"}));
+    let ev = s.sent("u");
     assert!(s.rc.logins().len() > logins, "{:?}", s.rc.logins());
     let posted = bot_messages(&s, "GENERAL");
     assert_eq!(posted.len(), 1);
@@ -307,11 +266,8 @@ fn rate_limited_waits_for_the_reset_then_posts_once() {
     };
     s.rc.rest_fault("chat.sendMessage", reset, 1);
     let start = Instant::now();
-    send(
-        &s,
-        json!({"room": "#general", "message": "slowly", "ref": "rl"}),
-    );
-    sent(&s, "rl");
+    s.send(json!({"room": "#general", "message": "slowly", "ref": "rl"}));
+    s.sent("rl");
     let waited = start.elapsed();
     assert!(waited >= Duration::from_secs(2), "posted after {waited:?}");
     assert_eq!(send_attempts(&s), 2);
@@ -325,10 +281,7 @@ fn refused_with_400_fails_at_once_without_retry() {
     s.wait_connected();
     s.rc.rest_fault("chat.sendMessage", RestFault::Status(400), 1);
     let start = Instant::now();
-    send(
-        &s,
-        json!({"room": "#general", "message": "refused", "ref": "bad"}),
-    );
+    s.send(json!({"room": "#general", "message": "refused", "ref": "bad"}));
     let ev = s.jeedom.wait_event(T, "send_failed", |e| e["ref"] == "bad");
     assert!(start.elapsed() < Duration::from_secs(5));
     let error = ev["error"].as_str().unwrap();
@@ -338,21 +291,15 @@ fn refused_with_400_fails_at_once_without_retry() {
     });
     assert!(bot_messages(&s, "GENERAL").is_empty());
     // The queue goes on with the next request.
-    send(
-        &s,
-        json!({"room": "#general", "message": "next", "ref": "next"}),
-    );
-    sent(&s, "next");
+    s.send(json!({"room": "#general", "message": "next", "ref": "next"}));
+    s.sent("next");
 }
 
 #[test]
 fn unknown_room_fails_with_a_reason() {
     let s = Stack::start("send-unknown");
     s.wait_connected();
-    send(
-        &s,
-        json!({"room": "#nowhere", "message": "lost", "ref": "nw"}),
-    );
+    s.send(json!({"room": "#nowhere", "message": "lost", "ref": "nw"}));
     let ev = s.jeedom.wait_event(T, "send_failed", |e| e["ref"] == "nw");
     assert!(ev["error"].as_str().unwrap().contains("#nowhere"), "{ev}");
     assert_eq!(send_attempts(&s), 0);
@@ -367,11 +314,8 @@ fn a_401_that_persists_backs_off_without_a_login_per_attempt() {
     s.wait_connected();
     let logins = s.rc.logins().len();
     s.rc.rest_fault("chat.sendMessage", RestFault::Status(401), 3);
-    send(
-        &s,
-        json!({"room": "#general", "message": "finally", "ref": "u"}),
-    );
-    sent(&s, "u");
+    s.send(json!({"room": "#general", "message": "finally", "ref": "u"}));
+    s.sent("u");
     assert_eq!(send_attempts(&s), 4);
     assert_eq!(s.rc.logins().len(), logins + 1, "{:?}", s.rc.logins());
     assert_eq!(bot_messages(&s, "GENERAL").len(), 1);
@@ -383,11 +327,8 @@ fn a_long_text_is_split_in_order_under_the_size_limit() {
     s.wait_connected();
     let words: Vec<String> = (0..2000).map(|i| format!("w{i:04}")).collect();
     let text = words.join(" ");
-    send(
-        &s,
-        json!({"room": "#general", "message": text, "ref": "long"}),
-    );
-    let ev = sent(&s, "long");
+    s.send(json!({"room": "#general", "message": text, "ref": "long"}));
+    let ev = s.sent("long");
     let parts: Vec<String> = bot_messages(&s, "GENERAL")
         .iter()
         .map(|m| m["msg"].as_str().unwrap().to_string())
@@ -407,11 +348,8 @@ fn a_reply_in_a_thread_carries_tmid() {
     let m = s
         .jeedom
         .wait_event(T, "message", |e| e["id"] == root.as_str());
-    send(
-        &s,
-        json!({"room": m["room"]["id"], "message": "21 °C", "thread": m["id"], "ref": "t"}),
-    );
-    let ev = sent(&s, "t");
+    s.send(json!({"room": m["room"]["id"], "message": "21 °C", "thread": m["id"], "ref": "t"}));
+    let ev = s.sent("t");
     let reply = s.rc.message(ev["message_id"].as_str().unwrap()).unwrap();
     assert_eq!(reply["tmid"], root.as_str());
     assert_eq!(reply["msg"], "21 °C");
@@ -423,7 +361,7 @@ fn a_reply_in_a_thread_carries_tmid() {
 fn an_unknown_user_fails_without_retry() {
     let s = Stack::start("send-nobody");
     s.wait_connected();
-    send(&s, json!({"room": "@nobody", "message": "hi", "ref": "nb"}));
+    s.send(json!({"room": "@nobody", "message": "hi", "ref": "nb"}));
     let ev = s.jeedom.wait_event(T, "send_failed", |e| e["ref"] == "nb");
     assert!(
         ev["error"].as_str().unwrap().contains("error-invalid-user"),

@@ -22,17 +22,6 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
-fn send(s: &Stack, req: Value) {
-    let mut req = req;
-    req["action"] = json!("send");
-    let reply = s.request(req);
-    assert_eq!(reply["ok"], true, "{reply}");
-}
-
-fn sent(s: &Stack, reference: &str) -> Value {
-    s.jeedom.wait_event(T, "sent", |e| e["ref"] == reference)
-}
-
 /// Paths (without query) of the POSTs the fake received.
 fn posts(s: &Stack) -> Vec<String> {
     let reqs = s.rc.rest_requests();
@@ -70,8 +59,8 @@ fn seven_x_uses_rooms_media_then_confirm_with_the_caption() {
     let req = json!({"room": "#general", "message": "Motion at the door", "ref": "f",
         "files": [pa.to_str().unwrap()],
         "options": format!("file={} description=\"front door\"", pb.display())});
-    send(&s, req);
-    let ev = sent(&s, "f");
+    s.send(req);
+    let ev = s.sent("f");
     let ups = s.rc.uploads();
     let got: Vec<(&str, &str, &[u8])> = ups
         .iter()
@@ -115,8 +104,8 @@ fn five_x_uses_rooms_upload() {
     let p = write_file(&s.daemon.dir, "snap.jpg", &data);
     let req = json!({"room": "GENERAL", "files": [p.to_str().unwrap()], "ref": "old",
         "options": "description=\"back garden\""});
-    send(&s, req);
-    let ev = sent(&s, "old");
+    s.send(req);
+    let ev = s.sent("old");
     assert_eq!(count_posts(&s, "/api/v1/rooms.upload/GENERAL"), 1);
     assert_eq!(count_posts(&s, "/api/v1/rooms.media"), 0);
     let ups = s.rc.uploads();
@@ -138,10 +127,10 @@ fn a_file_deleted_right_after_ok_is_still_sent() {
     let data = snapshot_bytes(20_000);
     let p = write_file(&s.daemon.dir, "gone.jpg", &data);
     let req = json!({"room": "#general", "files": [p.to_str().unwrap()], "ref": "gone"});
-    send(&s, req);
+    s.send(req);
     std::fs::remove_file(&p).expect("delete like Jeedom does");
     s.rc.set_down(false);
-    sent(&s, "gone");
+    s.sent("gone");
     let ups = s.rc.uploads();
     assert_eq!(ups.len(), 1);
     assert_eq!((ups[0].0.as_str(), &ups[0].2), ("gone.jpg", &data));
@@ -172,10 +161,7 @@ fn an_oversized_file_fails_once_with_the_server_reason() {
     let s = Stack::start_with("files-too-big", opts, &[]);
     s.wait_connected();
     let p = write_file(&s.daemon.dir, "big.jpg", &snapshot_bytes(5000));
-    send(
-        &s,
-        json!({"room": "#general", "files": [p.to_str().unwrap()], "ref": "big"}),
-    );
+    s.send(json!({"room": "#general", "files": [p.to_str().unwrap()], "ref": "big"}));
     let ev = s.jeedom.wait_event(T, "send_failed", |e| e["ref"] == "big");
     let error = ev["error"].as_str().unwrap();
     assert!(
@@ -201,11 +187,8 @@ fn options_with_a_quoted_path_containing_spaces() {
     let data = snapshot_bytes(4096);
     let p = write_file(&dir, "my snap.jpg", &data);
     let options = format!("file=\"{}\" description=\"front door\"", p.display());
-    send(
-        &s,
-        json!({"room": "#general", "message": "", "options": options, "ref": "o"}),
-    );
-    let ev = sent(&s, "o");
+    s.send(json!({"room": "#general", "message": "", "options": options, "ref": "o"}));
+    let ev = s.sent("o");
     let ups = s.rc.uploads();
     assert_eq!(ups.len(), 1);
     assert_eq!(
@@ -230,11 +213,8 @@ fn a_failed_confirmation_posts_the_file_once() {
     let data = snapshot_bytes(2000);
     let p = write_file(&s.daemon.dir, "once.jpg", &data);
     let files = json!([p.to_str().unwrap()]);
-    send(
-        &s,
-        json!({"room": "#general", "files": files, "ref": "lost"}),
-    );
-    let ev = sent(&s, "lost");
+    s.send(json!({"room": "#general", "files": files, "ref": "lost"}));
+    let ev = s.sent("lost");
     let m = &file_messages(&s, "GENERAL")[0];
     assert_eq!(ev["message_id"], m["_id"]);
     assert_eq!(count_posts(&s, "/api/v1/rooms.media/"), 1);
@@ -243,11 +223,8 @@ fn a_failed_confirmation_posts_the_file_once() {
     assert!(looked.iter().any(|(_, p)| p == "/api/v1/channels.history"));
     // Refused before posting (a 502 from a proxy): confirmed again, same upload.
     s.rc.rest_fault("rooms.mediaConfirm", RestFault::Status(502), 1);
-    send(
-        &s,
-        json!({"room": "#general", "files": files, "ref": "502"}),
-    );
-    sent(&s, "502");
+    s.send(json!({"room": "#general", "files": files, "ref": "502"}));
+    s.sent("502");
     assert_eq!(count_posts(&s, "/api/v1/rooms.media/"), 2);
     assert_eq!(count_posts(&s, "/api/v1/rooms.mediaConfirm/"), 3);
     assert_eq!(s.rc.uploads().len(), 2);
@@ -266,7 +243,7 @@ fn a_crash_between_the_text_and_the_file_posts_each_once() {
     let p = write_file(&s.daemon.dir, "door.jpg", &snapshot_bytes(3000));
     let req = json!({"room": "#general", "message": "Someone at the door",
         "files": [p.to_str().unwrap()], "ref": "c"});
-    send(&s, req);
+    s.send(req);
     wait_until(T, "the text step saved as done", || {
         let st = s.daemon.state();
         st["outbox"][0]["steps_done"] == 1
@@ -274,7 +251,7 @@ fn a_crash_between_the_text_and_the_file_posts_each_once() {
     s.daemon.kill9();
     s.daemon.restart();
     s.daemon.wait_ready();
-    let ev = sent(&s, "c");
+    let ev = s.sent("c");
     let bot: Vec<Value> = s.rc.messages("GENERAL");
     let bot: Vec<&Value> = bot.iter().filter(|m| m["u"]["_id"] == BOT_ID).collect();
     assert_eq!(bot.len(), 2, "{bot:?}");

@@ -63,6 +63,19 @@ impl Stack {
         self.messages()
     }
 
+    /// A `send` request that must be accepted.
+    pub fn send(&self, req: Value) {
+        let mut req = req;
+        req["action"] = Value::from("send");
+        let reply = self.request(req);
+        assert_eq!(reply["ok"], true, "{reply}");
+    }
+
+    /// Waits for the `sent` event of request `reference`.
+    pub fn sent(&self, reference: &str) -> Value {
+        self.jeedom.wait_event(T, "sent", |e| e["ref"] == reference)
+    }
+
     pub fn request(&self, v: Value) -> Value {
         let mut v = v;
         v["apikey"] = Value::from(APIKEY);

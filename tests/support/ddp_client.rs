@@ -85,18 +85,30 @@ impl DdpClient {
     fn read_one(&mut self, timeout: Duration) -> Option<Value> {
         let start = Instant::now();
         while start.elapsed() < timeout {
-            match self.ws.read() {
-                Ok(Message::Text(t)) => return serde_json::from_str(t.as_str()).ok(),
-                Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => return None,
+            match self.read_step() {
+                Step::Text(t) => return serde_json::from_str(&t).ok(),
+                Step::Quiet => {}
+                Step::Closed => return None,
             }
         }
         None
+    }
+
+    /// One read: a text frame, nothing yet (read timeout, other frames), or the end.
+    fn read_step(&mut self) -> Step {
+        match self.ws.read() {
+            Ok(Message::Text(t)) => Step::Text(t.as_str().to_string()),
+            Ok(_) => Step::Quiet,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                Step::Quiet
+            }
+            Err(_) => Step::Closed,
+        }
     }
 
     /// The next frame matching `pred` (others are kept), or `None` after `timeout`.
@@ -175,20 +187,22 @@ impl DdpClient {
     pub fn is_closed(&mut self, within: Duration) -> bool {
         let start = Instant::now();
         while start.elapsed() < within {
-            match self.ws.read() {
-                Ok(Message::Text(t)) => {
-                    let v = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
+            match self.read_step() {
+                Step::Text(t) => {
+                    let v = serde_json::from_str(&t).unwrap_or(Value::Null);
                     self.pending.push_back(v);
                 }
-                Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
-                Err(_) => return true,
+                Step::Quiet => {}
+                Step::Closed => return true,
             }
         }
         false
     }
+}
+
+/// What one read of the websocket gave.
+enum Step {
+    Text(String),
+    Quiet,
+    Closed,
 }
