@@ -13,8 +13,11 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
-use ureq::http::StatusCode;
 use ureq::Agent;
+
+#[path = "callback_text.rs"]
+mod text;
+use text::{describe, encode, redact, status_text, with_query};
 
 /// Bounds a whole request, so a POST in flight cannot hold up shutdown for long.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -183,107 +186,6 @@ fn agent(tls: Arc<ClientConfig>) -> Agent {
         .user_agent(concat!("rocketchatd/", env!("CARGO_PKG_VERSION")))
         .build();
     crate::http_tls::agent(config, tls)
-}
-
-/// Appends `query` to `url`, with `?` or `&` as the URL requires.
-fn with_query(url: &str, query: &str) -> String {
-    // A fragment never reaches the server: a key appended after it would be lost.
-    let base = url.split('#').next().unwrap_or(url);
-    let sep = if !base.contains('?') {
-        "?"
-    } else if base.ends_with('?') || base.ends_with('&') {
-        ""
-    } else {
-        "&"
-    };
-    format!("{base}{sep}{query}")
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// Hides the key in `text`: raw, URL-encoded, and any `apikey=` parameter.
-fn redact(text: &str, key: &Secret) -> String {
-    let mut out = hide_apikey_params(text);
-    let raw = key.expose();
-    if !raw.is_empty() {
-        out = out.replace(raw, "***").replace(&encode(raw), "***");
-    }
-    out
-}
-
-fn hide_apikey_params(text: &str) -> String {
-    const NAME: &str = "apikey=";
-    // ASCII lowercasing keeps byte offsets, so positions found in `lower` fit `text`.
-    let lower = text.to_ascii_lowercase();
-    let mut out = String::with_capacity(text.len());
-    let mut done = 0;
-    while let Some(found) = lower[done..].find(NAME) {
-        let start = done + found + NAME.len();
-        let len = text[start..]
-            .find(|c: char| c.is_whitespace() || "&#\"'<>()".contains(c))
-            .unwrap_or(text.len() - start);
-        out.push_str(&text[done..start]);
-        out.push_str("***");
-        done = start + len;
-    }
-    out.push_str(&text[done..]);
-    out
-}
-
-/// A short reason for a transport failure, as shown in logs and `status`.
-fn describe(e: &ureq::Error) -> String {
-    match e {
-        ureq::Error::Io(io) => describe_io(io),
-        ureq::Error::Timeout(_) => "timed out".into(),
-        ureq::Error::HostNotFound => "host not found".into(),
-        ureq::Error::ConnectionFailed => "connection failed".into(),
-        ureq::Error::Rustls(tls) => describe_tls(tls),
-        other => other.to_string(),
-    }
-}
-
-fn describe_tls(e: &rustls::Error) -> String {
-    format!("TLS: {e} (for a self-signed or private CA, pass its certificate with --ca-file)")
-}
-
-fn describe_io(e: &io::Error) -> String {
-    // A failed handshake comes back as an io::Error around the rustls one.
-    if let Some(tls) = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        return describe_tls(tls);
-    }
-    let text = match e.kind() {
-        io::ErrorKind::ConnectionRefused => "connection refused",
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => "timed out",
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => "connection reset",
-        io::ErrorKind::UnexpectedEof => "connection closed before the answer",
-        _ => return e.to_string(),
-    };
-    text.into()
-}
-
-fn status_text(status: StatusCode) -> String {
-    let mut text = format!("HTTP {}", status.as_u16());
-    if let Some(reason) = status.canonical_reason() {
-        text = format!("{text} {reason}");
-    }
-    if status.is_redirection() {
-        text.push_str(" (a redirect: point --callback at the final URL)");
-    }
-    text
 }
 
 /// `{"events":[...]}` with the values in sequence order, written into `body`

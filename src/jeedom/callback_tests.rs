@@ -4,6 +4,7 @@ use serde_json::json;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc::{self, channel};
+use ureq::http::StatusCode;
 
 const KEY: &str = "k3y/with+odd&chars=1";
 const WAIT: Duration = Duration::from_secs(5);

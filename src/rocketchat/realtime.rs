@@ -244,6 +244,8 @@ fn wait(
 }
 
 #[cfg(test)]
+mod test_peer;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_backoff {

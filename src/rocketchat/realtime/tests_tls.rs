@@ -1,6 +1,6 @@
 //! The realtime link over TLS: a private CA is refused by default (with a
 //! hint about `--ca-file`) and accepted once given.
-use super::tests::{Peer, UID};
+use super::test_peer::{Peer, UID};
 use super::*;
 use crate::config::parse_url;
 use rustls::pki_types::pem::PemObject;
