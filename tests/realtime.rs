@@ -4,6 +4,7 @@ mod support;
 
 use harness::stack::{Stack, T};
 use serde_json::json;
+use support::wait::wait_until;
 
 #[test]
 fn connects_and_forwards_a_mention() {
@@ -41,6 +42,31 @@ fn connects_and_forwards_a_mention() {
     );
     assert_eq!(m["query"], "turn on the radio");
     assert!(m["ts"].as_str().unwrap().ends_with('Z'));
+}
+
+/// The bot added to many rooms while Jeedom is away: Jeedom gets the final
+/// list when it is back, not a growing copy per room.
+#[test]
+fn room_changes_while_jeedom_is_away_arrive_as_the_final_list() {
+    let s = Stack::start("rt-roomstorm");
+    s.wait_connected();
+    let before = s.jeedom.events_of_type("rooms").len();
+    s.jeedom.set_down(true);
+    let status = || s.request(json!({"action": "status"}));
+    for i in 0..30 {
+        s.rc.add_room('c', &format!("storm-{i:02}"), &["jeedombot", "alice"]);
+        // One change at a time, as over an afternoon with Jeedom down.
+        wait_until(T, "the new room known to the daemon", || {
+            status()["rooms"] == i + 2
+        });
+    }
+    s.jeedom.set_down(false);
+    s.jeedom.wait_event(T, "rooms", |e| {
+        e["rooms"].as_array().is_some_and(|r| r.len() == 31)
+    });
+    // The list being retried when the changes came, and the final one.
+    let lists = s.jeedom.events_of_type("rooms").len() - before;
+    assert!(lists <= 2, "{lists} rooms events for 30 changes");
 }
 
 #[test]

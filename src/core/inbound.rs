@@ -89,7 +89,7 @@ impl Core {
         if changed || !self.rooms_announced {
             log::info!("{} rooms", self.state.rooms.len());
             self.rooms_announced = true;
-            self.queue_rooms();
+            self.queue_room_change();
         }
     }
 

@@ -141,9 +141,30 @@ impl Core {
         self.dirty = true;
     }
 
-    /// Queues the `rooms` event with the current list.
+    /// Queues the `rooms` event with the current list (Jeedom's `rooms`
+    /// request: always an event of its own).
     pub(super) fn queue_rooms(&mut self) {
         let ev = events::rooms(self.state.rooms.values().map(|r| &r.room));
         self.push_event(ev, None);
+    }
+
+    /// The room list changed. A `rooms` event still waiting at the end of the
+    /// queue is brought up to date instead of queuing another: while Jeedom
+    /// is away, room changes would otherwise pile up one full list each.
+    pub(super) fn queue_room_change(&mut self) {
+        let inflight = self.cb_inflight;
+        let waiting = self
+            .state
+            .events
+            .back()
+            .is_some_and(|e| e.event["type"] == "rooms" && inflight.is_none_or(|s| e.seq > s));
+        if !waiting {
+            return self.queue_rooms();
+        }
+        let ev = events::rooms(self.state.rooms.values().map(|r| &r.room));
+        if let Some(last) = self.state.events.back_mut() {
+            last.event = ev;
+            self.dirty = true;
+        }
     }
 }

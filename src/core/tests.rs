@@ -339,3 +339,37 @@ fn after_a_crash_the_outcome_of_a_request_left_in_the_outbox_is_marked() {
         (&"sent".into(), &true.into())
     );
 }
+
+#[test]
+fn a_rooms_event_still_waiting_is_updated_not_repeated() {
+    let mut r = rig();
+    let rooms = |ids: &[&str]| {
+        let list = ids.iter().map(|id| Room {
+            id: id.to_string(),
+            name: id.to_lowercase(),
+            ..general()
+        });
+        CoreMsg::Realtime(RtEvent::Rooms(list.collect()))
+    };
+    let listed = |core: &Core| {
+        let last = &core.state.events.back().expect("an event").event;
+        last["rooms"].as_array().map_or(0, Vec::len)
+    };
+    r.core.handle(rooms(&["GENERAL"]));
+    r.core.handle(rooms(&["GENERAL", "B"]));
+    r.core.handle(rooms(&["GENERAL", "B", "C"]));
+    assert_eq!(types(&r.core), ["rooms"]);
+    assert_eq!(listed(&r.core), 3);
+    // After a message, a new list comes after it: the order stays.
+    let m = msg("m1", 2000, "alice", "hello");
+    r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![m])));
+    r.core.handle(rooms(&["GENERAL", "B"]));
+    assert_eq!(types(&r.core), ["rooms", "message", "rooms"]);
+    // A list already handed to the callback is not changed under it.
+    r.core.pump();
+    let CallbackJob::Batch { events } = r.callback.try_recv().expect("a batch");
+    assert_eq!(events.len(), 3);
+    r.core.handle(rooms(&["GENERAL"]));
+    assert_eq!(types(&r.core), ["rooms", "message", "rooms", "rooms"]);
+    assert_eq!(listed(&r.core), 1);
+}
