@@ -6,20 +6,29 @@ use std::collections::HashSet;
 use std::fs::DirEntry;
 use std::path::{Path, PathBuf};
 
-/// "static" or "dynamic" (has a `PT_INTERP` program header), from the ELF header.
+/// "static" or "dynamic" (has a `PT_INTERP` program header), from the ELF
+/// header of a little-endian binary, 32-bit (ARMv6, ARMv7) or 64-bit.
 pub fn linkage(path: &Path) -> &'static str {
     let Ok(b) = std::fs::read(path) else {
         return "?";
     };
-    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 || b[5] != 1 {
-        return "?"; // only 64-bit little-endian is read here
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[5] != 1 {
+        return "?";
     }
     let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
-    let phoff = u64::from_le_bytes(b[32..40].try_into().unwrap_or([0; 8])) as usize;
-    let (phentsize, phnum) = (u16_at(54), u16_at(56));
+    let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) as usize;
+    // e_phoff, e_phentsize and e_phnum sit at other offsets in ELF32 and ELF64.
+    let (phoff, phentsize, phnum) = match b[4] {
+        1 => (u32_at(28), u16_at(42), u16_at(44)),
+        2 => {
+            let phoff = u64::from_le_bytes(b[32..40].try_into().unwrap_or([0; 8]));
+            (phoff as usize, u16_at(54), u16_at(56))
+        }
+        _ => return "?",
+    };
     for i in 0..phnum {
         let o = phoff + i * phentsize;
-        if o + 4 <= b.len() && u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]) == 3 {
+        if o + 4 <= b.len() && u32_at(o) == 3 {
             return "dynamic";
         }
     }
@@ -106,9 +115,14 @@ pub fn binary_sizes(bin: &Path, rows: &mut Vec<Row>, details: &mut Map<String, V
         };
         let kind = linkage(&p);
         let label = size_label(&what, kind);
+        // A build left from an older commit is listed too: its age tells it.
+        let age = m.modified().ok().and_then(|t| t.elapsed().ok());
+        let age = age.map_or(String::new(), |d| {
+            format!(", built {} min ago", d.as_secs() / 60)
+        });
         rows.push(
             Row::new(&size_key(&what), &label, m.len() as f64 / 1024.0, "KiB")
-                .note(p.display().to_string()),
+                .note(format!("{}{age}", p.display())),
         );
         list.push(json!({"what": what, "path": p.display().to_string(), "bytes": m.len(), "linkage": kind}));
     }
