@@ -152,19 +152,16 @@ impl Core {
     /// queue is brought up to date instead of queuing another: while Jeedom
     /// is away, room changes would otherwise pile up one full list each.
     pub(super) fn queue_room_change(&mut self) {
-        let inflight = self.cb_inflight;
-        let waiting = self
-            .state
-            .events
-            .back()
-            .is_some_and(|e| e.event["type"] == "rooms" && inflight.is_none_or(|s| e.seq > s));
-        if !waiting {
-            return self.queue_rooms();
-        }
         let ev = events::rooms(self.state.rooms.values().map(|r| &r.room));
-        if let Some(last) = self.state.events.back_mut() {
-            last.event = ev;
-            self.dirty = true;
+        let inflight = self.cb_inflight;
+        match self.state.events.back_mut() {
+            Some(last)
+                if last.event["type"] == "rooms" && inflight.is_none_or(|s| last.seq > s) =>
+            {
+                last.event = ev;
+                self.dirty = true;
+            }
+            _ => self.push_event(ev, None),
         }
     }
 }

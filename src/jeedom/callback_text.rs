@@ -41,7 +41,7 @@ pub(super) fn redact(text: &str, key: &Secret) -> String {
     out
 }
 
-pub(super) fn hide_apikey_params(text: &str) -> String {
+fn hide_apikey_params(text: &str) -> String {
     const NAME: &str = "apikey=";
     // ASCII lowercasing keeps byte offsets, so positions found in `lower` fit `text`.
     let lower = text.to_ascii_lowercase();
