@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod error;
 pub mod http_tls;
 pub mod jeedom;
+pub mod journal;
 pub mod logging;
 pub mod model;
 pub mod pidfile;

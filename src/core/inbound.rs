@@ -3,7 +3,8 @@ use super::Core;
 use crate::bus::{RtCommand, RtEvent};
 use crate::jeedom::events;
 use crate::jeedom::socket::now_ms;
-use crate::model::{Incoming, Room, RoomKind, Session};
+use crate::journal::Op;
+use crate::model::{Incoming, Room, Session};
 use crate::rocketchat::ask::{closed_text, match_answer, Closed};
 use crate::rocketchat::message::query;
 use crate::state::RoomState;
@@ -44,6 +45,11 @@ impl Core {
         self.state.user_id = Some(s.user_id.clone());
         self.state.username = Some(s.username.clone());
         self.state.resume_token = Some(s.token.clone());
+        self.log(Op::Session {
+            user_id: self.state.user_id.clone(),
+            username: self.state.username.clone(),
+            resume_token: self.state.resume_token.clone(),
+        });
         self.push_event(
             events::connected(&s.user_id, &s.username, &s.server_version),
             None,
@@ -83,9 +89,13 @@ impl Core {
             next.insert(rs.room.id.clone(), rs);
         }
         let changed = !same_rooms(&self.state.rooms, &next);
-        self.save_now |= next.keys().any(|id| !self.state.rooms.contains_key(id));
+        // Until a new room's starting point is on disk, a power cut would
+        // make its first messages look older than the room.
+        self.sync_now |= next.keys().any(|id| !self.state.rooms.contains_key(id));
         self.state.rooms = next;
-        self.dirty = true;
+        self.log(Op::Rooms {
+            rooms: self.state.rooms.clone(),
+        });
         if changed || !self.rooms_announced {
             log::info!("{} rooms", self.state.rooms.len());
             self.rooms_announced = true;
@@ -100,13 +110,18 @@ impl Core {
             .state
             .rooms
             .entry(m.room_id.clone())
-            .or_insert_with(|| unknown_room(&m.room_id));
+            .or_insert_with(|| RoomState::unknown(&m.room_id));
         if rs.has_seen(&m.id) || rs.watermark_ms.is_some_and(|w| m.ts_ms < w) {
             log::debug!("message {} already handled", m.id);
             return;
         }
         rs.remember(&m.id, m.ts_ms);
         let room = rs.room.clone();
+        self.log(Op::Seen {
+            room: m.room_id.clone(),
+            id: m.id.clone(),
+            ts_ms: m.ts_ms,
+        });
         let mut ev = match self.answer_ask(&m, &room) {
             Some(answer) => answer,
             None => {
@@ -157,6 +172,7 @@ impl Core {
             ask.room.id.clone(),
             ask.closing.clone().unwrap_or_default(),
         );
+        self.log_asks();
         self.request_edit(id, rid, text);
         Some(ev)
     }
@@ -178,6 +194,9 @@ impl Core {
                 a.closing.clone().unwrap_or_default(),
             ));
         }
+        if !expired.is_empty() {
+            self.log_asks();
+        }
         for (ask_id, id, rid, text) in expired {
             log::info!("ask {ask_id} expired");
             self.push_event(events::ask_expired(&ask_id), None);
@@ -197,8 +216,14 @@ impl Core {
         Some(Instant::now() + Duration::from_millis(wait))
     }
 
+    /// Records the pending asks (a short list: written whole).
+    pub(super) fn log_asks(&mut self) {
+        self.log(Op::Asks {
+            asks: self.state.asks.clone(),
+        });
+    }
+
     fn request_edit(&mut self, message_id: String, room_id: String, text: String) {
-        self.dirty = true;
         if self.session.is_some() {
             let _ = self.links.realtime.send(RtCommand::UpdateMessage {
                 message_id,
@@ -227,7 +252,7 @@ impl Core {
         self.state
             .asks
             .retain(|a| !(a.message_id == message_id && a.closing.is_some()));
-        self.dirty = true;
+        self.log_asks();
     }
 }
 
@@ -237,20 +262,4 @@ fn same_rooms(a: &BTreeMap<String, RoomState>, b: &BTreeMap<String, RoomState>) 
     a.len() == b.len()
         && a.iter()
             .all(|(id, r)| b.get(id).map(shown) == Some(shown(r)))
-}
-
-/// A room the list did not have yet (the message raced the room change).
-fn unknown_room(id: &str) -> RoomState {
-    let room = Room {
-        id: id.to_string(),
-        name: id.to_string(),
-        kind: RoomKind::Channel,
-        users: vec![],
-        last_message_ms: None,
-    };
-    RoomState {
-        room,
-        watermark_ms: None,
-        seen: Default::default(),
-    }
 }
