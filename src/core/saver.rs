@@ -294,6 +294,11 @@ impl Saver {
         let full = OpenOptions::new().write(true).open("/dev/full");
         self.journal = Some(Arc::new(full.expect("/dev/full")));
     }
+
+    /// The next pump retries a fold at once (tests).
+    pub fn retry_now(&mut self) {
+        self.retry_at = None;
+    }
 }
 
 fn path_str(p: &Path) -> String {

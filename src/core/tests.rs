@@ -407,3 +407,6 @@ fn a_rooms_event_still_waiting_is_updated_not_repeated() {
     assert_eq!(types(&r.core), ["rooms", "message", "rooms", "rooms"]);
     assert_eq!(listed(&r.core), 1);
 }
+
+#[path = "durability_tests.rs"]
+mod durability;
