@@ -89,6 +89,9 @@ fn test_sync_delay() -> Duration {
         .and_then(|v| v.trim().parse::<u64>().ok())
         .unwrap_or(0)
         .min(10_000);
+    if ms > 0 {
+        log::warn!("test hook: durable writes slowed by {ms} ms (RCD_TEST_SYNC_DELAY_MS)");
+    }
     Duration::from_millis(ms)
 }
 
