@@ -22,7 +22,11 @@ fn push(seq: u64, text: &str) -> Op {
 
 #[test]
 fn records_are_replayed_in_order_once() {
-    let bytes = lines(&[(1, push(0, "a")), (2, push(1, "b")), (3, Op::Ack { upto: 0 })]);
+    let bytes = lines(&[
+        (1, push(0, "a")),
+        (2, push(1, "b")),
+        (3, Op::Ack { upto: 0 }),
+    ]);
     let mut s = state();
     assert_eq!(replay(&mut s, &bytes), 3);
     assert_eq!(s.journal_applied, 3);
@@ -58,7 +62,10 @@ fn records_already_in_the_state_file_are_skipped() {
 #[test]
 fn a_record_is_one_readable_line() {
     let bytes = lines(&[(7, Op::Done { key: "k1".into() })]);
-    assert_eq!(String::from_utf8(bytes).unwrap(), "[7,{\"done\":{\"key\":\"k1\"}}]\n");
+    assert_eq!(
+        String::from_utf8(bytes).unwrap(),
+        "[7,{\"done\":{\"key\":\"k1\"}}]\n"
+    );
     let running = lines(&[(8, Op::Running)]);
     assert_eq!(String::from_utf8(running).unwrap(), "[8,\"running\"]\n");
 }
@@ -67,9 +74,29 @@ fn a_record_is_one_readable_line() {
 fn seen_ids_of_an_unknown_room_create_it_and_acks_prune_them() {
     let mut s = state();
     let ops = [
-        (1, Op::Seen { room: "R".into(), id: "m1".into(), ts_ms: 10 }),
-        (2, Op::Seen { room: "R".into(), id: "m2".into(), ts_ms: 20 }),
-        (3, Op::RoomAck { room: "R".into(), ts_ms: 15 }),
+        (
+            1,
+            Op::Seen {
+                room: "R".into(),
+                id: "m1".into(),
+                ts_ms: 10,
+            },
+        ),
+        (
+            2,
+            Op::Seen {
+                room: "R".into(),
+                id: "m2".into(),
+                ts_ms: 20,
+            },
+        ),
+        (
+            3,
+            Op::RoomAck {
+                room: "R".into(),
+                ts_ms: 15,
+            },
+        ),
     ];
     replay(&mut s, &lines(&ops));
     let r = &s.rooms["R"];

@@ -218,10 +218,7 @@ fn hundred_idle_connections_do_not_starve_the_socket() {
         .collect();
     for h in handles {
         let out = h.join().unwrap();
-        assert!(
-            out.contains("\"ok\":true"),
-            "{out:?}"
-        );
+        assert!(out.contains("\"ok\":true"), "{out:?}");
     }
     support::wait::wait_until(Duration::from_secs(10), "daemon serves again", || {
         d.try_request(&json!({"apikey": APIKEY, "action": "status"}).to_string())

@@ -47,7 +47,12 @@ fn loop_is_posted_whole_in_order(s: &Stack, n: usize) {
 }
 
 fn stack(name: &str, env: &[(&str, &str)]) -> Stack {
-    let s = Stack::start_env(name, FakeRocketChat::start(FakeRcOptions::default()), &[], env);
+    let s = Stack::start_env(
+        name,
+        FakeRocketChat::start(FakeRcOptions::default()),
+        &[],
+        env,
+    );
     s.wait_connected();
     s
 }
@@ -64,7 +69,10 @@ fn a_loop_of_200_sends_on_a_slow_disk_is_posted_whole_and_in_order() {
     let s = stack("php-loop-slow", &[("RCD_TEST_SYNC_DELAY_MS", "300")]);
     loop_is_posted_whole_in_order(&s, 200);
     // The hook did slow the writes: the replies waited for it, not the posts.
-    assert!(s.daemon.log_text().contains("durable writes slowed by 300 ms"));
+    assert!(s
+        .daemon
+        .log_text()
+        .contains("durable writes slowed by 300 ms"));
 }
 
 #[test]

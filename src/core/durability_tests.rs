@@ -22,13 +22,14 @@ fn send(key: &str) -> Outgoing {
 }
 
 fn connected(r: &mut Rig) {
-    r.core
-        .handle(CoreMsg::Realtime(RtEvent::Connected(crate::model::Session {
+    r.core.handle(CoreMsg::Realtime(RtEvent::Connected(
+        crate::model::Session {
             user_id: "botid".into(),
             username: "jeedombot".into(),
             token: crate::model::Secret::new("t"),
             server_version: "7".into(),
-        })));
+        },
+    )));
     r.core
         .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
 }
@@ -50,7 +51,10 @@ fn a_send_goes_out_before_its_sync_and_the_ok_comes_after() {
     connected(&mut r);
     let reply = accept(&mut r, 0, "k0");
     r.core.pump();
-    let job = r.sender.try_recv().expect("handed out without waiting for the disk");
+    let job = r
+        .sender
+        .try_recv()
+        .expect("handed out without waiting for the disk");
     assert_eq!(job.item.key, "k0");
     assert!(reply.try_recv().is_err(), "no ok before the sync");
     settle(&mut r);

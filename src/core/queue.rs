@@ -164,7 +164,9 @@ impl Core {
         let ev = events::rooms(self.state.rooms.values().map(|r| &r.room));
         let inflight = self.cb_inflight;
         match self.state.events.back_mut() {
-            Some(last) if last.kind == EventKind::Rooms && inflight.is_none_or(|s| last.seq > s) => {
+            Some(last)
+                if last.kind == EventKind::Rooms && inflight.is_none_or(|s| last.seq > s) =>
+            {
                 last.set_event(&ev);
                 let seq = last.seq;
                 self.log(Op::Set { seq, event: ev });

@@ -28,8 +28,15 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// What the saver thread does, in order.
 enum Job {
-    Sync { id: u64, file: Arc<File> },
-    Fold { id: u64, tmp: PathBuf, path: PathBuf },
+    Sync {
+        id: u64,
+        file: Arc<File>,
+    },
+    Fold {
+        id: u64,
+        tmp: PathBuf,
+        path: PathBuf,
+    },
 }
 
 /// Number of a durable write; replies wait for theirs.
@@ -206,8 +213,12 @@ impl Saver {
         self.buf.clear();
         state.journal_applied = self.next_n - 1;
         let [_, next] = journal::paths(&self.path);
-        let started = state::write_temp(&self.path, state)
-            .and_then(|tmp| Ok((tmp, create(&next).map_err(|e| Error::io(path_str(&next), e))?)));
+        let started = state::write_temp(&self.path, state).and_then(|tmp| {
+            Ok((
+                tmp,
+                create(&next).map_err(|e| Error::io(path_str(&next), e))?,
+            ))
+        });
         let (tmp, file) = match started {
             Ok(s) => s,
             Err(e) => {
@@ -349,7 +360,10 @@ fn do_batch(batch: Vec<Job>, delay: Duration) -> Vec<(Ticket, Option<String>)> {
                 }
                 std::thread::sleep(delay);
                 let r = state::commit_temp(&tmp, &path);
-                out.push((id, r.err().map(|e| format!("cannot write the state file: {e}"))));
+                out.push((
+                    id,
+                    r.err().map(|e| format!("cannot write the state file: {e}")),
+                ));
             }
         }
     }

@@ -81,12 +81,19 @@ fn a_fold_writes_the_state_whole_and_starts_a_new_journal() {
     push(&mut s, &mut saver, 1);
     saver.flush().unwrap();
     let [journal, next] = journal::paths(&path);
-    assert!(next.exists(), "changes after the fold point go to the new journal");
+    assert!(
+        next.exists(),
+        "changes after the fold point go to the new journal"
+    );
     assert_eq!(saved(&rx), (t, None));
     assert!(saver.on_saved(t, None));
     assert!(!next.exists() && journal.exists());
     let on_disk: State = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-    assert_eq!(on_disk.events.len(), 1, "the file holds what was there at the fold");
+    assert_eq!(
+        on_disk.events.len(),
+        1,
+        "the file holds what was there at the fold"
+    );
     assert_eq!(reload(&path).events.len(), 2, "the journal holds the rest");
 }
 
@@ -120,7 +127,11 @@ fn a_write_error_is_a_fault_until_a_fold_succeeds() {
     assert_eq!(saved(&rx), (t, None));
     assert!(saver.on_saved(t, None));
     assert!(saver.fault().is_none());
-    assert_eq!(reload(&path).events.len(), 1, "the fold wrote what the journal missed");
+    assert_eq!(
+        reload(&path).events.len(),
+        1,
+        "the fold wrote what the journal missed"
+    );
 }
 
 #[test]

@@ -231,13 +231,7 @@ fn newest_pending_ask_gets_the_reply_and_it_is_not_a_message() {
     r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![msg(
         "a2", 3001, "alice", "YES",
     )])));
-    let evs: Vec<_> = r
-        .core
-        .state
-        .events
-        .iter()
-        .map(|e| e.value())
-        .collect();
+    let evs: Vec<_> = r.core.state.events.iter().map(|e| e.value()).collect();
     let answers: Vec<(String, String)> = evs
         .iter()
         .filter(|e| e["type"] == "ask_answer")

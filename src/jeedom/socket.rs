@@ -5,8 +5,8 @@ use crate::jeedom::request::{self, AskRequest, Request, RequestError, SendReques
 use crate::jeedom::spool::Spool;
 use crate::model::{OutKind, Outgoing, Secret};
 use serde_json::{json, Value};
-use std::io::{ErrorKind, Read, Write};
 use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -265,9 +265,7 @@ fn read_request(
         stream.set_read_timeout(Some(left)).map_err(ReadError::Io)?;
         let n = match stream.read(&mut chunk) {
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                continue
-            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(ReadError::Io(e)),
         };
