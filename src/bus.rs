@@ -40,7 +40,7 @@ pub enum TicketState {
     Idle,
     /// A `send`/`ask` ready to queue (files spooled); the reply goes out
     /// once it is on disk.
-    Accept { item: Outgoing, reply: Reply },
+    Accept { item: Box<Outgoing>, reply: Reply },
     /// Nothing to queue (another action, a refusal, a closed connection).
     Done,
 }

@@ -38,7 +38,7 @@ fn connected(r: &mut Rig) {
 fn accept(r: &mut Rig, ticket: u64, key: &str) -> Receiver<Value> {
     let (tx, rx) = mpsc::channel();
     let state = TicketState::Accept {
-        item: send(key),
+        item: Box::new(send(key)),
         reply: Reply::Channel(tx),
     };
     r.core.handle(CoreMsg::Ticket { ticket, state });

@@ -24,7 +24,7 @@ impl Intake {
         if ticket < self.next {
             // Late: it was idle, and those after it went ahead.
             return match state {
-                TicketState::Accept { item, reply } => vec![(item, reply)],
+                TicketState::Accept { item, reply } => vec![(*item, reply)],
                 _ => Vec::new(),
             };
         }
@@ -39,7 +39,7 @@ impl Intake {
                 break;
             }
             if let TicketState::Accept { item, reply } = entry.remove() {
-                due.push((item, reply));
+                due.push((*item, reply));
             }
             self.next += 1;
         }
@@ -62,7 +62,7 @@ mod tests {
     fn item(key: &str) -> TicketState {
         let (tx, _rx) = mpsc::channel();
         TicketState::Accept {
-            item: Outgoing {
+            item: Box::new(Outgoing {
                 key: key.into(),
                 kind: OutKind::Send,
                 room: "#general".into(),
@@ -74,7 +74,7 @@ mod tests {
                 reference: None,
                 accepted_ms: 0,
                 steps_done: 0,
-            },
+            }),
             reply: Reply::Channel(tx),
         }
     }

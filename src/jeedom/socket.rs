@@ -175,7 +175,7 @@ impl TicketGuard {
     }
 
     /// Hands over the request with the client's socket, which the core answers.
-    fn accept(mut self, item: Outgoing, stream: TcpStream) -> bool {
+    fn accept(mut self, item: Box<Outgoing>, stream: TcpStream) -> bool {
         self.finished = true;
         let reply = Reply::Stream(stream);
         self.tell(TicketState::Accept { item, reply })
@@ -291,7 +291,7 @@ fn read_request(
 /// What a request comes to: an answer now, or a request for the core.
 enum Handled {
     Answer(Value),
-    Queue(Outgoing),
+    Queue(Box<Outgoing>),
 }
 
 fn handle(
@@ -336,7 +336,7 @@ fn spool(pending: (Outgoing, Vec<String>), ctx: &Context, ticket: &TicketGuard) 
         Ok(files) => item.files = files,
         Err(e) => return Handled::Answer(error_json(&e.to_string())),
     }
-    Handled::Queue(item)
+    Handled::Queue(Box::new(item))
 }
 
 fn ask_core(to_core: &Sender<CoreMsg>, msg: impl FnOnce(Sender<Value>) -> CoreMsg) -> Value {
