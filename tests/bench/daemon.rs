@@ -17,9 +17,28 @@ pub struct Daemon {
     log: Arc<Mutex<VecDeque<String>>>,
 }
 
+/// How to start the daemon beyond its options.
+#[derive(Default)]
+pub struct Launch {
+    pub env: Vec<(String, String)>,
+    /// A program (and its arguments) that runs the daemon: `strace ... --`.
+    pub wrapper: Vec<String>,
+}
+
 impl Daemon {
     /// Starts the binary against `rc_url` and `callback`.
     pub fn start(dir: &Path, rc_url: &str, callback: &str, loglevel: &str) -> Daemon {
+        Daemon::launch(dir, rc_url, callback, loglevel, &Launch::default())
+    }
+
+    /// Like [`Daemon::start`], with an environment and a wrapper.
+    pub fn launch(
+        dir: &Path,
+        rc_url: &str,
+        callback: &str,
+        loglevel: &str,
+        how: &Launch,
+    ) -> Daemon {
         let port = harness::free_port();
         let pid = dir.join("daemon.pid");
         let state = dir.join("state.json");
@@ -47,8 +66,17 @@ impl Daemon {
         .map(|s| s.to_string())
         .collect();
         let started = Instant::now();
-        let mut child = harness::command()
+        let mut cmd = match how.wrapper.split_first() {
+            Some((prog, rest)) => {
+                let mut c = std::process::Command::new(prog);
+                c.args(rest).arg(harness::binary());
+                c
+            }
+            None => harness::command(),
+        };
+        let mut child = cmd
             .args(&args)
+            .envs(how.env.iter().map(|(k, v)| (k, v)))
             .current_dir(dir)
             .env_remove("JOURNAL_STREAM")
             .env_remove("NOTIFY_SOCKET")
@@ -81,6 +109,15 @@ impl Daemon {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The daemon's own pid, from its pid file (under a wrapper, the child
+    /// is the wrapper).
+    pub fn daemon_pid(&self) -> u32 {
+        std::fs::read_to_string(self.pid_path())
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| self.pid())
     }
 
     pub fn pid_path(&self) -> PathBuf {
