@@ -89,8 +89,13 @@ fn latencies(f: &Fakes, d: &Daemon, n: usize) -> Latencies {
         let (c, written) = jeedom_send(d.port, &send_body("pong", s));
         written.expect("write the request");
         drop(c);
-        wait(f, d, "reply at the server", |x| {
+        // The next round trip starts once Jeedom has acknowledged both
+        // events, so that it never waits behind a POST (the fake answers
+        // on 5 ms ticks).
+        wait(f, d, "reply at the server, events acknowledged", |x| {
             x.reply_to_rc.contains_key(&s)
+                && x.msg_acked.contains_key(&s)
+                && x.sent_acked.contains_key(&s)
         });
         let mut g = f.marks.lock();
         let down = g.msg_to_daemon.remove(&s).unwrap_or(t);
