@@ -16,8 +16,6 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Op {
-    /// The run is under way (`clean_stop` false).
-    Running,
     Session {
         user_id: Option<String>,
         username: Option<String>,
@@ -135,7 +133,6 @@ pub fn replay_files(state: &mut State, path: &Path) -> usize {
 /// Applies one change, as the core made it in memory.
 pub fn apply(state: &mut State, op: Op) {
     match op {
-        Op::Running => state.clean_stop = false,
         Op::Session {
             user_id,
             username,

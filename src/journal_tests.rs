@@ -66,8 +66,6 @@ fn a_record_is_one_readable_line() {
         String::from_utf8(bytes).unwrap(),
         "[7,{\"done\":{\"key\":\"k1\"}}]\n"
     );
-    let running = lines(&[(8, Op::Running)]);
-    assert_eq!(String::from_utf8(running).unwrap(), "[8,\"running\"]\n");
 }
 
 #[test]

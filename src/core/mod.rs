@@ -159,9 +159,11 @@ impl Core {
     /// request the disk refuses is answered with an error and never posted.
     fn pump(&mut self) {
         self.expire_asks();
-        self.persist();
+        self.write_changes();
         self.dispatch_callback();
         self.dispatch_send();
+        // After the work is handed out: its threads are woken first.
+        self.make_durable();
     }
 
     fn next_wakeup(&self) -> Instant {
@@ -178,16 +180,21 @@ impl Core {
         at
     }
 
-    /// Writes the changes; asks for a sync when a reply waits for one (the
-    /// replies that arrived together share it), or when the last sync is old.
-    fn persist(&mut self) {
+    /// Writes the changes (a request the disk refuses is answered with an
+    /// error here, before anything of it went out).
+    fn write_changes(&mut self) {
         if let Err(e) = self.saver.flush() {
             self.refuse_unwritten(&e);
         }
-        let now = Instant::now();
         for w in self.waiters.iter_mut() {
             w.written = true;
         }
+    }
+
+    /// Asks for a sync when a reply waits for one (the replies that arrived
+    /// together share it), or when the last sync is old; folds when due.
+    fn make_durable(&mut self) {
+        let now = Instant::now();
         let fresh = self.waiters.iter().any(|w| w.ticket.is_none());
         if fresh || std::mem::take(&mut self.sync_now) || self.saver.sync_due(now) {
             match self.saver.sync() {

@@ -5,6 +5,7 @@ use crate::jeedom::request::{self, AskRequest, Request, RequestError, SendReques
 use crate::jeedom::spool::Spool;
 use crate::model::{OutKind, Outgoing, Secret};
 use serde_json::{json, Value};
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -154,7 +155,7 @@ impl Drop for Slot {
 struct TicketGuard {
     ticket: u64,
     to_core: Sender<CoreMsg>,
-    finished: bool,
+    finished: Cell<bool>,
 }
 
 impl TicketGuard {
@@ -162,7 +163,14 @@ impl TicketGuard {
         TicketGuard {
             ticket,
             to_core,
-            finished: false,
+            finished: Cell::new(false),
+        }
+    }
+
+    /// Nothing to queue: later requests need not wait for this connection.
+    fn done(&self) {
+        if !self.finished.replace(true) {
+            self.tell(TicketState::Done);
         }
     }
 
@@ -175,8 +183,8 @@ impl TicketGuard {
     }
 
     /// Hands over the request with the client's socket, which the core answers.
-    fn accept(mut self, item: Box<Outgoing>, stream: TcpStream) -> bool {
-        self.finished = true;
+    fn accept(self, item: Box<Outgoing>, stream: TcpStream) -> bool {
+        self.finished.set(true);
         let reply = Reply::Stream(stream);
         self.tell(TicketState::Accept { item, reply })
     }
@@ -184,9 +192,7 @@ impl TicketGuard {
 
 impl Drop for TicketGuard {
     fn drop(&mut self) {
-        if !self.finished {
-            self.tell(TicketState::Done);
-        }
+        self.done();
     }
 }
 
@@ -312,6 +318,10 @@ fn handle(
             return Handled::Answer(error_json(&e.to_string()));
         }
     };
+    if !matches!(request, Request::Send(_) | Request::Ask(_)) {
+        // Nothing to queue: later requests need not wait for this answer.
+        ticket.done();
+    }
     let answer = match request {
         Request::Send(s) => return spool(outgoing_send(s), ctx, ticket),
         Request::Ask(a) => return spool(outgoing_ask(a), ctx, ticket),
