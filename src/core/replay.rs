@@ -46,7 +46,9 @@ impl Core {
             self.on_message(m, replay);
         }
         for r in rooms {
-            self.suspect.remove(&r);
+            if self.suspect.remove(&r) {
+                log::debug!("room {r} caught up: its new messages are no replays");
+            }
         }
     }
 
