@@ -148,3 +148,23 @@ fn at_the_stop_the_state_is_one_flat_file() {
     let on_disk: State = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
     assert_eq!(on_disk.events.len(), 1);
 }
+
+#[test]
+fn a_state_file_of_the_previous_builds_loads_events_and_all() {
+    let (mut saver, _rx, path) = rig("old");
+    let old = r#"{"schema":1,"server_url":"http://x","login":"bot","rooms":{},
+        "events":[{"seq":4,"mark":["R",5],"event":{"type":"message","id":"m1","text":"hi"}},
+                  {"seq":5,"event":{"type":"dropped","count":2}}],
+        "next_seq":6,"clean_stop":true}"#;
+    fs::write(&path, old).unwrap();
+    let mut s = reload(&path);
+    assert_eq!(s.events.len(), 2);
+    assert_eq!(s.events[0].kind, crate::state::EventKind::Message);
+    assert_eq!(s.events[0].value()["text"], "hi");
+    assert_eq!(s.events[1].kind, crate::state::EventKind::Dropped);
+    assert_eq!(s.journal_applied, 0);
+    saver.open(&mut s);
+    push(&mut s, &mut saver, 6);
+    saver.flush().unwrap();
+    assert_eq!(reload(&path).events.len(), 3);
+}
