@@ -226,6 +226,42 @@ fn latency_rows(
     );
 }
 
+/// What the write phases measured.
+struct Writes {
+    how: String,
+    k: usize,
+    strace: bool,
+    message: (u64, u64),
+    send: (u64, u64),
+    /// KiB/s, fsyncs/s, note.
+    outage: (f64, f64, String),
+    rss_queued_kib: u64,
+}
+
+impl Writes {
+    fn per(&self, v: u64) -> f64 {
+        v as f64 / self.k as f64
+    }
+
+    /// fsync counts need strace.
+    fn syncs(&self, v: f64) -> f64 {
+        if self.strace {
+            v
+        } else {
+            f64::NAN
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({"counted_at": self.how, "messages": self.k, "sends": self.k,
+               "message_bytes": self.message.0, "message_fsyncs": self.message.1,
+               "send_bytes": self.send.0, "send_fsyncs": self.send.1,
+               "outage_kib_per_s": self.outage.0, "outage_fsyncs_per_s": self.outage.1,
+               "outage_note": self.outage.2, "rss_queued_kib": self.rss_queued_kib,
+               "rss_during_64mib_upload": "measured by the upload work"})
+    }
+}
+
 /// Bytes and fsyncs per message, per send, and per second of an outage;
 /// RSS with 10,000 queued events.
 fn writes(
@@ -237,15 +273,14 @@ fn writes(
     details: &mut Map<String, Value>,
 ) {
     let disk = Disk::open(base);
-    let dir = disk.dir.clone();
-    let _ = std::fs::create_dir_all(&dir);
-    let log = dir.join("strace.log");
+    let _ = std::fs::create_dir_all(&disk.dir);
+    let log = disk.dir.join("strace.log");
     let mut how = Launch::default();
     if strace {
         how.wrapper = disk::strace_wrapper(&log, None);
     }
     println!("\n== durability: writes, counted at the {}", disk.how());
-    let d = f.daemon_in(cfg, &dir, &how);
+    let d = f.daemon_in(cfg, &disk.dir, &how);
     let pid = d.daemon_pid();
     let k = if cfg.quick { 8 } else { 30 };
     let counter = |what: &mut dyn FnMut()| {
@@ -253,90 +288,98 @@ fn writes(
         what();
         (disk.written(pid) - b0, disk::syncs(&log) - s0)
     };
-    let (msg_b, msg_s) = counter(&mut || incoming(f, &d, k));
-    let (send_b, send_s) = counter(&mut || sends(f, &d, k));
-    let (rss, outage) = outage(cfg, f, &d, &disk, &log, pid);
-    let per = |b: u64| b as f64 / k as f64 / 1024.0;
-    let fs = |s: u64| {
-        if strace {
-            s as f64 / k as f64
-        } else {
-            f64::NAN
-        }
+    let message = counter(&mut || incoming(f, &d, k));
+    let send = counter(&mut || sends(f, &d, k));
+    fill_queue(f, &d);
+    let rss_queued_kib = procfs::rss_kib(pid).0;
+    println!("  10,000 events queued: RSS {rss_queued_kib} KiB");
+    let outage = outage(cfg, f, &disk, &log, pid);
+    d.stop();
+    let w = Writes {
+        how: disk.how(),
+        k,
+        strace,
+        message,
+        send,
+        outage,
+        rss_queued_kib,
     };
+    write_rows(&w, rows);
+    details.insert("durability_writes".into(), w.json());
+}
+
+fn write_rows(w: &Writes, rows: &mut Vec<Row>) {
+    let kib = |b: u64| w.per(b) / 1024.0;
+    let (k, how) = (w.k, &w.how);
     println!(
         "  per message: {} KiB, {} fsyncs; per send: {} KiB, {} fsyncs",
-        num(per(msg_b)),
-        num(fs(msg_s)),
-        num(per(send_b)),
-        num(fs(send_s))
+        num(kib(w.message.0)),
+        num(w.syncs(w.per(w.message.1))),
+        num(kib(w.send.0)),
+        num(w.syncs(w.per(w.send.1)))
     );
-    let how = disk.how();
+    let row = Row::new;
     rows.push(
-        Row::new(
+        row(
             "dur_kib_per_message",
             "disk writes per incoming message (1 s apart)",
-            per(msg_b),
+            kib(w.message.0),
             "KiB",
         )
         .at_most(8.0)
-        .note(format!("{k} messages; {how}")),
+        .note(format!("{k} messages, each acknowledged by Jeedom; {how}")),
     );
-    rows.push(Row::new(
+    let syncs = w.syncs(w.per(w.message.1));
+    rows.push(row(
         "dur_fsyncs_per_message",
         "fsyncs per incoming message",
-        fs(msg_s),
+        syncs,
         "",
     ));
     rows.push(
-        Row::new(
+        row(
             "dur_kib_per_send",
             "disk writes per isolated send",
-            per(send_b),
+            kib(w.send.0),
             "KiB",
         )
         .at_most(16.0)
         .note(format!("{k} sends, 1 s apart, each waiting for its ok")),
     );
-    rows.push(Row::new(
+    let syncs = w.syncs(w.per(w.send.1));
+    rows.push(row(
         "dur_fsyncs_per_send",
         "fsyncs per isolated send",
-        fs(send_s),
+        syncs,
         "",
     ));
     rows.push(
-        Row::new(
+        row(
             "dur_outage_kib_per_s",
             "disk writes per second, Jeedom down, 10,000 queued",
-            outage.0,
+            w.outage.0,
             "KiB/s",
         )
         .at_most(64.0)
-        .note(outage.2.clone()),
+        .note(w.outage.2.clone()),
     );
-    rows.push(Row::new(
+    let syncs = w.syncs(w.outage.1);
+    rows.push(row(
         "dur_outage_fsyncs_per_s",
         "fsyncs per second, Jeedom down",
-        if strace { outage.1 } else { f64::NAN },
+        syncs,
         "/s",
     ));
+    let rss = mib(w.rss_queued_kib);
     rows.push(
-        Row::new(
+        row(
             "rss_queued_10000_mib",
             "RSS with 10,000 queued events",
-            mib(rss),
+            rss,
             "MiB",
         )
         .at_most(16.0),
     );
-    details.insert(
-        "durability_writes".into(),
-        json!({"counted_at": how, "messages": k, "sends": k,
-               "message_bytes": msg_b, "message_fsyncs": msg_s, "send_bytes": send_b, "send_fsyncs": send_s,
-               "outage_kib_per_s": outage.0, "outage_fsyncs_per_s": outage.1, "outage_note": outage.2,
-               "rss_queued_kib": rss, "rss_during_64mib_upload": "measured by the upload work (B2)"}),
-    );
-    d.stop();
 }
 
 /// `k` messages 1 s apart, each acknowledged by Jeedom.
@@ -365,19 +408,12 @@ fn sends(f: &Fakes, d: &Daemon, k: usize) {
     f.reset();
 }
 
-/// Jeedom down, 10,000 events queued, then messages at [`OUTAGE_RATE`]/s:
-/// (RSS KiB, (KiB/s, fsyncs/s, note)).
-fn outage(
-    cfg: &Config,
-    f: &Fakes,
-    d: &Daemon,
-    disk: &Disk,
-    log: &Path,
-    pid: u32,
-) -> (u64, (f64, f64, String)) {
+/// Jeedom goes down and 10,000 messages are queued.
+fn fill_queue(f: &Fakes, d: &Daemon) {
     f.jeedom.set_down(true);
     let base = next_seqs(QUEUED);
-    for chunk in (base..base + QUEUED as u64).collect::<Vec<_>>().chunks(500) {
+    let seqs: Vec<u64> = (base..base + QUEUED as u64).collect();
+    for chunk in seqs.chunks(500) {
         for s in chunk {
             f.rc.post("GENERAL", "alice", &format!("outage ~{s}!"));
         }
@@ -387,48 +423,54 @@ fn outage(
         });
         f.trim();
     }
-    let queued = |d: &Daemon| {
-        d.request(json!({"action": "status"}))["queues"]["events"]
-            .as_u64()
-            .unwrap_or(0)
+    let queued = || {
+        let status = d.request(json!({"action": "status"}));
+        status["queues"]["events"].as_u64().unwrap_or(0)
     };
     let deadline = Instant::now() + T;
-    while queued(d) < QUEUED as u64 && Instant::now() < deadline {
+    while queued() < QUEUED as u64 && Instant::now() < deadline {
         settle(Duration::from_millis(50));
     }
     settle(Duration::from_secs(2));
-    let (rss, _) = procfs::rss_kib(pid);
-    println!("  {} events queued: RSS {rss} KiB", queued(d));
+}
+
+/// Size of the journal files in `dir`.
+fn journal_len(dir: &Path) -> u64 {
+    ["state.json.journal", "state.json.journal.new"]
+        .iter()
+        .map(|n| std::fs::metadata(dir.join(n)).map_or(0, |m| m.len()))
+        .sum()
+}
+
+/// Messages at [`OUTAGE_RATE`]/s while Jeedom is down: (KiB/s, fsyncs/s, note).
+fn outage(cfg: &Config, f: &Fakes, disk: &Disk, log: &Path, pid: u32) -> (f64, f64, String) {
     let secs = if cfg.quick { 15 } else { 60 };
-    let journal = |dir: &Path| {
-        std::fs::metadata(dir.join("state.json.journal")).map_or(0, |m| m.len())
-            + std::fs::metadata(dir.join("state.json.journal.new")).map_or(0, |m| m.len())
-    };
-    let (b0, s0, j0) = (disk.written(pid), disk::syncs(log), journal(&disk.dir));
+    let (b0, s0, j0) = (disk.written(pid), disk::syncs(log), journal_len(&disk.dir));
     let t0 = Instant::now();
-    let mut i = 0u64;
+    let mut i = 0u32;
     while t0.elapsed() < Duration::from_secs(secs) {
         f.rc.post("GENERAL", "alice", &format!("during the outage {i}"));
         i += 1;
-        std::thread::sleep(
-            (Duration::from_millis(1000 / OUTAGE_RATE) * i as u32).saturating_sub(t0.elapsed()),
-        );
+        let next = Duration::from_millis(1000 / OUTAGE_RATE) * i;
+        std::thread::sleep(next.saturating_sub(t0.elapsed()));
     }
     let el = t0.elapsed().as_secs_f64();
-    let (b1, s1, j1) = (disk.written(pid), disk::syncs(log), journal(&disk.dir));
+    let (b1, s1, j1) = (disk.written(pid), disk::syncs(log), journal_len(&disk.dir));
     let state = std::fs::metadata(disk.dir.join("state.json")).map_or(0, |m| m.len());
     let kib_s = (b1 - b0) as f64 / 1024.0 / el;
-    let journal_kib_s = j1.saturating_sub(j0) as f64 / 1024.0 / el;
+    let syncs_s = (s1 - s0) as f64 / el;
     let note = format!(
-        "{OUTAGE_RATE} messages/s for {secs} s; journal grew {} KiB/s, state file {} KiB: a fold (the state written whole) comes when the journal outgrows it, about as much again amortized",
-        num(journal_kib_s),
+        "{OUTAGE_RATE} messages/s for {secs} s; journal grew {} KiB/s, state file {} KiB: \
+         a fold (the state written whole) comes when the journal outgrows it, about as much \
+         again amortized",
+        num(j1.saturating_sub(j0) as f64 / 1024.0 / el),
         state / 1024
     );
     println!(
         "  outage: {} KiB/s, {} fsyncs/s; {note}",
         num(kib_s),
-        num((s1 - s0) as f64 / el)
+        num(syncs_s)
     );
     f.jeedom.set_down(false);
-    (rss, (kib_s, (s1 - s0) as f64 / el, note))
+    (kib_s, syncs_s, note)
 }
