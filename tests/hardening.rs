@@ -262,3 +262,30 @@ fn log_lines_cannot_be_forged_or_made_huge() {
     assert!(longest < 1200, "a line of {longest} bytes");
     assert!(log.contains("(cut, "), "the cut is said");
 }
+
+#[test]
+fn an_enormous_ask_timeout_is_capped_to_a_year() {
+    use harness::stack::Stack;
+    let mut s = Stack::start("ask-huge");
+    s.wait_connected();
+    // 2^63: wrapped to a negative time before, and the question expired at once.
+    let reply = s.request(
+        json!({"action": "ask", "room": "#general", "question": "Still there?",
+        "answers": ["Yes", "No"], "ask_id": "huge", "timeout": 9_223_372_036_854_775_808u64}),
+    );
+    assert_eq!(reply["ok"], true, "{reply}");
+    s.jeedom.wait_event(T, "sent", |e| e["ask_id"] == "huge");
+    s.daemon.sigterm();
+    assert_eq!(s.daemon.wait_exit(T).code(), Some(0));
+    let state = s.daemon.state();
+    let ask = &state["asks"][0];
+    assert_eq!(ask["ask_id"], "huge", "{state}");
+    assert!(ask["closing"].is_null(), "still open: {ask}");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let left_days = (ask["expires_ms"].as_i64().unwrap() - now_ms) / 86_400_000;
+    assert!((365..=366).contains(&left_days), "{left_days} days left");
+    assert!(s.jeedom.events_of_type("ask_expired").is_empty());
+}
