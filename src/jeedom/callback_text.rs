@@ -104,7 +104,7 @@ pub(super) fn describe(e: &ureq::Error) -> String {
 }
 
 pub(super) fn describe_tls(e: &rustls::Error) -> String {
-    format!("TLS: {e} (for a self-signed or private CA, pass its certificate with --ca-file)")
+    format!("TLS: {e} ({})", crate::tls::hint(e))
 }
 
 pub(super) fn describe_io(e: &io::Error) -> String {
