@@ -326,14 +326,14 @@ fn parse_callback(s: &str) -> Result<String> {
         Some(r) if !r.is_empty() && !r.starts_with('/') => Ok(s.to_string()),
         _ => Err(Error::usage(
             "callback",
-            format!("\"{s}\" is not an http(s) URL"),
+            format!("\"{}\" is not an http(s) URL", shown(s)),
         )),
     }
 }
 
 /// Splits `http(s)://host[:port][/path]` into the REST base and websocket URL.
 pub fn parse_url(s: &str) -> Result<ServerUrl> {
-    let bad = |why: &str| Error::usage("url", format!("\"{s}\": {why}"));
+    let bad = |why: &str| Error::usage("url", format!("\"{}\": {why}", shown(s)));
     let (tls, rest) = if let Some(r) = strip_prefix_ci(s, "https://") {
         (true, r)
     } else if let Some(r) = strip_prefix_ci(s, "http://") {
@@ -359,6 +359,11 @@ pub fn parse_url(s: &str) -> Result<ServerUrl> {
         host,
         port,
     })
+}
+
+/// A URL as an error may show it: no `user:password@` password, no `apikey=` value.
+fn shown(url: &str) -> String {
+    crate::jeedom::callback::shown_url(url, &Secret::default())
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {

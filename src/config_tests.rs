@@ -234,3 +234,23 @@ fn apikey_from_file_or_environment() {
     let e = reason(Config::from_args(&args(&rest), &[]));
     assert!(e.contains("--apikey") && e.contains(APIKEY_ENV), "{e}");
 }
+
+#[test]
+fn refused_urls_are_shown_without_their_secrets() {
+    let with = |extra: &[&str]| {
+        let mut v = vec!["--apikey", "k", "--user", "bot", "--password", "pw"];
+        v.extend_from_slice(extra);
+        reason(Config::from_args(&args(&v), &[]))
+    };
+    let e = with(&["--url", "https://bot:Url-Pa55@chat.example.org"]);
+    assert!(
+        e.contains("--url") && e.contains("bot:***@") && !e.contains("Url-Pa55"),
+        "{e}"
+    );
+    let cb = "ftp://j:Cb-Pa55@h/cb?apikey=K3y-123";
+    let e = with(&["--url", "http://h", "--callback", cb]);
+    assert!(
+        e.contains("--callback") && !e.contains("Cb-Pa55") && !e.contains("K3y-123"),
+        "{e}"
+    );
+}

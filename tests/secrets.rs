@@ -169,3 +169,19 @@ fn check_output_hides_url_passwords_and_keys() {
         assert!(!text.contains(secret), "{secret} shown:\n{text}");
     }
 }
+
+#[test]
+fn a_refused_url_is_shown_without_its_password() {
+    let out = harness::command()
+        .args(["--apikey", "k", "--user", "u", "--password", "p"])
+        .args(["--url", "https://bot:Url-Pa55word@chat.example.org"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("invalid --url") && err.contains("bot:***@"),
+        "{err}"
+    );
+    assert!(!err.contains("Url-Pa55word"), "{err}");
+}
