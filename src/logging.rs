@@ -84,7 +84,8 @@ pub fn safe_text(text: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if c.is_control() => {
+            // Line and paragraph separators end a line for some viewers.
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
                 let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
             }
             c => out.push(c),
@@ -136,6 +137,7 @@ mod tests {
         assert!(safe.starts_with("kitchen\\n2026"), "{safe}");
         assert!(safe.ends_with("\\r\\t\\u{1b}[31m"), "{safe}");
         assert_eq!(safe_text("café ☕"), "café ☕");
+        assert_eq!(safe_text("a\u{2028}b\u{85}c"), "a\\u{2028}b\\u{85}c");
     }
 
     #[test]
