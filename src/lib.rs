@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod bus;
+pub mod cert_dates;
 pub mod check;
 pub mod cli;
 pub mod config;

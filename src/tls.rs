@@ -86,9 +86,10 @@ impl ServerCertVerifier for Pinning {
         match verdict {
             Err(e) if is_ca_used_as_end_entity(&e) && self.is_pinned(end_entity) => {
                 // webpki checks a leaf's dates before its basic constraints
-                // (rustls-webpki verify_cert.rs, check_issuer_independent_properties):
-                // this error means the dates passed; an expired certificate
-                // fails as Expired. The name is checked here.
+                // (rustls-webpki verify_cert.rs, check_issuer_independent_properties),
+                // so an expired one fails as Expired before this; the dates are
+                // checked again here all the same, and the name.
+                crate::cert_dates::check(end_entity, now)?;
                 let cert = ParsedCertificate::try_from(end_entity)?;
                 verify_server_name(&cert, server_name)?;
                 Ok(ServerCertVerified::assertion())
