@@ -23,13 +23,17 @@ const JOIN_TIME: Duration = Duration::from_millis(300);
 pub fn run(cfg: Config) -> Result<()> {
     // Checked before anything is written: a second daemon on the same state
     // or port stops here, leaving the first one's files alone.
+    // Every error before the start names the option behind it (cli.rs prints it).
     let _lock = crate::instance::lock_state(&cfg.state)?;
     let tls = crate::tls::client_config(cfg.ca_file.as_deref())?;
-    let listener = listen(cfg.socket)?;
+    let listener = TcpListener::bind(cfg.socket)
+        .map_err(|e| Error::io(format!("cannot listen on {}", cfg.socket), e))
+        .map_err(|e| e.for_option("socketport"))?;
     // Then at once: Jeedom polls for the pid file within a second of the start.
-    let _pid = cfg.pid.as_deref().map(PidFile::create).transpose()?;
+    let pid = cfg.pid.as_deref().map(PidFile::create).transpose();
+    let _pid = pid.map_err(|e| e.for_option("pid"))?;
     let state = load_state(&cfg);
-    let spool = open_spool(&cfg.state, &state)?;
+    let spool = open_spool(&cfg.state, &state).map_err(|e| e.for_option("state"))?;
     let notifier = Notifier::from_env();
     let shutdown = Arc::new(AtomicBool::new(false));
     let (to_core, inbox) = mpsc::channel();
@@ -72,15 +76,6 @@ pub fn run(cfg: Config) -> Result<()> {
     rest.shutdown();
     stop(&cfg, &shutdown, notifier.as_ref(), threads);
     Ok(())
-}
-
-fn listen(addr: std::net::SocketAddr) -> Result<TcpListener> {
-    TcpListener::bind(addr).map_err(|e| {
-        Error::io(
-            format!("cannot listen on {addr} (--sockethost/--socketport)"),
-            e,
-        )
-    })
 }
 
 fn load_state(cfg: &Config) -> State {

@@ -90,6 +90,15 @@ impl Error {
         }
     }
 
+    /// Names the option behind this start-up failure (a pid file, a
+    /// directory, a port); an error that names an option already is kept.
+    pub fn for_option(self, option: &'static str) -> Error {
+        match self {
+            Error::Usage { .. } | Error::Startup { .. } => self,
+            other => Error::startup(option, other.to_string()),
+        }
+    }
+
     /// The process exit status for this error when it ends the run.
     pub fn exit_code(&self) -> i32 {
         match self {
