@@ -10,9 +10,8 @@ use crate::bus::CoreMsg;
 use crate::error::{Error, Result};
 use crate::journal::{self, Op};
 use crate::state::{self, State};
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
@@ -302,7 +301,7 @@ impl Saver {
 impl Saver {
     /// Makes every later journal write fail with "no space left" (tests).
     pub fn break_journal(&mut self) {
-        let full = OpenOptions::new().write(true).open("/dev/full");
+        let full = fs::OpenOptions::new().write(true).open("/dev/full");
         self.journal = Some(Arc::new(full.expect("/dev/full")));
     }
 
@@ -316,14 +315,10 @@ fn path_str(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// A new, empty journal file (0600: it holds what the state file holds).
+/// A new, empty journal file (0600: it holds what the state file holds),
+/// never through a symlink planted at its path.
 fn create(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
+    crate::safe_file::create_temp(path)
 }
 
 /// The thread: takes every job already queued, does them in order with one
