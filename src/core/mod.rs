@@ -155,12 +155,14 @@ impl Core {
     }
 
     /// Everything time-driven: expiries, writing, handing out work. The
-    /// changes are written (not synced) before the work goes out, so that a
+    /// changes are written (not synced) before a request goes out, so that a
     /// request the disk refuses is answered with an error and never posted.
     fn pump(&mut self) {
         self.expire_asks();
-        self.write_changes();
+        // Events first: what they change is written right after, and a
+        // crash in between only makes Jeedom get them again, as replays.
         self.dispatch_callback();
+        self.write_changes();
         self.dispatch_send();
         // After the work is handed out: its threads are woken first.
         self.make_durable();
