@@ -161,7 +161,7 @@ fn login(shared: &Shared, req: &Request) -> Answer {
             .get("user")
             .or(body.get("username"))
             .unwrap_or(&Value::Null);
-        match check_password(&w, user, &body["password"]) {
+        match check_password(&mut w, user, &body["password"]) {
             Ok(uid) => {
                 let (token, _) = issue_token(&mut w, &uid);
                 (uid, token, "rest:password")
