@@ -1,8 +1,8 @@
 //! DDP methods of the fake Rocket.Chat: login, rooms/get, subscriptions/get, loadMissedMessages, updateMessage.
 use super::send::SendError;
+use super::util::parse_version;
 use super::util::{date_ms, ejson_date, meteor_error, random_id, sha256_hex};
 use super::world::{Token, TokenKind, World};
-use super::util::parse_version;
 use super::{FakeRcOptions, LoginMode};
 use serde_json::{json, Value};
 

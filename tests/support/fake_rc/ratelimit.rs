@@ -41,7 +41,9 @@ impl Rule {
         }
         let n = self.counters.entry(key).or_insert(0);
         *n += 1;
-        let left = self.interval.saturating_sub(now.duration_since(self.window_start));
+        let left = self
+            .interval
+            .saturating_sub(now.duration_since(self.window_start));
         (*n > self.allowed).then(|| left.as_millis().max(1) as u64)
     }
 }
