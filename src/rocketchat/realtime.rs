@@ -1,9 +1,11 @@
 //! The realtime thread: one DDP websocket to Rocket.Chat, reconnected forever.
 mod catchup;
+mod history;
 mod http;
 mod inbox;
 mod link;
 mod live;
+mod pacer;
 mod session;
 
 use crate::backoff::Backoff;
@@ -174,7 +176,13 @@ fn serve(
     info!("member of {} room(s)", opened.rooms.len());
     emit(w, RtEvent::Connected(opened.session.clone()));
     emit(w, RtEvent::Rooms(opened.rooms.clone()));
-    let mut live = Live::new(opened.link, opened.session, opened.rooms, w);
+    let history = history::History {
+        base: cfg.server.base.clone(),
+        tls: cfg.tls.clone(),
+        user_id: opened.session.user_id.clone(),
+        token: opened.session.token.clone(),
+    };
+    let mut live = Live::new(opened.link, (opened.session, opened.rooms), history, w);
     let end = live.run(updates);
     updates.extend(live.unanswered());
     live.link.close();

@@ -157,27 +157,15 @@ fn heartbeat_answers_pings_and_detects_a_dead_link() {
     assert_eq!(params, json!({"resume": "T"}));
 }
 
+/// The catch-up itself reads REST history: see catchup_tests.rs and the
+/// integration tests (tests/reconnect.rs) against the fake server.
 #[test]
-fn catch_up_comes_before_live_messages() {
+fn live_messages_flow_and_only_new_ones_from_people() {
     let h = Harness::start(Duration::from_secs(30), None);
     let mut peer = h.peer();
     peer.accept_session("T");
     let now = catchup::now_ms();
-    h.connected(vec![("GENERAL".into(), now - 60_000), ("gone".into(), 5)]);
-    let call = peer.next();
-    assert_eq!(call["method"], "loadMissedMessages");
-    assert_eq!(call["params"], json!(["GENERAL", {"$date": now - 60_000}]));
-    peer.send(live_frame(chat("live1", now)));
-    let old = now - 2 * MAX_AGE_MS;
-    let answer = json!([
-        chat("m3", now - 10),
-        chat("m2", now - 20),
-        chat("m1", now - 30),
-        chat("old", old)
-    ]);
-    peer.send(json!({"msg": "result", "id": call["id"], "result": answer}));
-    assert_eq!(message_ids(h.event()), ["m1", "m2", "m3"]);
-    assert_eq!(message_ids(h.event()), ["live1"]);
+    h.connected(vec![]);
     peer.send(live_frame(chat("live2", now)));
     assert_eq!(message_ids(h.event()), ["live2"]);
     // Own messages, edits and system messages never reach the core.
@@ -191,6 +179,39 @@ fn catch_up_comes_before_live_messages() {
         peer.send(live_frame(m));
     }
     h.no_event_for(Duration::from_millis(500));
+}
+
+#[test]
+fn a_rate_limited_edit_is_sent_again_after_the_time_the_server_said() {
+    let h = Harness::start(Duration::from_secs(30), None);
+    let mut peer = h.peer();
+    peer.accept_session("T");
+    h.connected(vec![]);
+    let cmd = RtCommand::UpdateMessage {
+        message_id: "q1".into(),
+        room_id: "GENERAL".into(),
+        text: "closed".into(),
+    };
+    h.commands.send(cmd).expect("command");
+    let call = peer.next();
+    assert_eq!(call["method"], "updateMessage");
+    let refused = Instant::now();
+    peer.send(json!({"msg": "result", "id": call["id"], "error": {
+        "isClientSafe": true, "error": "too-many-requests",
+        "reason": "Error, too many requests. Please slow down. You must wait 1 seconds before trying again.",
+        "details": {"timeToReset": 700}, "errorType": "Meteor.Error"}}));
+    let again = peer.next();
+    assert!(
+        refused.elapsed() >= Duration::from_millis(700),
+        "sent again too early"
+    );
+    assert_eq!(again["method"], "updateMessage");
+    assert_eq!(again["params"], call["params"]);
+    assert_ne!(again["id"], call["id"]);
+    peer.send(json!({"msg": "result", "id": again["id"]}));
+    assert!(
+        matches!(h.event(), RtEvent::Updated { message_id, error: None } if message_id == "q1")
+    );
 }
 
 #[test]
