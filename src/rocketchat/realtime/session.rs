@@ -221,7 +221,15 @@ fn login_result(v: Value) -> Result<(String, Secret), Error> {
 pub(super) fn login_error(e: &DdpError) -> Error {
     let code = e.code();
     match e.reason.as_deref() {
-        _ if code == "totp-required" => Error::TotpRequired,
+        _ if code == "totp-required" => Error::TotpRequired {
+            method: e
+                .details
+                .as_ref()
+                .and_then(|d| d.get("method"))
+                .and_then(Value::as_str)
+                .unwrap_or("totp")
+                .to_string(),
+        },
         Some("Incorrect password") => Error::Login {
             reason: "incorrect password".into(),
         },

@@ -341,7 +341,7 @@ fn totp_and_unreachable_servers_have_clear_errors() {
         reason: Some("TOTP Required".into()),
         ..Default::default()
     });
-    assert!(matches!(e, Error::TotpRequired));
+    assert!(matches!(e, Error::TotpRequired { method } if method == "totp"));
     let e = session::login_error(&crate::rocketchat::ddp::DdpError {
         error: json!(403),
         reason: Some("User not found".into()),

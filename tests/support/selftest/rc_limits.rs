@@ -29,7 +29,10 @@ fn the_ddp_rate_limiter_refuses_the_11th_call_of_a_method_in_10_s() {
         .unwrap()
         .starts_with("Error, too many requests. Please slow down. You must wait"));
     // Another method has its own count.
-    assert!(c.call("subscriptions/get", json!([])).get("error").is_none());
+    assert!(c
+        .call("subscriptions/get", json!([]))
+        .get("error")
+        .is_none());
     assert_eq!(rc.rate_limited(), ["rooms/get"]);
 }
 
@@ -81,7 +84,10 @@ fn a_9_0_server_has_no_load_missed_messages() {
         let r = c.call("loadMissedMessages", json!(["GENERAL", ejson_date(0)]));
         if gone {
             assert_eq!(r["error"]["error"], 404, "{r}");
-            assert_eq!(r["error"]["reason"], "Method 'loadMissedMessages' not found");
+            assert_eq!(
+                r["error"]["reason"],
+                "Method 'loadMissedMessages' not found"
+            );
         } else {
             assert!(r.get("error").is_none(), "{version}: {r}");
         }
@@ -96,7 +102,10 @@ fn legacy_frames_wrap_the_message_and_a_first_dm_message_comes_before_its_room()
     });
     let mut c = logged_in(&rc);
     c.sub("stream-room-messages", json!(["__my_messages__", false]));
-    c.sub("stream-notify-user", json!(["botid/subscriptions-changed", false]));
+    c.sub(
+        "stream-notify-user",
+        json!(["botid/subscriptions-changed", false]),
+    );
     rc.add_user("carol", "Carol C.");
     let (rid, mid) = rc.post_to_user("carol", "jeedombot", "hello bot");
     let frames = c.drain(std::time::Duration::from_millis(500));
@@ -107,7 +116,9 @@ fn legacy_frames_wrap_the_message_and_a_first_dm_message_comes_before_its_room()
     assert_eq!(frames[msg_at]["fields"]["args"][1]["roomType"], "d");
     let sub_at = frames
         .iter()
-        .position(|f| f["fields"]["args"][0] == "inserted" && f["fields"]["args"][1]["rid"] == rid.as_str())
+        .position(|f| {
+            f["fields"]["args"][0] == "inserted" && f["fields"]["args"][1]["rid"] == rid.as_str()
+        })
         .expect("the subscription notification");
     assert!(msg_at < sub_at, "message first, room after");
 }

@@ -1,4 +1,4 @@
-//! Catch-up against the real server's limits: DDP rate limiter, REST history on 3.x..9.0, ids not times.
+//! The real server's limits: DDP rate limiter (catch-up, closing edits), REST history on 3.x..9.0, ids not times.
 mod harness;
 mod support;
 
@@ -114,8 +114,11 @@ fn catch_up_works_on_an_old_3x_server_and_on_9_0() {
         wait_until(T, "the rooms known", || rooms_known(&s) == 3);
         let mut posted = Posted::new();
         outage(&s, || {
-            for (rid, who) in [("GENERAL", "alice"), (home.as_str(), "alice"), (dm.as_str(), "bob")]
-            {
+            for (rid, who) in [
+                ("GENERAL", "alice"),
+                (home.as_str(), "alice"),
+                (dm.as_str(), "bob"),
+            ] {
                 for k in 0..3 {
                     let id = s.rc.post(rid, who, &format!("{version} {k}"));
                     posted.entry(rid.to_string()).or_default().push(id);
@@ -125,7 +128,10 @@ fn catch_up_works_on_an_old_3x_server_and_on_9_0() {
         assert_all_once_in_order(&s, &posted);
         let used = s.rc.rest_requests();
         for ep in ["channels.history", "groups.history", "im.history"] {
-            assert!(used.iter().any(|(_, p)| p.ends_with(ep)), "{version}: {ep} not used");
+            assert!(
+                used.iter().any(|(_, p)| p.ends_with(ep)),
+                "{version}: {ep} not used"
+            );
         }
     }
 }
@@ -150,7 +156,9 @@ fn a_rate_limited_history_read_is_retried_after_the_reset() {
     posted.entry("GENERAL".into()).or_default().push(live);
     assert_all_once_in_order(&s, &posted);
     let reads = s.rc.rest_requests();
-    let reads = reads.iter().filter(|(_, p)| p.ends_with("channels.history"));
+    let reads = reads
+        .iter()
+        .filter(|(_, p)| p.ends_with("channels.history"));
     assert!(reads.count() >= 3, "two refusals, then the read");
 }
 
@@ -163,17 +171,24 @@ fn ids_not_server_times_decide_what_was_delivered() {
     s.wait_connected();
     let first = s.rc.post("GENERAL", "alice", "first");
     let m = s.wait_messages(1);
-    let ts = s.rc.message(&first).unwrap()["ts"]["$date"].as_u64().unwrap();
+    let ts = s.rc.message(&first).unwrap()["ts"]["$date"]
+        .as_u64()
+        .unwrap();
     assert_eq!(m[0]["id"], first.as_str());
-    let earlier = s.rc.post_message(json!({"rid": "GENERAL", "msg": "stamped 1 ms earlier",
+    let earlier =
+        s.rc.post_message(json!({"rid": "GENERAL", "msg": "stamped 1 ms earlier",
         "u": {"username": "bob"}, "ts": ejson_date(ts - 1)}));
     s.wait_messages(2);
     let hour = 3_600_000;
-    let ahead = s.rc.post_message(json!({"rid": "GENERAL", "msg": "an hour ahead",
+    let ahead =
+        s.rc.post_message(json!({"rid": "GENERAL", "msg": "an hour ahead",
         "u": {"username": "bob"}, "ts": ejson_date(ts + hour)}));
     let after = s.rc.post("GENERAL", "alice", "after the odd one");
     let got: Vec<Value> = s.wait_messages(4).iter().map(|m| m["id"].clone()).collect();
-    assert_eq!(got, [json!(first), json!(earlier), json!(ahead), json!(after)]);
+    assert_eq!(
+        got,
+        [json!(first), json!(earlier), json!(ahead), json!(after)]
+    );
     wait_until(T, "the watermark saved", || {
         let st = s.daemon.state();
         st["rooms"]["GENERAL"]["watermark_ms"].as_u64().unwrap_or(0) >= ts
@@ -185,10 +200,42 @@ fn ids_not_server_times_decide_what_was_delivered() {
     // After an outage, a catch-up starting at that watermark finds what
     // was posted meanwhile, and repeats nothing.
     let mut during = String::new();
-    outage(&s, || during = s.rc.post("GENERAL", "alice", "during the outage"));
+    outage(&s, || {
+        during = s.rc.post("GENERAL", "alice", "during the outage")
+    });
     s.wait_messages(5);
     assert_never(Duration::from_millis(800), "a duplicate", || {
         s.messages().len() > 5
     });
     assert_eq!(s.messages()[4]["id"], during.as_str());
+}
+
+/// Fifteen questions expiring together need fifteen `updateMessage` calls:
+/// more than the server allows one connection in 10 s. They are paced, not
+/// refused, and every question is closed.
+#[test]
+fn fifteen_questions_closing_at_once_stay_under_the_ddp_rate_limiter() {
+    let s = Stack::start("lim-asks");
+    s.wait_connected();
+    let mut questions = Vec::new();
+    for i in 0..15 {
+        let ask_id = format!("q{i}");
+        let req = json!({"action": "ask", "room": "#general", "question": format!("Question {i}?"),
+            "answers": ["Yes", "No"], "ask_id": ask_id, "timeout": 1});
+        assert_eq!(s.request(req)["ok"], true);
+        let sent = s
+            .jeedom
+            .wait_event(T, "sent", |e| e["ask_id"] == ask_id.as_str());
+        questions.push(sent["message_id"].as_str().unwrap().to_string());
+    }
+    for id in &questions {
+        s.rc.wait_message(LONG, "the question closed", |m| {
+            m["_id"] == id.as_str()
+                && m["msg"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("No answer in time"))
+        });
+    }
+    assert_eq!(s.rc.ddp_method_calls("updateMessage").len(), 15);
+    assert!(s.rc.rate_limited().is_empty(), "{:?}", s.rc.rate_limited());
 }
