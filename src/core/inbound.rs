@@ -95,12 +95,12 @@ impl Core {
     /// A new message becomes an event (`replay`: it may have been delivered
     /// by a run that crashed).
     pub(super) fn on_message(&mut self, m: Incoming, replay: bool) {
-        let bot = self.state.username.clone().unwrap_or_default();
-        let rs = self
-            .state
-            .rooms
-            .entry(m.room_id.clone())
-            .or_insert_with(|| unknown_room(&m, &bot));
+        if !self.state.rooms.contains_key(&m.room_id) {
+            self.add_unknown_room(&m);
+        }
+        let Some(rs) = self.state.rooms.get_mut(&m.room_id) else {
+            return;
+        };
         // Ids decide (server times differ between instances and step); only
         // a message older than the id memory (an update of an old message)
         // is judged by its time.
@@ -131,6 +131,24 @@ impl Core {
         // catch-up would start after messages not yet posted.
         let mark = m.ts_ms.min(now_ms());
         self.push_event(ev, Some((m.room_id, mark)));
+    }
+
+    /// A message in a room the list does not have yet. A direct room is known
+    /// well enough to be announced at once, before its message, so that
+    /// Jeedom has the device; any other waits for the list, announced then
+    /// even if it matches.
+    fn add_unknown_room(&mut self, m: &Incoming) {
+        let bot = self.state.username.clone().unwrap_or_default();
+        let rs = unknown_room(m, &bot);
+        let direct = rs.room.kind == RoomKind::Direct;
+        self.state.rooms.insert(m.room_id.clone(), rs);
+        self.dirty = true;
+        if direct {
+            log::info!("new direct message from {}", m.user.username);
+            self.queue_room_change();
+        } else {
+            self.rooms_announced = false;
+        }
     }
 
     /// A reply to the newest pending ask of the room becomes `ask_answer`.

@@ -452,6 +452,13 @@ fn a_direct_message_before_its_room_is_known_is_direct() {
     m.room_id = "carolidbotid".into();
     m.room_kind = Some(RoomKind::Direct);
     r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![m])));
+    assert_eq!(types(&r.core), ["rooms", "message"], "the room first");
+    let rooms = &r.core.state.events[0].event["rooms"];
+    assert!(rooms
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["id"] == "carolidbotid"));
     let ev = &r.core.state.events.back().unwrap().event;
     assert_eq!(ev["room"]["kind"], "direct");
     assert_eq!(ev["direct"], true);
