@@ -12,7 +12,7 @@ use crate::rocketchat::message;
 use log::{debug, info, warn};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Why a healthy link was left.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,7 +42,14 @@ struct Call {
     method: &'static str,
     params: Vec<Value>,
     purpose: Purpose,
+    /// Held until then (a room change waits for the ones right after it).
+    not_before: Option<Instant>,
 }
+
+/// How long a room list refresh waits for more changes: the server sends a
+/// new room's `rooms-changed` and `subscriptions-changed` a few ms apart,
+/// and one `rooms/get` answers both (the rate limiter counts every call).
+const REFRESH_DELAY: Duration = Duration::from_millis(300);
 
 pub(super) struct Live<'a> {
     pub link: Link<'a>,
@@ -146,6 +153,7 @@ impl<'a> Live<'a> {
             method,
             params,
             purpose,
+            not_before: None,
         });
     }
 
@@ -156,7 +164,14 @@ impl<'a> Live<'a> {
         let mut held = VecDeque::new();
         let mut release: Option<Instant> = None;
         while let Some(c) = self.queue.pop_front() {
-            if let Some(at) = self.pacer.ready_at(c.method, now) {
+            let paced = self.pacer.ready_at(c.method, now);
+            let later = c
+                .not_before
+                .filter(|t| *t > now)
+                .into_iter()
+                .chain(paced)
+                .max();
+            if let Some(at) = later {
                 release = Some(release.map_or(at, |r| r.min(at)));
                 held.push_back(c);
                 continue;
@@ -379,7 +394,14 @@ impl<'a> Live<'a> {
                 old.last_message_ms = room.last_message_ms.or(old.last_message_ms);
                 Ok(())
             }
-            // New or renamed, or a partial document: ask for the whole list.
+            // A new room whose document says all Jeedom sees: no need to ask
+            // for the list (each `rooms/get` counts against the rate limiter).
+            None if complete(doc) => {
+                self.rooms.push(room);
+                self.rooms_changed();
+                Ok(())
+            }
+            // Renamed, or a partial document: ask for the whole list.
             _ => self.refresh_rooms(),
         }
     }
@@ -388,6 +410,17 @@ impl<'a> Live<'a> {
     fn on_subscription_changed(&mut self, action: &str, doc: &Value) -> Result<(), Error> {
         let rid = doc.get("rid").and_then(Value::as_str);
         let known = rid.is_some_and(|rid| self.rooms.iter().any(|r| r.id == rid));
+        if action == "inserted" && known {
+            // Its room document came first and was taken already.
+            return Ok(());
+        }
+        if action == "inserted" && complete(doc) {
+            if let Some(room) = message::parse_room(doc, &self.session.username) {
+                self.rooms.push(room);
+                self.rooms_changed();
+                return Ok(());
+            }
+        }
         if action == "inserted" || action == "removed" || !known {
             return self.refresh_rooms();
         }
@@ -395,11 +428,24 @@ impl<'a> Live<'a> {
     }
 
     fn refresh_rooms(&mut self) -> Result<(), Error> {
+        if self
+            .queue
+            .iter()
+            .any(|c| matches!(c.purpose, Purpose::Rooms))
+        {
+            // The refresh has not left yet: it will see this change too.
+            return Ok(());
+        }
         if self.refreshing {
             self.refresh_again = true;
             return Ok(());
         }
-        self.call("rooms/get", vec![], Purpose::Rooms);
+        self.queue.push_back(Call {
+            method: "rooms/get",
+            params: vec![],
+            purpose: Purpose::Rooms,
+            not_before: Some(Instant::now() + REFRESH_DELAY),
+        });
         self.refreshing = true;
         Ok(())
     }
@@ -427,5 +473,18 @@ impl<'a> Live<'a> {
     fn rooms_changed(&self) {
         info!("room list changed: {} room(s)", self.rooms.len());
         self.emit(RtEvent::Rooms(self.rooms.clone()));
+    }
+}
+
+/// Whether a room or subscription document names the room as the room list
+/// would: a channel or group with its `name`, a direct room with its
+/// `usernames` (a subscription of a direct room only names the other member,
+/// so the list is asked for instead).
+fn complete(doc: &Value) -> bool {
+    let has = |k: &str| doc.get(k).is_some_and(|v| !v.is_null());
+    match doc.get("t").and_then(Value::as_str) {
+        Some("c" | "p") => has("name") && (has("fname") || !has("prid")),
+        Some("d") => doc.get("usernames").is_some_and(Value::is_array),
+        _ => false,
     }
 }
