@@ -239,3 +239,24 @@ fn fifteen_questions_closing_at_once_stay_under_the_ddp_rate_limiter() {
     assert_eq!(s.rc.ddp_method_calls("updateMessage").len(), 15);
     assert!(s.rc.rate_limited().is_empty(), "{:?}", s.rc.rate_limited());
 }
+
+/// More messages than one page of history (100): the catch-up reads them
+/// page by page, and Jeedom gets all of them, in order.
+#[test]
+fn a_long_outage_is_caught_up_page_by_page() {
+    let s = Stack::start("lim-pages");
+    s.wait_connected();
+    let mut posted = Posted::new();
+    outage(&s, || {
+        for i in 0..250 {
+            let id = s.rc.post("GENERAL", "alice", &format!("while away {i}"));
+            posted.entry("GENERAL".into()).or_default().push(id);
+        }
+    });
+    assert_all_once_in_order(&s, &posted);
+    let pages = s.rc.rest_requests();
+    let pages = pages
+        .iter()
+        .filter(|(_, p)| p.ends_with("channels.history"));
+    assert!(pages.count() >= 3, "250 messages need 3 pages of 100");
+}

@@ -285,11 +285,19 @@ fn history(w: &World, uid: &str, name: &str, req: &Request) -> Answer {
     let q = |k: &str| req.query.get(k).and_then(|s| parse_iso(s));
     let (oldest, latest) = (q("oldest").unwrap_or(0), q("latest").unwrap_or(u64::MAX));
     let inclusive = req.query.get("inclusive").is_some_and(|v| v == "true");
+    // apps/meteor/app/api/server/helpers/getPaginationItems.ts: `offset` and
+    // `count`, the count capped at API_Upper_Count_Limit (100 by default).
     let count: usize = req
         .query
         .get("count")
         .and_then(|c| c.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(20)
+        .min(100);
+    let offset: usize = req
+        .query
+        .get("offset")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let inside = |ts: u64| match inclusive {
         true => ts >= oldest && ts <= latest,
         false => ts > oldest && ts < latest,
@@ -300,6 +308,7 @@ fn history(w: &World, uid: &str, name: &str, req: &Request) -> Answer {
         .filter(|m| date_ms(&m["ts"]).is_some_and(&inside))
         .collect();
     msgs.reverse();
+    let mut msgs: Vec<Value> = msgs.into_iter().skip(offset).collect();
     msgs.truncate(count);
     let msgs: Vec<Value> = msgs.iter().map(to_rest).collect();
     send(200, json!({"messages": msgs, "success": true}))
