@@ -260,3 +260,58 @@ fn a_long_outage_is_caught_up_page_by_page() {
         .filter(|(_, p)| p.ends_with("channels.history"));
     assert!(pages.count() >= 3, "250 messages need 3 pages of 100");
 }
+
+/// The per-user limit (20 calls of a method in 10 s) is shared with the bot
+/// account's other sessions: when another one spent it, the daemon's
+/// `rooms/get` and `updateMessage` are refused, and sent again after the
+/// server's `timeToReset`. Nothing is lost.
+#[test]
+fn calls_refused_by_the_rate_limiter_are_made_again() {
+    use support::ddp_client::DdpClient;
+    let s = Stack::start("lim-refused");
+    s.wait_connected();
+    let req = json!({"action": "ask", "room": "#general", "question": "Lights?",
+        "answers": ["Yes", "No"], "ask_id": "r1", "timeout": 2});
+    assert_eq!(s.request(req)["ok"], true);
+    let sent = s.jeedom.wait_event(T, "sent", |e| e["ask_id"] == "r1");
+    let question = sent["message_id"].as_str().unwrap().to_string();
+    // Two other sessions of the bot spend the user's allowance of both
+    // methods (10 calls each: the per-connection limit).
+    let mut last = Vec::new();
+    for _ in 0..2 {
+        let mut other = DdpClient::connect(&s.rc.ws_url(), None);
+        assert!(other.login("jeedombot", "s3cret").get("error").is_none());
+        for _ in 0..10 {
+            let edit = json!([{"_id": "none", "rid": "GENERAL", "msg": "x"}]);
+            last = vec![
+                other.call("updateMessage", edit),
+                other.call("rooms/get", json!([])),
+            ];
+        }
+    }
+    // The daemon's own `rooms/get` of its login counted too.
+    assert_eq!(last[1]["error"]["error"], "too-many-requests", "{last:?}");
+    let theirs = s.rc.rate_limited().len();
+    // A rename whose document is partial makes the daemon ask for the list.
+    let rid =
+        s.rc.add_discussion("GENERAL", "Garage", &["jeedombot", "alice"]);
+    s.rc.rename_room(&rid, "Garage door");
+    s.jeedom.wait_event(LONG, "rooms", |e| {
+        e["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == rid.as_str() && r["name"] == "Garage door")
+    });
+    s.rc.wait_message(LONG, "the question closed", |m| {
+        m["_id"] == question.as_str()
+            && m["msg"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("No answer in time"))
+    });
+    // The daemon's calls were refused at first (the sessions above spent
+    // the allowance), then made again.
+    let refused = s.rc.rate_limited()[theirs..].to_vec();
+    assert!(refused.iter().any(|m| m == "updateMessage"), "{refused:?}");
+    assert!(refused.iter().any(|m| m == "rooms/get"), "{refused:?}");
+}
