@@ -257,15 +257,13 @@ fn token_refused(e: &DdpError) -> Error {
 /// the DDP rate limiter is waited out and the request made again.
 fn subscribe(link: &mut Link, user_id: &str, timeout: Duration) -> Result<Value, Error> {
     let mut rooms_id = link.request(|ids| ids.method("rooms/get", vec![]))?;
-    let mut waiting: HashMap<String, Vec<Value>> = HashMap::new();
+    let mut waiting: Waiting = HashMap::new();
     let mut wanted = vec![vec![json!("__my_messages__"), json!(false)]];
     for event in ["rooms-changed", "subscriptions-changed"] {
         wanted.push(vec![json!(format!("{user_id}/{event}")), json!(false)]);
     }
     for params in wanted {
-        let name = sub_name(&params);
-        let id = link.request(|ids| ids.sub(name, params.clone()))?;
-        waiting.insert(id, params);
+        sub(link, &mut waiting, params)?;
     }
     let deadline = Instant::now() + timeout;
     let mut rooms = None;
@@ -288,22 +286,34 @@ fn subscribe(link: &mut Link, user_id: &str, timeout: Duration) -> Result<Value,
             }
             Step::Rooms(result, error) => rooms = Some(rooms_answer(&result, &error)?),
             Step::Ready(subs) => waiting.retain(|s, _| !subs.contains(s)),
-            Step::Refused(id, e) => {
-                let Some(wait) = e.rate_limit_wait() else {
-                    return Err(Error::Protocol(format!(
-                        "the server refused a subscription: {}",
-                        e.text()
-                    )));
-                };
-                let params = waiting.remove(&id).unwrap_or_default();
-                link.pause(wait)?;
-                let name = sub_name(&params);
-                let id = link.request(|ids| ids.sub(name, params.clone()))?;
-                waiting.insert(id, params);
-            }
+            Step::Refused(id, e) => sub_again(link, &mut waiting, &id, &e)?,
         }
     }
     Ok(rooms.unwrap_or(Value::Null))
+}
+
+/// Subscriptions sent and not ready yet: their ids and parameters.
+type Waiting = HashMap<String, Vec<Value>>;
+
+fn sub(link: &mut Link, waiting: &mut Waiting, params: Vec<Value>) -> Result<(), Error> {
+    let name = sub_name(&params);
+    let id = link.request(|ids| ids.sub(name, params.clone()))?;
+    waiting.insert(id, params);
+    Ok(())
+}
+
+/// A refused subscription: subscribed again once the rate limiter allows,
+/// any other refusal ends the session.
+fn sub_again(link: &mut Link, waiting: &mut Waiting, id: &str, e: &DdpError) -> Result<(), Error> {
+    let Some(wait) = e.rate_limit_wait() else {
+        return Err(Error::Protocol(format!(
+            "the server refused a subscription: {}",
+            e.text()
+        )));
+    };
+    let params = waiting.remove(id).unwrap_or_default();
+    link.pause(wait)?;
+    sub(link, waiting, params)
 }
 
 /// The stream of a subscription, told by its first parameter.

@@ -392,3 +392,45 @@ fn tls_failure_names_the_certificate_problem() {
         "{text}"
     );
 }
+
+/// The rate limiter's refusal while setting up a session (a login, a
+/// subscription, `rooms/get`) is waited out and the request made again.
+#[test]
+fn rate_limited_session_setup_is_made_again() {
+    let h = Harness::start(Duration::from_secs(30), None);
+    let mut peer = h.peer();
+    peer.send(json!({"server_id": "0"}));
+    assert_eq!(peer.next()["msg"], "connect");
+    peer.send(json!({"msg": "connected", "session": "S1"}));
+    let limited = json!({"isClientSafe": true, "error": "too-many-requests",
+        "reason": "Error, too many requests.", "details": {"timeToReset": 300},
+        "errorType": "Meteor.Error"});
+    let login = peer.next();
+    peer.send(json!({"msg": "result", "id": login["id"], "error": limited}));
+    let login2 = peer.next();
+    assert_eq!(login2["method"], "login");
+    assert_eq!(login2["params"], login["params"]);
+    peer.answer_login(&login2, "T");
+    let (mut subs, mut refused_once) = (Vec::new(), false);
+    let mut rooms_answered = false;
+    while subs.len() < 3 || !rooms_answered {
+        let f = peer.next();
+        match (f["msg"].as_str(), refused_once) {
+            (Some("sub"), false) => {
+                refused_once = true;
+                peer.send(json!({"msg": "nosub", "id": f["id"], "error": limited}));
+            }
+            (Some("sub"), true) => subs.push(f["id"].clone()),
+            _ => {
+                assert_eq!(f["method"], "rooms/get");
+                peer.send(json!({"msg": "result", "id": f["id"], "result": rooms()}));
+                rooms_answered = true;
+            }
+        }
+    }
+    peer.send(json!({"msg": "ready", "subs": subs}));
+    let RtEvent::Connected(session) = h.event() else {
+        panic!("not connected");
+    };
+    assert_eq!(session.token.expose(), "T");
+}
