@@ -46,7 +46,8 @@ fn finish(c: &mut CatchUp, n: usize) -> Vec<Finished> {
     while out.len() < n {
         assert!(Instant::now() < deadline, "catch-up did not finish");
         out.extend(c.poll("bot"));
-        std::thread::yield_now();
+        // Polls the condition, as tests/support/wait.rs does.
+        std::thread::sleep(Duration::from_millis(5));
     }
     out
 }
