@@ -291,7 +291,13 @@ fn the_first_message_of_a_new_direct_message_is_direct() {
     let s = Stack::start("rt-first-dm");
     s.wait_connected();
     s.rc.add_user("carol", "Carol C.");
-    let (dm, id) = s.rc.post_to_user("carol", "jeedombot", "turn on the radio");
+    // Carol's client: REST `chat.postMessage` with `channel:"@jeedombot"`.
+    let m =
+        s.rc.rest_post_as("carol", "@jeedombot", "turn on the radio");
+    let (dm, id) = (
+        m["rid"].as_str().unwrap().to_string(),
+        m["_id"].as_str().unwrap().to_string(),
+    );
     let ev = s
         .jeedom
         .wait_event(T, "message", |e| e["id"] == id.as_str());

@@ -3,6 +3,7 @@ mod ddp;
 mod methods;
 mod msgs;
 mod notify;
+mod post;
 pub mod ratelimit;
 mod rest;
 mod rooms;

@@ -90,6 +90,7 @@ fn exists(shared: &Shared, method: &str, name: &str) -> bool {
         ("GET", "me" | "rooms.get" | "subscriptions.get") => true,
         ("GET", "channels.history" | "groups.history" | "im.history" | "dm.history") => true,
         ("POST", "login" | "logout" | "chat.sendMessage" | "im.create" | "dm.create") => true,
+        ("POST", "chat.postMessage") => true,
         ("POST", "rooms.media" | "rooms.mediaConfirm") => v >= (6, 10, 0),
         ("POST", "rooms.upload") => v < (8, 0, 0),
         _ => false,
@@ -120,6 +121,7 @@ fn route(shared: &Shared, req: &Request) -> Answer {
         "rooms.get" => rooms_get(&shared.world(), &uid, req),
         "subscriptions.get" => subs_get(&shared.world(), &uid),
         "chat.sendMessage" => send_message(shared, &uid, req),
+        "chat.postMessage" => super::post::post_message(shared, &uid, req),
         "im.create" | "dm.create" => im_create(&mut shared.world(), &uid, req),
         "rooms.media" | "rooms.mediaConfirm" | "rooms.upload" => {
             upload::route(shared, &uid, name, &args, req)

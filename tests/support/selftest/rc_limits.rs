@@ -107,18 +107,17 @@ fn legacy_frames_wrap_the_message_and_a_first_dm_message_comes_before_its_room()
         json!(["botid/subscriptions-changed", false]),
     );
     rc.add_user("carol", "Carol C.");
-    let (rid, mid) = rc.post_to_user("carol", "jeedombot", "hello bot");
+    let m = rc.rest_post_as("carol", "@jeedombot", "hello bot");
+    let (rid, mid) = (m["rid"].as_str().unwrap(), m["_id"].as_str().unwrap());
     let frames = c.drain(std::time::Duration::from_millis(500));
     let msg_at = frames
         .iter()
-        .position(|f| f["fields"]["args"][0][0]["_id"] == mid.as_str())
+        .position(|f| f["fields"]["args"][0][0]["_id"] == mid)
         .expect("the message, wrapped in an array");
     assert_eq!(frames[msg_at]["fields"]["args"][1]["roomType"], "d");
     let sub_at = frames
         .iter()
-        .position(|f| {
-            f["fields"]["args"][0] == "inserted" && f["fields"]["args"][1]["rid"] == rid.as_str()
-        })
+        .position(|f| f["fields"]["args"][0] == "inserted" && f["fields"]["args"][1]["rid"] == rid)
         .expect("the subscription notification");
     assert!(msg_at < sub_at, "message first, room after");
 }
