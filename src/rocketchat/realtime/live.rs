@@ -480,7 +480,7 @@ impl<'a> Live<'a> {
 /// would: a channel or group with its `name`, a direct room with its
 /// `usernames` (a subscription of a direct room only names the other member,
 /// so the list is asked for instead).
-fn complete(doc: &Value) -> bool {
+pub(super) fn complete(doc: &Value) -> bool {
     let has = |k: &str| doc.get(k).is_some_and(|v| !v.is_null());
     match doc.get("t").and_then(Value::as_str) {
         Some("c" | "p") => has("name") && (has("fname") || !has("prid")),

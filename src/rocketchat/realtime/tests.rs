@@ -434,3 +434,28 @@ fn rate_limited_session_setup_is_made_again() {
     };
     assert_eq!(session.token.expose(), "T");
 }
+
+#[test]
+fn only_documents_that_name_the_room_replace_asking_for_the_list() {
+    use live::complete;
+    assert!(complete(&json!({"_id": "R", "t": "c", "name": "general"})));
+    assert!(complete(
+        &json!({"_id": "R", "t": "p", "name": "x1", "fname": "Garage", "prid": "G"})
+    ));
+    assert!(
+        !complete(&json!({"_id": "R", "t": "p", "name": "x1", "prid": "G"})),
+        "no title"
+    );
+    assert!(complete(
+        &json!({"_id": "D", "t": "d", "usernames": ["alice", "jeedombot"]})
+    ));
+    assert!(
+        !complete(&json!({"_id": "s", "rid": "D", "t": "d", "name": "alice"})),
+        "a DM subscription"
+    );
+    assert!(
+        !complete(&json!({"_id": "R", "lm": {"$date": 1}})),
+        "a partial update"
+    );
+    assert!(!complete(&json!({"_id": "L", "t": "l", "name": "guest"})));
+}
