@@ -3,7 +3,7 @@ use crate::bus::CoreMsg;
 use crate::config::{Config, Credentials};
 use crate::core::{Core, CoreConfig, Links};
 use crate::error::{Error, Result};
-use crate::jeedom::{callback, socket, spool::Spool};
+use crate::jeedom::{callback, files::FileRules, socket, spool::Spool};
 use crate::pidfile::PidFile;
 use crate::rocketchat::{realtime, rest::Rest, sender};
 use crate::state::{self, Loaded, State};
@@ -24,7 +24,7 @@ pub fn run(cfg: Config) -> Result<()> {
     // First: Jeedom polls for the pid file within a second of the start.
     let _pid = cfg.pid.as_deref().map(PidFile::create).transpose()?;
     let state = load_state(&cfg);
-    let spool = open_spool(&cfg.state, &state)?;
+    let spool = open_spool(&cfg, &state)?;
     let listener = TcpListener::bind(cfg.socket).map_err(|e| {
         Error::io(
             format!(
@@ -102,12 +102,15 @@ fn load_state(cfg: &Config) -> State {
     state
 }
 
-fn open_spool(state_path: &Path, state: &State) -> Result<Spool> {
-    let dir = state_path
+fn open_spool(cfg: &Config, state: &State) -> Result<Spool> {
+    let dir = cfg
+        .state
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let spool = Spool::open(dir.join("rocketchatd-spool"))?;
+    let own: Vec<PathBuf> = cfg.secret_files.iter().chain(&cfg.pid).cloned().collect();
+    let rules = FileRules::new(&cfg.files_dirs, &own, &cfg.state, cfg.max_file_size);
+    let spool = Spool::open(dir.join("rocketchatd-spool"), rules)?;
     let keep = state
         .outbox
         .iter()
