@@ -8,10 +8,12 @@ use log::debug;
 use rustls::ClientConfig;
 use serde_json::{json, Value};
 use std::fmt;
+use std::fs::File;
+use std::io::{Cursor, Read};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ureq::http::Response;
-use ureq::{Agent, Body, RequestBuilder};
+use ureq::{Agent, Body, RequestBuilder, SendBody};
 
 /// Longest a plain call may take, connection included.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -154,12 +156,9 @@ impl Rest {
         tmid: Option<&str>,
         uploaded: &mut Option<String>,
     ) -> Result<Value> {
-        let data = std::fs::read(&file.path)
-            .map_err(|e| Error::io(format!("spooled file {}", file.path), e))?;
         let up = Upload {
             rid,
             file,
-            data: &data,
             caption,
             tmid,
         };
@@ -296,6 +295,11 @@ impl Rest {
         finish(what, sent)
     }
 
+    /// Streams the form from the spooled file to the socket: memory stays
+    /// flat whatever the file's size. ureq sends a reader chunked unless a
+    /// `Content-Length` is set, which it then keeps (ureq 3 README,
+    /// "Overriding"); some proxies refuse chunked uploads, so the length is
+    /// always given.
     fn post_form(
         &self,
         what: &str,
@@ -306,13 +310,21 @@ impl Rest {
     ) -> Result<Value> {
         let boundary = format!("----rocketchatd{}", random_id());
         let mime = shapes::content_type(&up.file.name);
-        let body = shapes::multipart(&boundary, fields, &up.file.name, mime, up.data);
+        let (head, tail) = shapes::multipart_frame(&boundary, fields, &up.file.name, mime);
+        let spooled = |e| Error::io(format!("spooled file {}", up.file.path), e);
+        let file = File::open(&up.file.path).map_err(spooled)?;
+        let size = file.metadata().map_err(spooled)?.len();
+        let length = head.len() as u64 + size + tail.len() as u64;
+        let body = Cursor::new(head)
+            .chain(file.take(size))
+            .chain(Cursor::new(tail));
         let req = authed(self.agent.post(self.url(path)), s)
             .config()
             .timeout_global(Some(UPLOAD_TIMEOUT))
-            .build();
-        let content_type = format!("multipart/form-data; boundary={boundary}");
-        finish(what, req.content_type(content_type).send(body))
+            .build()
+            .header("Content-Length", length.to_string())
+            .content_type(format!("multipart/form-data; boundary={boundary}"));
+        finish(what, req.send(SendBody::from_owned_reader(body)))
     }
 
     fn url(&self, path: &str) -> String {
@@ -325,11 +337,10 @@ impl Rest {
     }
 }
 
-/// One file being uploaded, with its content already read.
+/// One file being uploaded, read from the spool as it is sent.
 struct Upload<'a> {
     rid: &'a str,
     file: &'a SpooledFile,
-    data: &'a [u8],
     caption: Option<&'a str>,
     tmid: Option<&'a str>,
 }
