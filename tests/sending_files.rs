@@ -266,13 +266,7 @@ fn a_crash_between_the_text_and_the_file_posts_each_once() {
 
 /// Peak resident memory of a process so far (`VmHWM`), in KiB.
 fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM");
-    let kib = line.split_whitespace().nth(1).expect("a number");
-    kib.parse().expect("KiB")
+    status_kib(pid, "VmHWM:")
 }
 
 /// Issue 12: the file streams from the spool to the socket. The daemon's
@@ -304,4 +298,44 @@ fn a_64_mib_upload_streams_in_flat_memory() {
     );
     assert!(ups[0].2 == data, "the 64 MiB arrive unchanged");
     wait_until(T, "the spool emptied", || spool_is_empty(&s));
+}
+
+/// A status line of `/proc/<pid>/status`, in KiB.
+fn status_kib(pid: u32, key: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let line = status.lines().find(|l| l.starts_with(key)).expect(key);
+    line.split_whitespace()
+        .nth(1)
+        .expect("a number")
+        .parse()
+        .expect("KiB")
+}
+
+/// Issue 12: under a memory limit (here the address space capped at its
+/// idle size + 32 MiB, set with prlimit) a 64 MiB upload goes through and
+/// the daemon lives on; a daemon holding the file in memory aborted there,
+/// and again after each restart on the same spooled request.
+#[test]
+fn a_64_mib_upload_fits_under_a_memory_limit() {
+    let s = Stack::start_with(
+        "files-limit-as",
+        FakeRcOptions::default(),
+        &["--max-file-size", "100"],
+    );
+    s.wait_connected();
+    let pid = s.daemon.pid();
+    let limit = (status_kib(pid, "VmSize:") + 32 * 1024) * 1024;
+    let set = std::process::Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--as={limit}:{limit}"))
+        .status()
+        .expect("prlimit (util-linux)");
+    assert!(set.success());
+    let data = snapshot_bytes(64 * 1024 * 1024);
+    let p = write_file(&s.daemon.dir, "clip.mp4", &data);
+    s.send(json!({"room": "#general", "files": [p.to_str().unwrap()], "ref": "capped"}));
+    s.sent("capped");
+    assert_eq!(s.rc.uploads()[0].2.len(), data.len());
+    let status = s.request(json!({"action": "status"}));
+    assert_eq!(status["ok"], true, "still running: {status}");
 }
