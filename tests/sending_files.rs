@@ -339,3 +339,35 @@ fn a_64_mib_upload_fits_under_a_memory_limit() {
     let status = s.request(json!({"action": "status"}));
     assert_eq!(status["ok"], true, "still running: {status}");
 }
+
+/// A spooled copy that cannot be uploaded (here: gone from the spool
+/// across a restart) ends in one `send_failed` naming it, never in a
+/// retry or crash loop; the queue goes on.
+#[test]
+fn a_lost_spooled_copy_ends_in_send_failed_after_a_restart() {
+    let mut s = Stack::start("files-lost-spool");
+    s.wait_connected();
+    s.rc.set_down(true);
+    let p = write_file(&s.daemon.dir, "porch.jpg", &snapshot_bytes(1000));
+    s.send(json!({"room": "#general", "files": [p.to_str().unwrap()], "ref": "lost"}));
+    s.send(json!({"room": "#general", "message": "after", "ref": "next"}));
+    s.daemon.kill9();
+    let spool = s.daemon.dir.join("rocketchatd-spool");
+    for f in std::fs::read_dir(&spool).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    s.daemon.restart();
+    s.daemon.wait_ready();
+    s.rc.set_down(false);
+    let ev = s
+        .jeedom
+        .wait_event(T, "send_failed", |e| e["ref"] == "lost");
+    let error = ev["error"].as_str().unwrap();
+    assert!(error.contains("porch.jpg"), "names the file: {ev}");
+    s.sent("next");
+    assert_never(Duration::from_secs(2), "a second outcome", || {
+        s.jeedom.events_of_type("send_failed").len() > 1
+            || s.jeedom.events_of_type("sent").len() > 1
+    });
+    assert!(s.rc.uploads().is_empty());
+}
