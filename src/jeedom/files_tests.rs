@@ -81,7 +81,7 @@ fn outside_the_allow_list_is_refused_even_when_missing() {
 fn own_files_are_refused_even_inside_an_allowed_directory() {
     let d = tmp("own");
     let r = FileRules::new(
-        &[d.clone()],
+        std::slice::from_ref(&d),
         &[d.join("password"), d.join("daemon.pid")],
         &d.join("state.json"),
         1000,
