@@ -110,6 +110,11 @@ fn open_spool(cfg: &Config, state: &State) -> Result<Spool> {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let own: Vec<PathBuf> = cfg.secret_files.iter().chain(&cfg.pid).cloned().collect();
     let rules = FileRules::new(&cfg.files_dirs, &own, &cfg.state, cfg.max_file_size);
+    log::info!(
+        "files may be sent from {} (--files-dir), up to {} bytes each",
+        rules.allowed_list(),
+        rules.max_size()
+    );
     let spool = Spool::open(dir.join("rocketchatd-spool"), rules)?;
     let keep = state
         .outbox

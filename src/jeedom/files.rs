@@ -64,7 +64,8 @@ pub struct FileError {
 
 impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "file \"{}\": ", self.path)?;
+        // Escaped: the path comes from the request and goes to the log too.
+        write!(f, "file \"{}\": ", self.path.escape_debug())?;
         match &self.refusal {
             Refusal::SystemTree => f.write_str("files in /proc, /sys and /dev are never sent"),
             Refusal::Outside(dirs) => {
@@ -204,7 +205,8 @@ impl FileRules {
             .any(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
     }
 
-    fn allowed_list(&self) -> String {
+    /// The allowed directories, as shown in refusals and at start-up.
+    pub fn allowed_list(&self) -> String {
         let dirs: Vec<String> = self
             .allowed
             .iter()

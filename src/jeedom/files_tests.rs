@@ -135,6 +135,18 @@ fn no_allow_list_means_the_jeedom_directories() {
 }
 
 #[test]
+fn a_path_with_control_characters_is_escaped() {
+    let e = FileError {
+        path: "/a\nERROR forged".into(),
+        refusal: Refusal::SystemTree,
+    };
+    assert!(
+        e.to_string().starts_with("file \"/a\\nERROR forged\": "),
+        "{e}"
+    );
+}
+
+#[test]
 fn sizes_are_shown_in_mib() {
     let e = FileError {
         path: "/a".into(),
