@@ -106,11 +106,12 @@ pub fn route(shared: &Shared, uid: &str, name: &str, args: &[&str], req: &Reques
 
 fn receive(w: &mut World, max: usize, uid: &str, rid: &str, name: &str, req: &Request) -> Answer {
     let ctype = req.header("content-type").unwrap_or_default();
-    let parts = parse_multipart(ctype, &req.body).unwrap_or_default();
-    let field = |n: &str| parts.iter().find(|p| p.name == n);
-    let Some(file) = field("file").filter(|p| p.filename.is_some()) else {
+    let mut parts = parse_multipart(ctype, &req.body).unwrap_or_default();
+    let at = parts.iter().position(|p| p.name == "file");
+    let Some(file) = at.map(|i| parts.remove(i)).filter(|p| p.filename.is_some()) else {
         return failure("[invalid-field]", "invalid-field");
     };
+    let field = |n: &str| parts.iter().find(|p| p.name == n);
     if file.data.len() > max {
         let e = format!("File exceeds allowed size of {max} bytes [error-file-too-large]");
         return failure(&e, "error-file-too-large");
@@ -119,12 +120,11 @@ fn receive(w: &mut World, max: usize, uid: &str, rid: &str, name: &str, req: &Re
         id: new_id(),
         rid: rid.into(),
         uid: uid.into(),
-        name: file.filename.clone().unwrap_or_default(),
+        name: file.filename.unwrap_or_default(),
         ctype: file
             .content_type
-            .clone()
             .unwrap_or("application/octet-stream".into()),
-        bytes: file.data.clone(),
+        bytes: file.data.into(),
         confirmed: name == "rooms.upload",
     };
     w.uploads.push(up.clone());
