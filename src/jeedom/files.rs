@@ -132,9 +132,7 @@ impl FileRules {
         let real = fs::canonicalize(path).map_err(|e| {
             // Outside the allowed directories, say so: not whether it exists.
             let lexically = self.check(&lexical(Path::new(path)));
-            lexically
-                .err()
-                .unwrap_or(Refusal::Unreadable(e.to_string()))
+            lexically.err().unwrap_or(unreadable(e))
         })?;
         self.check(&real)?;
         let file = OpenOptions::new()
@@ -144,16 +142,21 @@ impl FileRules {
             // symlink fails.
             .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW)
             .open(&real)
-            .map_err(|e| Refusal::Unreadable(e.to_string()))?;
-        let meta = file
-            .metadata()
-            .map_err(|e| Refusal::Unreadable(e.to_string()))?;
-        if let Some(kind) = not_regular(&meta) {
+            .map_err(unreadable)?;
+        let meta = file.metadata().map_err(unreadable)?;
+        self.check_opened(&file, &meta, real)?;
+        Ok((file, meta.len()))
+    }
+
+    /// The rules again on what was opened (`fstat`, and its path as the
+    /// kernel knows it), then the size.
+    fn check_opened(&self, file: &File, meta: &Metadata, real: PathBuf) -> Result<(), Refusal> {
+        if let Some(kind) = not_regular(meta) {
             return Err(Refusal::NotRegular(kind));
         }
         let opened = fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).unwrap_or(real);
         self.check(&opened)?;
-        if self.is_own_inode(&meta) {
+        if self.is_own_inode(meta) {
             return Err(Refusal::OwnFile);
         }
         if meta.len() > self.max_size {
@@ -162,7 +165,7 @@ impl FileRules {
                 limit: self.max_size,
             });
         }
-        Ok((file, meta.len()))
+        Ok(())
     }
 
     /// The rules on a resolved path: system trees, own files, then the allow-list.
@@ -254,6 +257,10 @@ fn lexical(p: &Path) -> PathBuf {
         }
     }
     out
+}
+
+fn unreadable(e: io::Error) -> Refusal {
+    Refusal::Unreadable(e.to_string())
 }
 
 /// True when a write failed because the disk (or the quota) is full.

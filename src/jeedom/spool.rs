@@ -45,10 +45,7 @@ impl Spool {
         Ok(done)
     }
 
-    /// One file, checked by the rules, copied at most `--max-file-size`
-    /// bytes (it may grow while copied). There is no free-space check
-    /// before (std has no statvfs): a full disk fails the copy, which is
-    /// then deleted.
+    /// One file, checked by the rules, then copied.
     fn copy_one(&self, key: &str, i: usize, src: &str) -> Result<SpooledFile, Refusal> {
         let (mut file, _) = self.rules.open(src)?;
         let name = Path::new(src)
@@ -56,28 +53,35 @@ impl Spool {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "file".into());
         let dest = self.dir.join(format!("{key}-{i}-{name}"));
-        let copied = create(&dest).and_then(|mut out| {
-            let limit = self.rules.max_size();
-            let n = io::copy(&mut io::Read::take(&mut file, limit + 1), &mut out)?;
-            Ok((n, limit))
+        if let Err(refusal) = self.copy_bounded(&mut file, &dest) {
+            let _ = fs::remove_file(&dest);
+            return Err(refusal);
+        }
+        Ok(SpooledFile {
+            path: dest.to_string_lossy().into_owned(),
+            name,
+        })
+    }
+
+    /// Copies at most `--max-file-size` bytes (the file may grow while
+    /// copied). There is no free-space check before (std has no statvfs):
+    /// a full disk fails the copy, and the caller deletes it.
+    fn copy_bounded(&self, file: &mut File, dest: &Path) -> Result<(), Refusal> {
+        let limit = self.rules.max_size();
+        let copied = create(dest).and_then(|mut out| {
+            let mut bounded = io::Read::take(&mut *file, limit + 1);
+            io::copy(&mut bounded, &mut out)
         });
         match copied {
-            Ok((n, limit)) if n > limit => {
-                let _ = fs::remove_file(&dest);
+            Ok(n) if n > limit => {
                 let size = file.metadata().map_or(n, |m| m.len().max(n));
                 Err(Refusal::TooLarge { size, limit })
             }
-            Ok(_) => Ok(SpooledFile {
-                path: dest.to_string_lossy().into_owned(),
-                name,
-            }),
-            Err(e) => {
-                let _ = fs::remove_file(&dest);
-                Err(match files::is_disk_full(&e) {
-                    true => Refusal::DiskFull(self.dir.display().to_string()),
-                    false => Refusal::Unreadable(e.to_string()),
-                })
+            Ok(_) => Ok(()),
+            Err(e) if files::is_disk_full(&e) => {
+                Err(Refusal::DiskFull(self.dir.display().to_string()))
             }
+            Err(e) => Err(Refusal::Unreadable(e.to_string())),
         }
     }
 
