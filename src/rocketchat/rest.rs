@@ -17,8 +17,11 @@ use ureq::{Agent, Body, RequestBuilder, SendBody};
 
 /// Longest a plain call may take, connection included.
 const TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest an upload may take (a video over a slow uplink).
+/// Longest an upload of a small file may take; larger ones get 1 s more
+/// per 64 KiB (a 50 MiB video over a 512 kbit/s uplink still fits), so
+/// that a big file on a slow link is not retried for ever.
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(120);
+const UPLOAD_BYTES_PER_S: u64 = 64 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The server's default `Message_MaxAllowedSize`.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 5000;
@@ -320,7 +323,7 @@ impl Rest {
             .chain(Cursor::new(tail));
         let req = authed(self.agent.post(self.url(path)), s)
             .config()
-            .timeout_global(Some(UPLOAD_TIMEOUT))
+            .timeout_global(Some(upload_timeout(length)))
             .build()
             .header("Content-Length", length.to_string())
             .content_type(format!("multipart/form-data; boundary={boundary}"));
@@ -343,6 +346,10 @@ struct Upload<'a> {
     file: &'a SpooledFile,
     caption: Option<&'a str>,
     tmid: Option<&'a str>,
+}
+
+fn upload_timeout(bytes: u64) -> Duration {
+    UPLOAD_TIMEOUT + Duration::from_secs(bytes / UPLOAD_BYTES_PER_S)
 }
 
 fn api_name(legacy: bool) -> &'static str {
@@ -410,6 +417,12 @@ pub fn retry_after(e: &Error) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn big_uploads_get_more_time() {
+        assert_eq!(upload_timeout(300_000), Duration::from_secs(124));
+        assert_eq!(upload_timeout(50 << 20), Duration::from_secs(120 + 800));
+    }
 
     #[test]
     fn segments_are_encoded() {
