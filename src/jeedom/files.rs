@@ -135,14 +135,7 @@ impl FileRules {
             lexically.err().unwrap_or(unreadable(e))
         })?;
         self.check(&real)?;
-        let file = OpenOptions::new()
-            .read(true)
-            // A FIFO opens at once instead of waiting for a writer; a
-            // terminal never becomes ours; a last component swapped for a
-            // symlink fails.
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW)
-            .open(&real)
-            .map_err(unreadable)?;
+        let file = open_without_symlinks(&real).map_err(unreadable)?;
         let meta = file.metadata().map_err(unreadable)?;
         self.check_opened(&file, &meta, real)?;
         Ok((file, meta.len()))
@@ -217,6 +210,37 @@ impl FileRules {
             .collect();
         dirs.join(", ")
     }
+}
+
+/// Opens a resolved path one component at a time, none of them followed
+/// if it is a symlink: a directory swapped for a symlink after the checks
+/// fails here (ENOTDIR, ELOOP) instead of leading the open to a device. Each step
+/// opens `/proc/self/fd/<previous>/<name>`, an `openat` without unsafe code.
+fn open_without_symlinks(real: &Path) -> io::Result<File> {
+    let step = |flags: i32| {
+        let mut o = OpenOptions::new();
+        o.read(true).custom_flags(flags | libc::O_NOFOLLOW);
+        o
+    };
+    if !Path::new("/proc/self/fd").is_dir() {
+        // No /proc (a bare chroot): the last component at least.
+        return step(libc::O_NONBLOCK | libc::O_NOCTTY).open(real);
+    }
+    let mut names = real.components().filter_map(|c| match c {
+        Component::Normal(n) => Some(n),
+        _ => None,
+    });
+    let mut at = step(libc::O_PATH | libc::O_DIRECTORY).open("/")?;
+    let mut name = names.next().ok_or(io::ErrorKind::InvalidInput)?;
+    for next in names {
+        let via = Path::new(&format!("/proc/self/fd/{}", at.as_raw_fd())).join(name);
+        at = step(libc::O_PATH | libc::O_DIRECTORY).open(via)?;
+        name = next;
+    }
+    let via = Path::new(&format!("/proc/self/fd/{}", at.as_raw_fd())).join(name);
+    // A FIFO opens at once instead of waiting for a writer; a terminal
+    // never becomes ours.
+    step(libc::O_NONBLOCK | libc::O_NOCTTY).open(via)
 }
 
 /// Why a file that is not a regular file is refused.

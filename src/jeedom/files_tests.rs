@@ -160,3 +160,21 @@ fn sizes_are_shown_in_mib() {
         "file \"/a\": 286.1 MiB (300000000 bytes) is over the limit of 50 MiB (--max-file-size)"
     );
 }
+
+#[test]
+fn a_directory_swapped_for_a_symlink_is_not_followed() {
+    let d = tmp("swap");
+    let r = rules(&d);
+    fs::create_dir_all(d.join("real")).unwrap();
+    fs::write(d.join("real/x.jpg"), b"x").unwrap();
+    symlink(d.join("real"), d.join("allowed/cams")).unwrap();
+    // What the checks would have resolved, had `cams` been a directory then.
+    let raced = d.join("allowed/cams/x.jpg");
+    let e = open_without_symlinks(&raced).unwrap_err();
+    // O_PATH | O_NOFOLLOW takes the link itself, which is no directory.
+    let refused = [Some(libc::ELOOP), Some(libc::ENOTDIR)];
+    assert!(refused.contains(&e.raw_os_error()), "{e}");
+    assert!(matches!(refusal(&r, &raced), Refusal::Outside(_)));
+    let direct = open_without_symlinks(&d.join("real/x.jpg")).unwrap();
+    assert!(direct.metadata().unwrap().is_file());
+}
