@@ -1,5 +1,6 @@
 //! Command line and JSON configuration file, merged and validated into [`Config`].
 use crate::error::{Error, Result};
+use crate::jeedom::files;
 use crate::model::Secret;
 use argh::FromArgs;
 use log::LevelFilter;
@@ -273,8 +274,8 @@ impl Config {
             heartbeat: parse_seconds("heartbeat", a.heartbeat.as_deref(), 30.0, (0.0, 3600.0))?,
             state,
             check: a.check,
-            files_dirs: parse_dirs(&a.files_dir)?,
-            max_file_size: parse_mib(a.max_file_size.as_deref())?,
+            files_dirs: files::parse_dirs(&a.files_dir)?,
+            max_file_size: files::parse_max_size(a.max_file_size.as_deref())?,
             secret_files: [&a.config, &a.password_file, &a.apikey_file]
                 .into_iter()
                 .flatten()
@@ -293,32 +294,6 @@ fn default_state(state_dir: Option<String>, pid: Option<&Path>) -> PathBuf {
     match pid.and_then(Path::parent) {
         Some(dir) if !dir.as_os_str().is_empty() => dir.join("rocketchatd-state.json"),
         _ => PathBuf::from("rocketchatd-state.json"),
-    }
-}
-
-fn parse_dirs(dirs: &[String]) -> Result<Vec<PathBuf>> {
-    dirs.iter()
-        .map(|d| match d.starts_with('/') {
-            true => Ok(PathBuf::from(d)),
-            false => Err(Error::usage(
-                "files-dir",
-                format!("\"{d}\" is not an absolute path"),
-            )),
-        })
-        .collect()
-}
-
-/// `--max-file-size` in MiB (fractions allowed), as bytes.
-fn parse_mib(v: Option<&str>) -> Result<u64> {
-    let Some(v) = v else {
-        return Ok(crate::jeedom::files::DEFAULT_MAX_SIZE);
-    };
-    match v.trim().parse::<f64>() {
-        Ok(x) if x > 0.0 && x <= 4096.0 => Ok((x * 1024.0 * 1024.0) as u64),
-        _ => Err(Error::usage(
-            "max-file-size",
-            format!("\"{v}\" is not a number of MiB in 0..4096"),
-        )),
     }
 }
 

@@ -1,4 +1,5 @@
 //! Which files a request may post: allowed directories only, never the daemon's own, regular files only.
+use crate::error::Error;
 use std::fmt;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io;
@@ -241,6 +242,33 @@ fn open_without_symlinks(real: &Path) -> io::Result<File> {
     // A FIFO opens at once instead of waiting for a writer; a terminal
     // never becomes ours.
     step(libc::O_NONBLOCK | libc::O_NOCTTY).open(via)
+}
+
+/// `--files-dir` values: absolute paths.
+pub fn parse_dirs(dirs: &[String]) -> crate::error::Result<Vec<PathBuf>> {
+    dirs.iter()
+        .map(|d| match d.starts_with('/') {
+            true => Ok(PathBuf::from(d)),
+            false => Err(Error::usage(
+                "files-dir",
+                format!("\"{d}\" is not an absolute path"),
+            )),
+        })
+        .collect()
+}
+
+/// `--max-file-size` in MiB (fractions allowed), as bytes.
+pub fn parse_max_size(v: Option<&str>) -> crate::error::Result<u64> {
+    let Some(v) = v else {
+        return Ok(DEFAULT_MAX_SIZE);
+    };
+    match v.trim().parse::<f64>() {
+        Ok(x) if x > 0.0 && x <= 4096.0 => Ok((x * 1024.0 * 1024.0) as u64),
+        _ => Err(Error::usage(
+            "max-file-size",
+            format!("\"{v}\" is not a number of MiB in 0..4096"),
+        )),
+    }
 }
 
 /// Why a file that is not a regular file is refused.
