@@ -231,17 +231,21 @@ fn files_dirs_repeat_and_come_from_the_config_file_as_a_list() {
 }
 
 #[test]
-fn the_config_and_password_files_are_secret_files() {
+fn the_config_password_and_apikey_files_are_secret_files() {
     let dir = std::env::temp_dir().join(format!("rcd-cfg-secret-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pw = dir.join("pw");
     std::fs::write(&pw, "secret\n").unwrap();
     let mut v = base();
     v.retain(|a| *a != "--password" && *a != "pw");
-    let pw_s = pw.to_string_lossy().into_owned();
+    let key = dir.join("key");
+    std::fs::write(&key, "k\n").unwrap();
+    let (pw_s, key_s) = (pw.to_string_lossy(), key.to_string_lossy());
+    v.retain(|a| *a != "--apikey" && *a != "k");
     v.extend_from_slice(&["--password-file", &pw_s, "--config", "/etc/rc.json"]);
+    v.extend_from_slice(&["--apikey-file", &key_s]);
     let c = Config::from_args(&args(&v), &[]).unwrap();
-    assert_eq!(c.secret_files, [PathBuf::from("/etc/rc.json"), pw]);
+    assert_eq!(c.secret_files, [PathBuf::from("/etc/rc.json"), pw, key]);
 }
 
 #[test]
