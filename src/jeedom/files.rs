@@ -40,7 +40,7 @@ pub struct FileRules {
     /// Directories of the daemon's own (the spool).
     own_dirs: Vec<PathBuf>,
     /// The state file: its siblings `state.json.*` (temporary copy, lock) too.
-    state: Option<PathBuf>,
+    state: PathBuf,
     max_size: u64,
 }
 
@@ -111,7 +111,7 @@ impl FileRules {
             allowed,
             own: own.iter().map(|p| resolve(p)).collect(),
             own_dirs: Vec::new(),
-            state: Some(resolve(state)),
+            state: resolve(state),
             max_size,
         }
     }
@@ -184,20 +184,15 @@ impl FileRules {
         if self.own.iter().any(|o| o == p) || self.own_dirs.iter().any(|d| p.starts_with(d)) {
             return true;
         }
-        let Some(state) = &self.state else {
-            return false;
-        };
-        let sibling = |s: &Path| {
-            let name = s.file_name().unwrap_or_default().to_string_lossy();
-            let theirs = p.file_name().unwrap_or_default().to_string_lossy();
-            p.parent() == s.parent() && theirs.starts_with(name.as_ref())
-        };
-        sibling(state)
+        let s = &self.state;
+        let name = s.file_name().unwrap_or_default().to_string_lossy();
+        let theirs = p.file_name().unwrap_or_default().to_string_lossy();
+        p.parent() == s.parent() && theirs.starts_with(name.as_ref())
     }
 
     /// Same inode as one of the daemon's own files (a hard link to it).
     fn is_own_inode(&self, meta: &Metadata) -> bool {
-        let own = self.own.iter().chain(self.state.iter());
+        let own = self.own.iter().chain([&self.state]);
         own.filter_map(|p| fs::metadata(p).ok())
             .any(|m| m.dev() == meta.dev() && m.ino() == meta.ino())
     }
