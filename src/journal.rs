@@ -146,11 +146,12 @@ pub fn apply(state: &mut State, op: Op) {
         Op::Room { room } => {
             state.rooms.insert(room.room.id.clone(), room);
         }
-        Op::Seen { room, id, ts_ms } => state
-            .rooms
-            .entry(room.clone())
-            .or_insert_with(|| RoomState::unknown(&room))
-            .remember(&id, ts_ms),
+        Op::Seen { room, id, ts_ms } => {
+            // The room itself came first (`rooms` or `room`).
+            if let Some(r) = state.rooms.get_mut(&room) {
+                r.remember(&id, ts_ms);
+            }
+        }
         Op::RoomAck { room, ts_ms } => {
             if let Some(r) = state.rooms.get_mut(&room) {
                 r.acknowledged(ts_ms);

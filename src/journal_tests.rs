@@ -69,35 +69,47 @@ fn a_record_is_one_readable_line() {
 }
 
 #[test]
-fn seen_ids_of_an_unknown_room_create_it_and_acks_prune_them() {
-    let mut s = state();
+fn a_room_then_its_seen_ids_and_acks() {
+    let room = crate::model::Room {
+        id: "R".into(),
+        name: "r".into(),
+        kind: crate::model::RoomKind::Channel,
+        users: vec![],
+        last_message_ms: None,
+    };
+    let seen = |id: &str, ts_ms| Op::Seen {
+        room: "R".into(),
+        id: id.into(),
+        ts_ms,
+    };
     let ops = [
         (
             1,
-            Op::Seen {
-                room: "R".into(),
-                id: "m1".into(),
-                ts_ms: 10,
+            Op::Room {
+                room: RoomState::new(room, None),
             },
         ),
+        (2, seen("m1", 10)),
+        (3, seen("m2", 20)),
         (
-            2,
-            Op::Seen {
-                room: "R".into(),
-                id: "m2".into(),
-                ts_ms: 20,
-            },
-        ),
-        (
-            3,
+            4,
             Op::RoomAck {
                 room: "R".into(),
                 ts_ms: 15,
             },
         ),
     ];
+    let mut s = state();
     replay(&mut s, &lines(&ops));
-    let r = &s.rooms["R"];
-    assert_eq!(r.watermark_ms, Some(15));
-    assert!(r.has_seen("m2") && !r.has_seen("m1"));
+    // The same calls the core makes in memory.
+    let Op::Room { room: mut expected } = ops[0].1.clone() else {
+        unreachable!()
+    };
+    expected.remember("m1", 10);
+    expected.remember("m2", 20);
+    expected.acknowledged(15);
+    let json = |r: &RoomState| serde_json::to_value(r).unwrap();
+    assert_eq!(json(&s.rooms["R"]), json(&expected));
+    assert_eq!(s.rooms["R"].watermark_ms, Some(15));
+    assert!(s.rooms["R"].has_seen("m2"));
 }

@@ -344,7 +344,11 @@ fn spool(pending: (Outgoing, Vec<String>), ctx: &Context, ticket: &TicketGuard) 
     }
     match ctx.spool.store(&item.key, &sources) {
         Ok(files) => item.files = files,
-        Err(e) => return Handled::Answer(error_json(&e.to_string())),
+        Err(e) => {
+            // Jeedom does not read the reply: the log is where this shows.
+            log::warn!("command socket: request refused: {e}");
+            return Handled::Answer(error_json(&e.to_string()));
+        }
     }
     Handled::Queue(Box::new(item))
 }

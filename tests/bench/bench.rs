@@ -49,6 +49,7 @@ mod startup;
 mod tap;
 mod throughput;
 mod traffic;
+mod upload;
 
 use report::Row;
 use serde_json::{json, Map, Value};
@@ -168,6 +169,9 @@ fn run_sections(cfg: &Config, bin: &Path, rows: &mut Vec<Row>, details: &mut Map
     }
     if want("memory") {
         memory::memory(cfg, rows, details);
+    }
+    if want("upload") {
+        upload::upload(cfg, rows, details);
     }
     if want("durability") {
         durability::durability(cfg, rows, details);
