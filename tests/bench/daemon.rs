@@ -144,9 +144,10 @@ impl Daemon {
         }
     }
 
-    /// SIGTERM and wait for the exit.
+    /// SIGTERM and wait for the exit (of the daemon itself under a
+    /// wrapper: strace lets its tracee run on when it is stopped).
     pub fn stop(mut self) {
-        harness::signal(self.child.id(), "TERM");
+        harness::signal(self.daemon_pid(), "TERM");
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -161,6 +162,11 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // Under a wrapper still running, the daemon is its live tracee.
+        let pid = self.daemon_pid();
+        if pid != self.child.id() && matches!(self.child.try_wait(), Ok(None)) {
+            harness::signal(pid, "KILL");
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -91,7 +91,8 @@ impl Disk {
 impl Drop for Disk {
     fn drop(&mut self) {
         if let (Some(dev), Some(mnt)) = (&self.device, &self.mount) {
-            let _ = run("umount", &[&mnt.to_string_lossy()]);
+            // Lazily: a daemon still dying must not leave the mount behind.
+            let _ = run("umount", &["-l", &mnt.to_string_lossy()]);
             let _ = run("losetup", &["-d", &format!("/dev/{dev}")]);
         }
         if let Some(img) = &self.image {
