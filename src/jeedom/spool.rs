@@ -148,6 +148,7 @@ mod tests {
             .unwrap();
         fs::remove_file(&src).unwrap();
         assert_eq!(files[0].name, "snap shot.jpg");
+        assert_eq!(files[0].size, Some(9), "the size copied, checked at upload");
         assert_eq!(fs::read(&files[0].path).unwrap(), b"jpegbytes");
         spool.remove(&files);
         assert!(!Path::new(&files[0].path).exists());
