@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backoff;
+pub mod bridge;
 pub mod bus;
 pub mod cert_dates;
 pub mod check;

@@ -1,12 +1,12 @@
 //! What arrives from Rocket.Chat: session changes, rooms, messages, ask answers.
 use super::Core;
+use crate::bridge::answers::{closed_text, match_answer, Closed};
+use crate::bridge::clock::now_ms;
+use crate::bridge::events;
+use crate::bridge::mention::query;
 use crate::bus::{RtCommand, RtEvent};
-use crate::jeedom::events;
-use crate::jeedom::socket::now_ms;
 use crate::journal::Op;
 use crate::model::{Incoming, Room, RoomKind, Session};
-use crate::rocketchat::ask::{closed_text, match_answer, Closed};
-use crate::rocketchat::message::query;
 use crate::state::RoomState;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

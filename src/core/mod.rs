@@ -229,7 +229,7 @@ impl Core {
         self.waiters = kept;
         for w in refused {
             self.take_back(&w.key);
-            w.reply.send(crate::jeedom::socket::error_json(error));
+            w.reply.send(crate::bridge::error_json(error));
         }
     }
 

@@ -1,7 +1,7 @@
 //! What goes to Rocket.Chat: accepted requests, the send queue and its outcomes.
 use super::{Core, Waiter};
+use crate::bridge::events;
 use crate::bus::{Reply, RtCommand, SendJob, SendOutcome};
-use crate::jeedom::events;
 use crate::journal::Op;
 use crate::model::{OutKind, Outgoing, Room};
 use crate::state::PendingAsk;
@@ -14,7 +14,7 @@ impl Core {
     pub(super) fn accept(&mut self, item: Outgoing, reply: Reply) {
         if let Some(e) = self.saver.fault() {
             log::warn!("request {} refused: {e}", item.key);
-            let error = crate::jeedom::socket::error_json(e);
+            let error = crate::bridge::error_json(e);
             remove_files(&item);
             reply.send(error);
             return;

@@ -1,7 +1,7 @@
 //! The callback event queue: bounded, ordered, acknowledged by Jeedom.
 use super::Core;
+use crate::bridge::events;
 use crate::bus::{CallbackJob, CallbackReport};
-use crate::jeedom::events;
 use crate::journal::Op;
 use crate::state::{EventKind, QueuedEvent};
 use serde_json::Value;

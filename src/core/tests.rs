@@ -421,7 +421,7 @@ fn ids_not_server_times_decide_what_was_delivered() {
     let mut r = rig();
     r.core
         .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
-    let now = crate::jeedom::socket::now_ms();
+    let now = crate::bridge::clock::now_ms();
     r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![msg(
         "b", now, "alice", "second",
     )])));
@@ -447,7 +447,7 @@ fn a_message_stamped_an_hour_ahead_does_not_become_the_watermark() {
     let mut r = rig();
     r.core
         .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
-    let now = crate::jeedom::socket::now_ms();
+    let now = crate::bridge::clock::now_ms();
     r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![msg(
         "ahead",
         now + 3_600_000,
@@ -457,7 +457,7 @@ fn a_message_stamped_an_hour_ahead_does_not_become_the_watermark() {
     ack_all(&mut r);
     let w = r.core.state.rooms["GENERAL"].watermark_ms.unwrap();
     assert!(
-        w <= crate::jeedom::socket::now_ms(),
+        w <= crate::bridge::clock::now_ms(),
         "watermark {w} ahead of now {now}"
     );
     // The room is not silenced: the next message (correct clock) goes through.

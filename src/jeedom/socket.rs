@@ -1,5 +1,7 @@
 //! The command socket: one thread per connection, one JSON request, one reply line.
 use crate::backoff::random_id;
+use crate::bridge::clock::now_ms;
+use crate::bridge::error_json;
 use crate::bus::{CoreMsg, Reply, TicketState};
 use crate::jeedom::request::{self, AskRequest, Request, RequestError, SendRequest};
 use crate::jeedom::spool::Spool;
@@ -397,17 +399,6 @@ fn outgoing_ask(a: AskRequest) -> (Outgoing, Vec<String>) {
 }
 
 /// Milliseconds since the Unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-pub fn error_json(error: &str) -> Value {
-    json!({"ok": false, "error": error})
-}
-
 /// Reads and drops what an oversized client still sends, for a short while,
 /// so that closing does not reset the connection before it reads the reply.
 fn drain(stream: &mut TcpStream) {

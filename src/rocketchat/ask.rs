@@ -1,15 +1,7 @@
-//! Ask logic: the question message with its answer buttons, answer matching, the closing edit.
+//! The question message with its answer buttons, as Rocket.Chat shows it.
+use crate::bridge::answers::{accepts_anything, button_answers};
 use crate::model::{OutKind, Outgoing};
 use serde_json::{json, Value};
-
-/// How a pending ask ended, for [`closed_text`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Closed<'a> {
-    /// `answer` (spelled as in the answers list) was given by `by` (a username).
-    Answered { answer: &'a str, by: &'a str },
-    /// The timeout ran out.
-    Expired,
-}
 
 /// Line added to a question that accepts any reply.
 const ANY_REPLY: &str = "(any reply is accepted)";
@@ -46,20 +38,6 @@ pub fn with_mention(mention: Option<&str>, text: &str) -> String {
     }
 }
 
-/// The answers that get a button: trimmed, non-empty, not the `*` wildcard.
-fn button_answers(answers: &[String]) -> Vec<&str> {
-    answers
-        .iter()
-        .map(|a| a.trim())
-        .filter(|a| !a.is_empty() && *a != "*")
-        .collect()
-}
-
-/// True when the list is empty (after trimming) or holds the `*` wildcard.
-fn accepts_anything(answers: &[String]) -> bool {
-    answers.iter().all(|a| a.trim().is_empty()) || answers.iter().any(|a| a.trim() == "*")
-}
-
 /// One attachment per line of buttons. No `text` nor `description`: when the
 /// first attachment has a description, the server turns the closing edit into
 /// that caption instead of replacing the message text.
@@ -84,37 +62,6 @@ fn button(answer: &str) -> Value {
         "msg_in_chat_window": true,
         "msg_processing_type": "sendMessage",
     })
-}
-
-/// Matches a reply against the answers: trimmed, case-insensitive, returned
-/// with the list's spelling (Jeedom compares exactly). An empty list or `*`
-/// accepts any non-empty reply.
-pub fn match_answer(answers: &[String], reply: &str) -> Option<String> {
-    let reply = reply.trim();
-    if reply.is_empty() {
-        return None;
-    }
-    let wanted = reply.to_lowercase();
-    let exact = button_answers(answers)
-        .into_iter()
-        .find(|a| a.to_lowercase() == wanted);
-    match exact {
-        Some(a) => Some(a.to_string()),
-        None if accepts_anything(answers) => Some(reply.to_string()),
-        None => None,
-    }
-}
-
-/// The question's text once closed, without the buttons (the edit drops the
-/// attachments).
-pub fn closed_text(question_text: &str, outcome: Closed) -> String {
-    match outcome {
-        Closed::Answered { answer, by } => {
-            let by = by.trim_start_matches('@');
-            format!("{question_text}\n✅ {answer} — answered by @{by}")
-        }
-        Closed::Expired => format!("{question_text}\n⌛ No answer in time"),
-    }
 }
 
 #[cfg(test)]
@@ -142,10 +89,6 @@ mod tests {
             steps_done: 0,
         };
         (item, kind)
-    }
-
-    fn strings(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
     }
 
     #[test]
@@ -211,55 +154,5 @@ mod tests {
         let (text, att) = question_message(&item, &OutKind::Send);
         assert_eq!(text, item.text);
         assert_eq!(att, json!([]));
-    }
-
-    #[test]
-    fn matching_table() {
-        let yes_no = strings(&["Yes", "No"]);
-        let cases: &[(&[String], &str, Option<&str>)] = &[
-            (&yes_no, "Yes", Some("Yes")),
-            (&yes_no, "  yes ", Some("Yes")),
-            (&yes_no, "NO", Some("No")),
-            (&yes_no, "maybe", None),
-            (&yes_no, "", None),
-            (&[], "whatever ", Some("whatever")),
-            (&[], "   ", None),
-        ];
-        for (answers, reply, want) in cases {
-            assert_eq!(
-                match_answer(answers, reply).as_deref(),
-                *want,
-                "{answers:?} {reply:?}"
-            );
-        }
-        let star = strings(&["*"]);
-        assert_eq!(match_answer(&star, " Later "), Some("Later".into()));
-        let mixed = strings(&["Oui", "*"]);
-        assert_eq!(match_answer(&mixed, "oui"), Some("Oui".into()));
-        assert_eq!(match_answer(&mixed, "bof"), Some("bof".into()));
-        let accents = strings(&["Été"]);
-        assert_eq!(match_answer(&accents, "été"), Some("Été".into()));
-    }
-
-    #[test]
-    fn closed_texts() {
-        let q = "Alarm triggered, call the police?";
-        let answered = Closed::Answered {
-            answer: "Yes",
-            by: "alice",
-        };
-        assert_eq!(
-            closed_text(q, answered),
-            "Alarm triggered, call the police?\n✅ Yes — answered by @alice"
-        );
-        assert_eq!(
-            closed_text(q, Closed::Expired),
-            "Alarm triggered, call the police?\n⌛ No answer in time"
-        );
-        let by_at = Closed::Answered {
-            answer: "No",
-            by: "@bob",
-        };
-        assert!(closed_text(q, by_at).ends_with("by @bob"));
     }
 }

@@ -1,5 +1,6 @@
-//! Pure message and room logic: what from Rocket.Chat becomes a Jeedom event.
+//! Pure message and room logic: what Rocket.Chat sends, read into the model.
 use super::ddp::date_ms;
+use crate::bridge::mention::eq_ci;
 use crate::model::{FileRef, Incoming, Room, RoomKind, UserRef};
 use serde_json::Value;
 
@@ -202,91 +203,6 @@ fn encode_component(s: &str) -> String {
         }
     }
     out
-}
-
-/// Whether the bot is mentioned: the server listed it in `mentions`, or the
-/// text holds `@botname` as a whole word (any case). `@all` and `@here` never
-/// count, and neither does `@botnamex` or `mail@botname.org`.
-pub fn is_mentioned(text: &str, mentions: &[String], bot_username: &str) -> bool {
-    let bot = bot_username.trim_start_matches('@');
-    if bot.is_empty() || is_group_mention(bot) {
-        return false;
-    }
-    if mentions.iter().any(|m| eq_ci(m, bot)) {
-        return true;
-    }
-    text.match_indices('@').any(|(at, _)| {
-        let before_ok = text[..at]
-            .chars()
-            .next_back()
-            .is_none_or(|c| !is_name_char(c));
-        before_ok && strip_prefix_ci(&text[at + 1..], bot).is_some_and(ends_name)
-    })
-}
-
-/// The text with a leading `@botname` (and a `:` or `,` after it) removed,
-/// trimmed: what Jeedom's interaction engine should read.
-pub fn query(text: &str, bot_username: &str) -> String {
-    let bot = bot_username.trim_start_matches('@');
-    let trimmed = text.trim();
-    let rest = trimmed
-        .strip_prefix('@')
-        .filter(|_| !bot.is_empty())
-        .and_then(|r| strip_prefix_ci(r, bot))
-        .filter(|r| ends_name(r));
-    match rest {
-        Some(r) => {
-            let r = r.trim_start();
-            r.strip_prefix([':', ',']).unwrap_or(r).trim().to_string()
-        }
-        None => trimmed.to_string(),
-    }
-}
-
-fn is_group_mention(name: &str) -> bool {
-    eq_ci(name, "all") || eq_ci(name, "here")
-}
-
-/// Characters that continue a username (Rocket.Chat also allows `.`,
-/// handled in [`ends_name`]).
-fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric() || c == '_' || c == '-'
-}
-
-/// Characters that, right before an `@`, make it part of a word or an
-/// address rather than a mention.
-fn is_name_char(c: char) -> bool {
-    is_word_char(c) || c == '.' || c == '@'
-}
-
-/// Whether the text after a name ends it: a dot counts as punctuation only
-/// when no name character follows it (`@bot.` yes, `@bot.org` no), and
-/// `@bot@other.server` is a user of another server.
-fn ends_name(rest: &str) -> bool {
-    let mut chars = rest.chars();
-    match chars.next() {
-        None => true,
-        Some('.') => chars.next().is_none_or(|c| !is_word_char(c)),
-        Some(c) => !is_word_char(c) && c != '@',
-    }
-}
-
-fn eq_ci(a: &str, b: &str) -> bool {
-    strip_prefix_ci(a, b).is_some_and(str::is_empty)
-}
-
-/// `s` without `prefix`, compared case-insensitively (Unicode-aware).
-fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    let mut rest = s;
-    for p in prefix.chars() {
-        let mut it = rest.chars();
-        let c = it.next()?;
-        if !c.to_lowercase().eq(p.to_lowercase()) {
-            return None;
-        }
-        rest = it.as_str();
-    }
-    Some(rest)
 }
 
 /// A room from a `rooms/get` entry, a `subscriptions/get` entry (which

@@ -1,6 +1,7 @@
 //! Catch-up after a (re)connection: what was missed first, then live messages.
 use super::history;
 use crate::backoff::Backoff;
+use crate::bridge::clock::now_ms;
 use crate::bus::{CoreMsg, RtEvent};
 use crate::error::Error;
 use crate::model::{Incoming, Room};
@@ -258,12 +259,6 @@ pub(super) struct Finished {
 }
 
 /// The daemon's clock in Unix milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 #[cfg(test)]
 #[path = "catchup_tests.rs"]
 mod tests;

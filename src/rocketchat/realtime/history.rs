@@ -5,8 +5,8 @@
 //! does not (it is deprecated for removal in 9.0). They answer newest first,
 //! strictly after `oldest`, at most `count` (the server caps it at
 //! `API_Upper_Count_Limit`, 100 by default) from `offset`.
+use crate::bridge::clock::rfc3339;
 use crate::error::Error;
-use crate::jeedom::events::rfc3339;
 use crate::model::{Room, RoomKind, Secret};
 use crate::rocketchat::rest_shapes as shapes;
 use rustls::ClientConfig;
@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn rate_limits_and_outages_are_retried_refusals_are_not() {
         let b = Duration::from_secs(2);
-        let soon = crate::rocketchat::realtime::catchup::now_ms() + 5_000;
+        let soon = crate::bridge::clock::now_ms() + 5_000;
         let limited = Error::RateLimited {
             what: "x".into(),
             reason: "slow down".into(),

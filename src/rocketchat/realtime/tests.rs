@@ -164,7 +164,7 @@ fn live_messages_flow_and_only_new_ones_from_people() {
     let h = Harness::start(Duration::from_secs(30), None);
     let mut peer = h.peer();
     peer.accept_session("T");
-    let now = catchup::now_ms();
+    let now = crate::bridge::clock::now_ms();
     h.connected(vec![]);
     peer.send(live_frame(chat("live2", now)));
     assert_eq!(message_ids(h.event()), ["live2"]);
