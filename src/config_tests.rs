@@ -194,3 +194,16 @@ fn config_file_rejects_unknown_keys_and_bad_types() {
         .unwrap_err();
     assert!(e.to_string().contains("\"url\""));
 }
+
+#[test]
+fn config_file_says_which_switches_stay_on_the_command_line() {
+    for key in ["check", "config", "version", "help"] {
+        let mut file = serde_json::Map::new();
+        file.insert(key.into(), json!(true));
+        let e = Args::default().merge_file(&file).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("invalid --config: \"{key}\" is not read from a file: give --{key} on the command line")
+        );
+    }
+}

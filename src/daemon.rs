@@ -22,18 +22,14 @@ const JOIN_TIME: Duration = Duration::from_millis(300);
 /// Runs the daemon until SIGTERM, SIGINT or the `stop` action.
 pub fn run(cfg: Config) -> Result<()> {
     // First: Jeedom polls for the pid file within a second of the start.
-    let _pid = cfg.pid.as_deref().map(PidFile::create).transpose()?;
+    // Every error before the start names the option behind it (cli.rs prints it).
+    let pid = cfg.pid.as_deref().map(PidFile::create).transpose();
+    let _pid = pid.map_err(|e| e.for_option("pid"))?;
     let state = load_state(&cfg);
-    let spool = open_spool(&cfg.state, &state)?;
-    let listener = TcpListener::bind(cfg.socket).map_err(|e| {
-        Error::io(
-            format!(
-                "cannot listen on {} (--sockethost/--socketport)",
-                cfg.socket
-            ),
-            e,
-        )
-    })?;
+    let spool = open_spool(&cfg.state, &state).map_err(|e| e.for_option("state"))?;
+    let listener = TcpListener::bind(cfg.socket)
+        .map_err(|e| Error::io(format!("cannot listen on {}", cfg.socket), e))
+        .map_err(|e| e.for_option("socketport"))?;
     let tls = crate::tls::client_config(cfg.ca_file.as_deref())?;
     let notifier = Notifier::from_env();
     let shutdown = Arc::new(AtomicBool::new(false));

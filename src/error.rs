@@ -18,6 +18,13 @@ pub enum Error {
         option: &'static str,
         reason: String,
     },
+    /// A start-up failure caused by what an option names (a file, a directory,
+    /// a port): `invalid --state: cannot create /x: Permission denied`. Exit
+    /// status 1: the value is well formed, the system refused it.
+    Startup {
+        option: &'static str,
+        source: Box<Error>,
+    },
     /// A file or socket operation failed on `what` (usually a path).
     Io { what: String, source: io::Error },
     /// JSON that could not be read or written.
@@ -76,6 +83,18 @@ impl Error {
         }
     }
 
+    /// Names the option this start-up failure comes from (an error that
+    /// names an option already is left as it is).
+    pub fn for_option(self, option: &'static str) -> Error {
+        match self {
+            Error::Usage { .. } | Error::Startup { .. } => self,
+            other => Error::Startup {
+                option,
+                source: Box::new(other),
+            },
+        }
+    }
+
     /// The process exit status for this error when it ends the run.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -89,6 +108,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage { option, reason } => write!(f, "invalid --{option}: {reason}"),
+            Error::Startup { option, source } => write!(f, "invalid --{option}: {source}"),
             Error::Io { what, source } => write!(f, "{what}: {source}"),
             Error::Json { what, source } => write!(f, "{what}: invalid JSON: {source}"),
             Error::Http { what, source } => write!(f, "{what}: {}", describe_http(source)),
@@ -122,6 +142,7 @@ fn describe_http(e: &ureq::Error) -> String {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            Error::Startup { source, .. } => Some(source.as_ref()),
             Error::Io { source, .. } => Some(source),
             Error::Json { source, .. } => Some(source),
             Error::Http { source, .. } => Some(source.as_ref()),
@@ -158,6 +179,25 @@ mod tests {
             e.to_string(),
             "invalid --socketport: must be between 1024 and 65535"
         );
+        assert_eq!(e.exit_code(), EXIT_USAGE);
+    }
+
+    #[test]
+    fn a_startup_failure_names_its_option_once_and_exits_1() {
+        let io = Error::io(
+            "cannot create /proc/x",
+            io::Error::new(io::ErrorKind::NotFound, "No such file or directory"),
+        );
+        let e = io.for_option("state");
+        assert_eq!(
+            e.to_string(),
+            "invalid --state: cannot create /proc/x: No such file or directory"
+        );
+        assert_eq!(e.exit_code(), EXIT_FAILURE);
+        let e = e.for_option("pid");
+        assert!(e.to_string().starts_with("invalid --state: "), "{e}");
+        let e = Error::usage("ca-file", "empty").for_option("state");
+        assert_eq!(e.to_string(), "invalid --ca-file: empty");
         assert_eq!(e.exit_code(), EXIT_USAGE);
     }
 

@@ -13,14 +13,15 @@ impl PidFile {
     /// Writes our pid (decimal + newline), creating the directory if needed.
     pub fn create(path: &Path) -> Result<PidFile> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+            fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
         }
         let write = || -> std::io::Result<()> {
             let mut f = fs::File::create(path)?;
             writeln!(f, "{}", std::process::id())?;
             f.sync_all()
         };
-        write().map_err(|e| Error::io(format!("pid file {}", path.display()), e))?;
+        write().map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
         Ok(PidFile {
             path: path.to_path_buf(),
         })

@@ -20,7 +20,7 @@ impl Spool {
             .recursive(true)
             .mode(0o700)
             .create(&dir)
-            .map_err(|e| Error::io(dir.display().to_string(), e))?;
+            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
         Ok(Spool { dir })
     }
 
