@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 use support::fake_rc::{FakeRcOptions, FakeRocketChat};
 use support::wait::{wait_for, wait_until};
 
@@ -63,23 +64,12 @@ impl PhpJeedom {
         let values = json!({
             "binary": harness::binary(), "url": rc.url(), "user": "jeedombot",
             "password_file": password_file, "apikey": harness::APIKEY,
-            "socketport": socketport.to_string(), "callback": callback, "loglevel": "debug",
+            "socketport": socketport.to_string(), "callback": callback, "loglevel": "info",
             "tmp": dir.join("tmp"), "log": dir, "state": dir.join("data/state.json"),
             "handled": handled,
         });
         std::fs::write(&settings, values.to_string()).unwrap();
-        let server = Command::new("php")
-            .args(["-S", &format!("127.0.0.1:{port}")])
-            .arg(php_dir().join("jeeRocketchat.php"))
-            .env("RCD_PHP_CONFIG", &settings)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("php -S");
-        wait_until(T, "php -S listening", || {
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        let server = serve(port, &settings);
         PhpJeedom {
             server,
             dir,
@@ -87,6 +77,26 @@ impl PhpJeedom {
             handled,
             callback,
         }
+    }
+
+    /// Jeedom away (Apache stopped), then back on the same port.
+    fn stop_server(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+
+    fn restart_server(&mut self) {
+        let port: u16 = self
+            .callback
+            .split(':')
+            .nth(2)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        self.server = serve(port, &self.settings);
     }
 
     /// `php plugin.php ARGS...`, as Jeedom would call the plugin's methods.
@@ -149,6 +159,23 @@ impl PhpJeedom {
     fn count(&self, key: &str, value: &Value) -> usize {
         self.handled().iter().filter(|h| &h[key] == value).count()
     }
+}
+
+/// `php -S` on `port` with the callback as its router script.
+fn serve(port: u16, settings: &Path) -> Child {
+    let server = Command::new("php")
+        .args(["-S", &format!("127.0.0.1:{port}")])
+        .arg(php_dir().join("jeeRocketchat.php"))
+        .env("RCD_PHP_CONFIG", settings)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("php -S");
+    wait_until(T, "php -S listening", || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    server
 }
 
 impl Drop for PhpJeedom {
@@ -378,5 +405,54 @@ fn php_skips_the_replays_of_a_crash_it_has_already_handled() {
             .count(),
         1,
         "posted once"
+    );
+}
+
+/// About 100 s in a debug build on 2 cores (10,000 messages queued, the
+/// callback's 30 s retry delay, 10,000 events through PHP): run by hand.
+#[test]
+#[ignore = "100 s; run with `cargo test --test php -- --ignored`"]
+fn php_reads_the_dropped_count_after_a_long_outage() {
+    let Some(_) = php() else { return };
+    let rc = FakeRocketChat::start(FakeRcOptions::default());
+    let mut jeedom = PhpJeedom::start("php-dropped", &rc);
+    jeedom.plugin_ok(&["start"]);
+    jeedom.wait("status", |h| h["status"] == "connected");
+    jeedom.wait("rooms", |_| true);
+    rc.wait_bot_listening(T);
+    jeedom.stop_server();
+    // Past 10,000 waiting events the oldest messages give way to one
+    // `dropped` event that counts them.
+    let n = 10_050;
+    for i in 0..n {
+        rc.post("GENERAL", "alice", &format!("flood {i}"));
+    }
+    let last = rc.post("GENERAL", "alice", "the last one");
+    let long = Duration::from_secs(180);
+    wait_until(long, "the daemon to queue the last message", || {
+        jeedom.daemon_log().contains(&last)
+    });
+    jeedom.restart_server();
+    // The callback's retry delay has grown during the outage (up to 30 s).
+    wait_until(long, "the last message handled by PHP", || {
+        jeedom
+            .handled()
+            .iter()
+            .any(|h| h["message"] == last.as_str())
+    });
+    let handled = jeedom.handled();
+    let delivered = handled
+        .iter()
+        .filter(|h| h.get("message").is_some())
+        .count();
+    let dropped: u64 = handled.iter().filter_map(|h| h["dropped"].as_u64()).sum();
+    assert!(
+        dropped > 0,
+        "no dropped event; {delivered} messages delivered"
+    );
+    assert_eq!(
+        delivered as u64 + dropped,
+        n + 1,
+        "every message delivered or counted"
     );
 }
