@@ -11,7 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::fake_rc::{FakeRcOptions, FakeRocketChat};
 use support::wait::{wait_for, wait_until};
 
