@@ -117,7 +117,8 @@ fn watch(rc: &FakeRocketChat, jeedom: &FakeJeedom) {
     loop {
         let batches = jeedom.batches();
         for event in batches[batches_seen..].iter().flatten() {
-            println!("<< Jeedom received: {event}");
+            let kind = event["type"].as_str().unwrap_or("?");
+            println!("<< Jeedom received {kind}: {event}");
         }
         batches_seen = batches.len();
         for m in bot_messages(rc) {
@@ -128,11 +129,8 @@ fn watch(rc: &FakeRocketChat, jeedom: &FakeJeedom) {
                 Some(b) if b["_updatedAt"] != m["_updatedAt"] => "updated",
                 Some(_) => continue,
             };
-            println!(
-                "<< bot {label} in {} (id {id}): {}",
-                m["rid"],
-                bot_summary(&m)
-            );
+            let room = m["rid"].as_str().unwrap_or_default();
+            println!("<< bot {label} in {room} (id {id}): {}", bot_summary(&m));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
