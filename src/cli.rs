@@ -2,6 +2,7 @@
 use crate::config::{self, Args};
 use crate::error::{Error, EXIT_USAGE};
 use argh::FromArgs;
+use std::io::Write;
 
 /// What `-h` and a bare `rocketchatd` print.
 const USAGE: &str = "\
@@ -17,14 +18,8 @@ pub fn main_with_args(argv: &[String]) -> i32 {
         .split_first()
         .map_or(("rocketchatd", &[][..]), |(n, r)| (*n, r));
     match rest.first() {
-        None => {
-            eprintln!("{USAGE}");
-            return EXIT_USAGE;
-        }
-        Some(&"-h") => {
-            println!("{USAGE}");
-            return 0;
-        }
+        None => return err_line(USAGE, EXIT_USAGE),
+        Some(&"-h") => return out_line(USAGE),
         Some(_) => {}
     }
     let args = match Args::from_args(&[name], rest) {
@@ -32,8 +27,7 @@ pub fn main_with_args(argv: &[String]) -> i32 {
         Err(early) => return early_exit(early),
     };
     if args.version {
-        println!("rocketchatd {}", env!("CARGO_PKG_VERSION"));
-        return 0;
+        return out_line(&format!("rocketchatd {}", env!("CARGO_PKG_VERSION")));
     }
     let cfg = match config::parse(args) {
         Ok(c) => c,
@@ -51,14 +45,11 @@ pub fn main_with_args(argv: &[String]) -> i32 {
 /// `--help` goes to stdout with status 0; a parse error to stderr with status 2.
 fn early_exit(early: argh::EarlyExit) -> i32 {
     match early.status {
-        Ok(()) => {
-            println!("{}", early.output);
-            0
-        }
-        Err(()) => {
-            eprintln!("rocketchatd: {}", parse_error(&early.output));
-            EXIT_USAGE
-        }
+        Ok(()) => out_line(&early.output),
+        Err(()) => err_line(
+            &format!("rocketchatd: {}", parse_error(&early.output)),
+            EXIT_USAGE,
+        ),
     }
 }
 
@@ -96,8 +87,20 @@ fn parse_error(argh_text: &str) -> String {
 /// --<option>: <reason>` when an option is behind them; the run has not
 /// started, so the log is not the place (Jeedom and journald keep stderr).
 fn report(e: &Error) -> i32 {
-    eprintln!("rocketchatd: {e}");
-    e.exit_code()
+    err_line(&format!("rocketchatd: {e}"), e.exit_code())
+}
+
+/// Prints on stdout and returns 0; a closed pipe (`--help | head -1`) is
+/// not an error worth a panic.
+fn out_line(text: &str) -> i32 {
+    let _ = writeln!(std::io::stdout(), "{text}");
+    0
+}
+
+/// Prints on stderr and returns `code`; a write error is ignored.
+fn err_line(text: &str, code: i32) -> i32 {
+    let _ = writeln!(std::io::stderr(), "{text}");
+    code
 }
 
 #[cfg(test)]

@@ -18,12 +18,11 @@ pub enum Error {
         option: &'static str,
         reason: String,
     },
-    /// A start-up failure caused by what an option names (a file, a directory,
-    /// a port): `invalid --state: cannot create /x: Permission denied`. Exit
-    /// status 1: the value is well formed, the system refused it.
+    /// An option whose value is well formed but cannot be used at start-up
+    /// (a state file another daemon holds, a read-only directory): exit 1.
     Startup {
         option: &'static str,
-        source: Box<Error>,
+        reason: String,
     },
     /// A file or socket operation failed on `what` (usually a path).
     Io { what: String, source: io::Error },
@@ -83,15 +82,20 @@ impl Error {
         }
     }
 
-    /// Names the option this start-up failure comes from (an error that
-    /// names an option already is left as it is).
+    /// Builds a `Startup` error for `option`.
+    pub fn startup(option: &'static str, reason: impl Into<String>) -> Error {
+        Error::Startup {
+            option,
+            reason: reason.into(),
+        }
+    }
+
+    /// Names the option behind this start-up failure (a pid file, a
+    /// directory, a port); an error that names an option already is kept.
     pub fn for_option(self, option: &'static str) -> Error {
         match self {
             Error::Usage { .. } | Error::Startup { .. } => self,
-            other => Error::Startup {
-                option,
-                source: Box::new(other),
-            },
+            other => Error::startup(option, other.to_string()),
         }
     }
 
@@ -108,7 +112,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage { option, reason } => write!(f, "invalid --{option}: {reason}"),
-            Error::Startup { option, source } => write!(f, "invalid --{option}: {source}"),
+            Error::Startup { option, reason } => write!(f, "invalid --{option}: {reason}"),
             Error::Io { what, source } => write!(f, "{what}: {source}"),
             Error::Json { what, source } => write!(f, "{what}: invalid JSON: {source}"),
             Error::Http { what, source } => write!(f, "{what}: {}", describe_http(source)),
@@ -142,7 +146,6 @@ fn describe_http(e: &ureq::Error) -> String {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Startup { source, .. } => Some(source.as_ref()),
             Error::Io { source, .. } => Some(source),
             Error::Json { source, .. } => Some(source),
             Error::Http { source, .. } => Some(source.as_ref()),
