@@ -132,7 +132,9 @@ impl PhpJeedom {
     /// What the PHP callback handled so far, one JSON object per event.
     fn handled(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.handled).unwrap_or_default();
-        text.lines()
+        // Whole lines only: PHP may be appending the last one right now.
+        text.split_inclusive('\n')
+            .filter(|l| l.ends_with('\n'))
             .map(|l| serde_json::from_str(l).expect("a JSON line"))
             .collect()
     }
