@@ -101,10 +101,15 @@ impl PhpJeedom {
 
     /// `php plugin.php ARGS...`, as Jeedom would call the plugin's methods.
     fn plugin(&self, args: &[&str]) -> Output {
+        self.plugin_with_path(args, &std::env::var("PATH").unwrap_or_default())
+    }
+
+    fn plugin_with_path(&self, args: &[&str], path: &str) -> Output {
         Command::new("php")
             .arg(php_dir().join("plugin.php"))
             .args(args)
             .env("RCD_PHP_CONFIG", &self.settings)
+            .env("PATH", path)
             .output()
             .expect("php plugin.php")
     }
@@ -253,6 +258,44 @@ fn php_starts_and_stops_the_daemon_as_jeedom_does() {
     );
     let info: Value = serde_json::from_str(&jeedom.plugin_ok(&["info"])).unwrap();
     assert_eq!(info["state"], "nok", "{info}");
+}
+
+#[test]
+fn php_does_not_start_a_second_daemon_beside_systemd() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(_) = php() else { return };
+    let rc = FakeRocketChat::start(FakeRcOptions::default());
+    let jeedom = PhpJeedom::start("php-systemd", &rc);
+    // A systemctl that says the service runs, first on the PATH.
+    let bin = jeedom.dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let systemctl = bin.join("systemctl");
+    let script = "#!/bin/sh\n[ \"$*\" = \"is-active --quiet rocketchatd.service\" ]\n";
+    std::fs::write(&systemctl, script).unwrap();
+    std::fs::set_permissions(&systemctl, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+
+    let out = jeedom.plugin_with_path(&["info"], &path);
+    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["launchable"], "nok", "{info}");
+    assert!(
+        info["launchable_message"]
+            .as_str()
+            .unwrap()
+            .contains("systemd"),
+        "{info}"
+    );
+    let out = jeedom.plugin_with_path(&["start"], &path);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("systemd service"));
+    assert!(
+        !jeedom.pid_file().exists() && jeedom.daemon_log().is_empty(),
+        "not started"
+    );
 }
 
 /// An exited child of nobody who reaps it stays as a zombie.
