@@ -71,10 +71,11 @@ fn report_failure(cfg: &Config, step: Progress, e: &Error) -> bool {
 }
 
 fn check_callback(cfg: &Config, tls: std::sync::Arc<rustls::ClientConfig>) -> bool {
-    let Some(url) = &cfg.callback else {
+    let Some(raw_url) = &cfg.callback else {
         line("callback", "not set: events would only be logged", Mark::Ok);
         return true;
     };
+    let url = callback::shown_url(raw_url, &cfg.apikey);
     if cfg.apikey.is_empty() {
         line(
             "callback",
@@ -84,7 +85,7 @@ fn check_callback(cfg: &Config, tls: std::sync::Arc<rustls::ClientConfig>) -> bo
         return false;
     }
     let cb = CallbackConfig {
-        url: url.clone(),
+        url: raw_url.clone(),
         apikey: cfg.apikey.clone(),
         tls,
     };

@@ -134,11 +134,7 @@ impl fmt::Display for Error {
 /// A readable text for a transport-level HTTP error, with a hint for TLS.
 fn describe_http(e: &ureq::Error) -> String {
     match e {
-        ureq::Error::Rustls(tls) => {
-            format!(
-                "TLS: {tls} (for a self-signed or private CA, pass its certificate with --ca-file)"
-            )
-        }
+        ureq::Error::Rustls(tls) => format!("TLS: {tls} ({})", crate::tls::hint(tls)),
         other => other.to_string(),
     }
 }

@@ -416,9 +416,10 @@ fn tls_context(e: &rustls::Error) -> String {
     use rustls::InvalidMessage::InvalidContentType;
     match e {
         rustls::Error::InvalidCertificate(_) => {
-            "the server certificate was refused (for a self-signed certificate or a private CA, \
-             pass the CA certificate with --ca-file)"
-                .into()
+            format!(
+                "the server certificate was refused ({})",
+                crate::tls::hint(e)
+            )
         }
         // A plain HTTP server answers the TLS hello with an HTTP error
         // ("HTTP/1.1 400"), whose first byte is no TLS record type.
