@@ -9,6 +9,7 @@ use harness::stack::T;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -224,6 +225,16 @@ fn php_starts_and_stops_the_daemon_as_jeedom_does() {
         .unwrap();
     let info: Value = serde_json::from_str(&jeedom.plugin_ok(&["info"])).unwrap();
     assert_eq!(info["state"], "ok", "{info}");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    assert!(cmdline.contains("--apikey-file"), "{cmdline}");
+    assert!(
+        !cmdline.contains(harness::APIKEY),
+        "the API key is not shown by ps"
+    );
+    let key_file = jeedom.dir.join("tmp/rocketchat/apikey");
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the key file is the daemon's user's only");
     // The daemon's start-up test of the callback got "OK" from the PHP.
     let status = jeedom.wait("status", |h| h["status"] == "connected");
     assert_eq!(
@@ -262,7 +273,6 @@ fn php_starts_and_stops_the_daemon_as_jeedom_does() {
 
 #[test]
 fn php_does_not_start_a_second_daemon_beside_systemd() {
-    use std::os::unix::fs::PermissionsExt;
     let Some(_) = php() else { return };
     let rc = FakeRocketChat::start(FakeRcOptions::default());
     let jeedom = PhpJeedom::start("php-systemd", &rc);

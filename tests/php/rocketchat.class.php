@@ -43,12 +43,18 @@ class rocketchat {
         if ($deamon_info['launchable'] != 'ok') {
             throw new Exception($deamon_info['launchable_message']);
         }
+        // The API key goes in a file only the daemon's user reads, not on the
+        // command line that `ps` shows to every local user.
+        $key_file = jeedom::getTmpFolder(__CLASS__) . '/apikey';
+        $umask = umask(077);
+        file_put_contents($key_file, jeedom::getApiKey(__CLASS__));
+        umask($umask);
         $cmd = escapeshellarg(config::byKey('binary', __CLASS__, '/usr/bin/rocketchatd'));
         foreach (array(
             'loglevel' => config::byKey('loglevel', __CLASS__, 'info'),
             'socketport' => config::byKey('socketport', __CLASS__, '55071'),
             'callback' => config::byKey('callback', __CLASS__),
-            'apikey' => jeedom::getApiKey(__CLASS__),
+            'apikey-file' => $key_file,
             'pid' => self::pidFile(),
             'state' => config::byKey('state', __CLASS__), // in the plugin's data folder, not the tmpfs
             'url' => config::byKey('url', __CLASS__),
