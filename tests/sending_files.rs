@@ -248,6 +248,11 @@ fn a_crash_between_the_text_and_the_file_posts_each_once() {
         let st = s.daemon.state();
         st["outbox"][0]["steps_done"] == 1
     });
+    // The journal shows the step at once: wait until the upload hangs too.
+    wait_until(T, "the upload at the server", || {
+        let reqs = s.rc.rest_requests();
+        reqs.iter().any(|(_, p)| p.contains("rooms.media"))
+    });
     s.daemon.kill9();
     s.daemon.restart();
     s.daemon.wait_ready();
