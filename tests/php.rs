@@ -452,6 +452,7 @@ fn php_skips_the_replays_of_a_crash_it_has_already_handled() {
     ];
     let mut daemon = harness::Daemon::start_in(&jeedom.dir, &args);
     jeedom.wait("status", |h| h["status"] == "connected");
+    jeedom.wait("rooms", |_| true); // nothing else to deliver: the hold is for what comes
     rc.wait_bot_listening(T);
 
     // A crash while Jeedom's answer to a batch it handled is on its way:
