@@ -140,7 +140,7 @@ impl Core {
             }
         };
         if replay {
-            super::replay::mark(&mut ev);
+            ev.mark_replay();
         }
         // A stamp ahead of this clock is not taken as the watermark: the next
         // catch-up would start after messages not yet posted.
@@ -168,7 +168,7 @@ impl Core {
 
     /// A reply to the newest pending ask of the room becomes `ask_answer`.
     /// A leading mention of the bot does not count (`@jeedombot yes`).
-    fn answer_ask(&mut self, m: &Incoming, room: &Room) -> Option<serde_json::Value> {
+    fn answer_ask(&mut self, m: &Incoming, room: &Room) -> Option<events::Event> {
         let reply = query(&m.text, self.state.username.as_deref().unwrap_or_default());
         let ask = self.state.asks.iter_mut().rev().find(|a| {
             a.closing.is_none()

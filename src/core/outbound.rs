@@ -119,7 +119,7 @@ impl Core {
             }
         };
         if self.suspect_sends.remove(key) {
-            super::replay::mark(&mut ev);
+            ev.mark_replay();
         }
         self.push_event(ev, None);
         if let (

@@ -1,6 +1,6 @@
 //! The callback event queue: bounded, ordered, acknowledged by Jeedom.
 use super::Core;
-use crate::bridge::events;
+use crate::bridge::events::{self, Event};
 use crate::bus::{CallbackJob, CallbackReport};
 use crate::journal::Op;
 use crate::state::{EventKind, QueuedEvent};
@@ -17,10 +17,11 @@ const DROP_WARNING_EVERY: std::time::Duration = std::time::Duration::from_secs(6
 impl Core {
     /// Queues an event; `mark` (room id, server ms) advances the room's
     /// watermark once Jeedom acknowledges it.
-    pub(super) fn push_event(&mut self, event: Value, mark: Option<(String, i64)>) {
+    pub(super) fn push_event(&mut self, event: Event, mark: Option<(String, i64)>) {
         if self.state.events.len() >= MAX_EVENTS {
             self.drop_oldest_message();
         }
+        let event = event.to_value();
         let seq = self.state.next_seq;
         self.state.next_seq += 1;
         log::debug!("event {seq} queued: {}", event["type"]);
@@ -50,7 +51,7 @@ impl Core {
         {
             Some(d) => {
                 let n = events[d].value()["count"].as_u64().unwrap_or(0) + 1;
-                let ev = events::dropped(n);
+                let ev = events::dropped(n).to_value();
                 events[d].set_event(&ev);
                 let seq = events[d].seq;
                 if let Some(gone) = events.remove(pos) {
@@ -60,7 +61,7 @@ impl Core {
             }
             None => {
                 self.warn_dropping();
-                let ev = events::dropped(1);
+                let ev = events::dropped(1).to_value();
                 let e = &mut self.state.events[pos];
                 e.set_event(&ev);
                 e.mark = None;
@@ -167,9 +168,10 @@ impl Core {
             Some(last)
                 if last.kind == EventKind::Rooms && inflight.is_none_or(|s| last.seq > s) =>
             {
-                last.set_event(&ev);
+                let event = ev.to_value();
+                last.set_event(&event);
                 let seq = last.seq;
-                self.log(Op::Set { seq, event: ev });
+                self.log(Op::Set { seq, event });
             }
             _ => self.push_event(ev, None),
         }

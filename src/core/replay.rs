@@ -73,8 +73,8 @@ fn mark_queued(e: &mut QueuedEvent) {
     e.set_event(&v);
 }
 
-/// Flags an event as possibly delivered before.
-pub(super) fn mark(event: &mut Value) {
+/// Flags a queued event's JSON as possibly delivered before.
+fn mark(event: &mut Value) {
     if let Some(obj) = event.as_object_mut() {
         obj.insert("replay".into(), Value::Bool(true));
     }
