@@ -1,5 +1,6 @@
 //! Runs the real `rocketchatd` binary as a child process and talks to its command socket.
 #![allow(dead_code)]
+pub mod disk;
 pub mod stack;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
