@@ -69,8 +69,6 @@ pub fn run(cfg: Config) -> Result<()> {
         n.ready();
     }
     let core_cfg = CoreConfig {
-        state_path: cfg.state.clone(),
-        cycle: cfg.cycle,
         on_status: status_hook(notifier.clone()),
     };
     Core::new(core_cfg, links, state, saver).run(inbox);

@@ -4,7 +4,7 @@ mod intake;
 mod outbound;
 mod queue;
 mod replay;
-pub mod saver;
+pub(crate) mod saver;
 
 use crate::bus::{CallbackJob, CoreMsg, Reply, RtCommand, SendJob};
 use crate::journal::Op;
@@ -13,7 +13,6 @@ use crate::state::State;
 use intake::Intake;
 use saver::{Saver, Ticket};
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -22,9 +21,6 @@ const IDLE: Duration = Duration::from_secs(60);
 
 /// Settings the core needs.
 pub struct CoreConfig {
-    pub state_path: PathBuf,
-    /// Kept for the option; the state is no longer written per cycle.
-    pub cycle: Duration,
     /// Called with a one-line connection status (systemd `STATUS=`).
     pub on_status: Box<dyn Fn(&str) + Send>,
 }

@@ -23,8 +23,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use catchup::{select_missed, MAX_AGE_MS, MAX_PER_ROOM};
-
 /// Longest delay between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Delay between password logins refused for a code sent by e-mail: each
