@@ -34,7 +34,11 @@ pub fn run(cfg: &Config) -> Result<i32> {
             line("rooms", &describe_rooms(&rooms), true);
         }
         Err(e) => {
-            line("rocket.chat", &format!("{}: {e}", cfg.server.base), false);
+            line(
+                "rocket.chat",
+                &format!("{}: {}", cfg.server.base, e.chain()),
+                false,
+            );
             ok = false;
         }
     }

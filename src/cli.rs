@@ -21,7 +21,7 @@ pub fn main_with_args(argv: &[String]) -> i32 {
     let cfg = match config::parse(args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("rocketchatd: {e}");
+            eprintln!("rocketchatd: {}", e.chain());
             return e.exit_code();
         }
     };
@@ -56,9 +56,9 @@ fn report(e: &Error) -> i32 {
         // An option refused at start-up gets the same one line as an invalid
         // one, whatever the log level; a write error on stderr is ignored.
         Error::Usage { .. } | Error::Startup { .. } => {
-            let _ = writeln!(std::io::stderr(), "rocketchatd: {e}");
+            let _ = writeln!(std::io::stderr(), "rocketchatd: {}", e.chain());
         }
-        _ => log::error!("{e}"),
+        _ => log::error!("{}", e.chain()),
     }
     e.exit_code()
 }

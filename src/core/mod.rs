@@ -124,7 +124,9 @@ impl Core {
         }
         self.prepare_clean_stop();
         let done = self.saver.close(&mut self.state);
-        self.answer_waiters(done.map_err(|e| format!("cannot write the state file: {e}")));
+        self.answer_waiters(
+            done.map_err(|e| format!("cannot write the state file: {}", e.chain())),
+        );
         self.state
     }
 

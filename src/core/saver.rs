@@ -93,7 +93,7 @@ impl Saver {
     pub fn open(&mut self, state: &mut State) {
         self.next_n = state.journal_applied + 1;
         if let Err(e) = self.write_whole(state) {
-            self.set_fault(format!("cannot write the state file: {e}"));
+            self.set_fault(format!("cannot write the state file: {}", e.chain()));
             return;
         }
         let [journal, next] = journal::paths(&self.path);
@@ -222,7 +222,7 @@ impl Saver {
             Ok(s) => s,
             Err(e) => {
                 self.retry_at = Some(Instant::now() + RETRY_EVERY);
-                let error = format!("cannot write the state file: {e}");
+                let error = format!("cannot write the state file: {}", e.chain());
                 self.set_fault(error.clone());
                 return Err(error);
             }
@@ -357,7 +357,8 @@ fn do_batch(batch: Vec<Job>, delay: Duration) -> Vec<(Ticket, Option<String>)> {
                 let r = state::commit_temp(&tmp, &path);
                 out.push((
                     id,
-                    r.err().map(|e| format!("cannot write the state file: {e}")),
+                    r.err()
+                        .map(|e| format!("cannot write the state file: {}", e.chain())),
                 ));
             }
         }

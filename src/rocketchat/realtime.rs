@@ -142,7 +142,7 @@ fn run(cfg: &RealtimeConfig, w: &Wiring) {
                 emit(
                     w,
                     RtEvent::Disconnected {
-                        error: e.to_string(),
+                        error: e.chain().to_string(),
                     },
                 );
                 let delay = retry_delay(&mut backoff, &e);
@@ -165,7 +165,7 @@ fn serve(
     let opened = session::open(cfg, resume, (&w.inbox, &w.shutdown), REPLY_TIMEOUT);
     let opened = opened.inspect_err(|e| {
         if !matches!(e, Error::Shutdown) {
-            error!("cannot connect to Rocket.Chat: {e}");
+            error!("cannot connect to Rocket.Chat: {}", e.chain());
         }
     })?;
     backoff.reset();
@@ -189,7 +189,7 @@ fn serve(
     live.link.close();
     if let Err(e) = &end {
         if !matches!(e, Error::Shutdown) {
-            warn!("disconnected from Rocket.Chat: {e}");
+            warn!("disconnected from Rocket.Chat: {}", e.chain());
         }
     }
     end

@@ -367,7 +367,8 @@ fn totp_and_unreachable_servers_have_clear_errors() {
         alive_every: None,
     };
     let e = probe(&cfg, Duration::from_secs(2)).expect_err("refused");
-    assert!(e.to_string().contains("connection refused"), "{e}");
+    let text = e.chain().to_string();
+    assert!(text.contains("connection refused"), "{text}");
     let mut bad_dns = cfg.clone();
     bad_dns.server = parse_url("http://no-such-host.invalid").expect("url");
     let e = probe(&bad_dns, Duration::from_secs(2)).expect_err("dns");
@@ -386,7 +387,7 @@ fn tls_failure_names_the_certificate_problem() {
     let cert = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
     let io = std::io::Error::new(std::io::ErrorKind::InvalidData, cert);
     let e = link::ws_error(tungstenite::Error::Io(io));
-    let text = e.to_string();
+    let text = e.chain().to_string();
     assert!(
         text.contains("--ca-file") && text.contains("UnknownIssuer"),
         "{text}"
