@@ -61,8 +61,6 @@ pub enum Error {
     TotpRequired { method: String },
     /// A peer broke the protocol (unexpected frame, missing field).
     Protocol(String),
-    /// The daemon is stopping; the operation was abandoned.
-    Shutdown,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -140,7 +138,6 @@ impl fmt::Display for Error {
                 if method == "totp" { "TOTP, an authenticator app" } else { method }
             ),
             Error::Protocol(what) => write!(f, "protocol error: {what}"),
-            Error::Shutdown => f.write_str("stopping"),
         }
     }
 }

@@ -23,6 +23,26 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// Why a step of the realtime thread ended early: the daemon is stopping
+/// (control flow, not an error: nothing is reported), or it failed.
+#[derive(Debug)]
+enum Halt {
+    Stopping,
+    Failed(Error),
+}
+
+impl From<Error> for Halt {
+    fn from(e: Error) -> Halt {
+        Halt::Failed(e)
+    }
+}
+
+impl From<tungstenite::Error> for Halt {
+    fn from(e: tungstenite::Error) -> Halt {
+        Halt::Failed(Error::from(e))
+    }
+}
+
 /// Longest delay between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Delay between password logins refused for a code sent by e-mail: each
@@ -106,7 +126,12 @@ pub fn probe(cfg: &RealtimeConfig, timeout: Duration) -> Result<(Session, Vec<Ro
     let shutdown = Arc::new(AtomicBool::new(false));
     let inbox = Inbox::new();
     let mut resume = initial_resume(cfg);
-    let opened = session::open(cfg, &mut resume, (&inbox, &shutdown), timeout)?;
+    let opened = session::open(cfg, &mut resume, (&inbox, &shutdown), timeout);
+    let opened = opened.map_err(|h| match h {
+        Halt::Failed(e) => e,
+        // Nothing stops a probe: it has no core and no stop flag of its own.
+        Halt::Stopping => Error::Protocol("the check was interrupted".into()),
+    })?;
     opened.link.close();
     Ok((opened.session, opened.rooms))
 }
@@ -127,7 +152,7 @@ fn run(cfg: &RealtimeConfig, w: &Wiring) {
     let mut updates = VecDeque::new();
     while !w.stopping() {
         match serve(cfg, w, &mut resume, &mut updates, &mut backoff) {
-            Ok(End::Shutdown) | Err(Error::Shutdown) => break,
+            Ok(End::Shutdown) | Err(Halt::Stopping) => break,
             Ok(End::Relogin) => {
                 info!("Rocket.Chat refused the token: logging in again");
                 forget_token(cfg, &mut resume);
@@ -138,7 +163,7 @@ fn run(cfg: &RealtimeConfig, w: &Wiring) {
                     },
                 );
             }
-            Err(e) => {
+            Err(Halt::Failed(e)) => {
                 emit(
                     w,
                     RtEvent::Disconnected {
@@ -161,10 +186,10 @@ fn serve(
     resume: &mut session::Resume,
     updates: &mut VecDeque<Update>,
     backoff: &mut Backoff,
-) -> Result<End, Error> {
+) -> Result<End, Halt> {
     let opened = session::open(cfg, resume, (&w.inbox, &w.shutdown), REPLY_TIMEOUT);
     let opened = opened.inspect_err(|e| {
-        if !matches!(e, Error::Shutdown) {
+        if let Halt::Failed(e) = e {
             error!("cannot connect to Rocket.Chat: {}", e.chain());
         }
     })?;
@@ -187,10 +212,8 @@ fn serve(
     let end = live.run(updates);
     updates.extend(live.unanswered());
     live.link.close();
-    if let Err(e) = &end {
-        if !matches!(e, Error::Shutdown) {
-            warn!("disconnected from Rocket.Chat: {}", e.chain());
-        }
+    if let Err(Halt::Failed(e)) = &end {
+        warn!("disconnected from Rocket.Chat: {}", e.chain());
     }
     end
 }

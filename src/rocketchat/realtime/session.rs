@@ -2,6 +2,7 @@
 use super::http;
 use super::inbox::Inbox;
 use super::link::{Link, Opening};
+use super::Halt;
 use super::RealtimeConfig;
 use crate::config::Credentials;
 use crate::error::Error;
@@ -36,7 +37,7 @@ pub(super) fn open<'a>(
     resume: &mut Resume,
     (inbox, shutdown): (&'a Inbox, &Arc<AtomicBool>),
     timeout: Duration,
-) -> Result<Opened<'a>, Error> {
+) -> Result<Opened<'a>, Halt> {
     info!("connecting to {}", cfg.server.websocket);
     let opening = Opening {
         tls: cfg.tls.clone(),
@@ -64,7 +65,7 @@ fn setup(
     cfg: &RealtimeConfig,
     resume: &mut Resume,
     timeout: Duration,
-) -> Result<(Session, Vec<Room>), Error> {
+) -> Result<(Session, Vec<Room>), Halt> {
     ddp_connect(link, timeout)?;
     let (user_id, token) = login(link, cfg, resume, timeout)?;
     let raw_rooms = subscribe(link, &user_id, timeout)?;
@@ -82,7 +83,7 @@ fn setup(
     Ok((session, rooms))
 }
 
-fn ddp_connect(link: &mut Link, timeout: Duration) -> Result<(), Error> {
+fn ddp_connect(link: &mut Link, timeout: Duration) -> Result<(), Halt> {
     link.send(&ClientFrame::connect())?;
     link.wait_for("the DDP connected frame", timeout, |f| match f {
         ServerFrame::Connected { .. } => Some(Ok(())),
@@ -90,7 +91,8 @@ fn ddp_connect(link: &mut Link, timeout: Duration) -> Result<(), Error> {
             "the server does not speak DDP version {} (it offers {})",
             ddp::DDP_VERSION,
             version.as_deref().unwrap_or("none")
-        )))),
+        ))
+        .into())),
         _ => None,
     })?
 }
@@ -103,7 +105,7 @@ pub(super) fn call(
     method: &str,
     params: Vec<Value>,
     timeout: Duration,
-) -> Result<Result<Value, DdpError>, Error> {
+) -> Result<Result<Value, DdpError>, Halt> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -127,7 +129,7 @@ fn call_once(
     method: &str,
     params: Vec<Value>,
     timeout: Duration,
-) -> Result<Result<Value, DdpError>, Error> {
+) -> Result<Result<Value, DdpError>, Halt> {
     let id = link.request(|ids| ids.method(method, params))?;
     link.wait_for(&format!("the answer to {method}"), timeout, |f| match f {
         ServerFrame::Result {
@@ -149,11 +151,13 @@ fn login(
     cfg: &RealtimeConfig,
     resume: &mut Resume,
     timeout: Duration,
-) -> Result<(String, Secret), Error> {
+) -> Result<(String, Secret), Halt> {
     let (user, password) = match &cfg.credentials {
         Credentials::Token { token, .. } => {
             let answer = login_call(link, ddp::login_resume(token.expose()), timeout)?;
-            return answer.map_err(|e| token_refused(&e)).and_then(login_result);
+            return Ok(answer
+                .map_err(|e| token_refused(&e))
+                .and_then(login_result)?);
         }
         Credentials::Password { user, password } => (user, password),
     };
@@ -162,14 +166,14 @@ fn login(
     }
     let answer = login_call(link, ddp::login_password(user, password.expose()), timeout)?;
     let pair = answer.map_err(|e| login_error(&e)).and_then(login_result);
-    remember(resume, pair)
+    Ok(remember(resume, pair)?)
 }
 
 fn login_call(
     link: &mut Link,
     param: Value,
     timeout: Duration,
-) -> Result<Result<Value, DdpError>, Error> {
+) -> Result<Result<Value, DdpError>, Halt> {
     call(link, "login", vec![param], timeout)
 }
 
@@ -178,12 +182,12 @@ fn try_resume(
     link: &mut Link,
     resume: &mut Resume,
     timeout: Duration,
-) -> Result<Option<(String, Secret)>, Error> {
+) -> Result<Option<(String, Secret)>, Halt> {
     let Some((_, token)) = resume.clone() else {
         return Ok(None);
     };
     match login_call(link, ddp::login_resume(token.expose()), timeout)? {
-        Ok(v) => remember(resume, login_result(v)).map(Some),
+        Ok(v) => Ok(remember(resume, login_result(v)).map(Some)?),
         Err(e) => {
             info!(
                 "the saved session was refused ({}): logging in with the password",
@@ -255,7 +259,7 @@ fn token_refused(e: &DdpError) -> Error {
 /// Asks for the rooms and subscribes to messages and room changes; returns
 /// the raw `rooms/get` answer once every subscription is ready. A refusal of
 /// the DDP rate limiter is waited out and the request made again.
-fn subscribe(link: &mut Link, user_id: &str, timeout: Duration) -> Result<Value, Error> {
+fn subscribe(link: &mut Link, user_id: &str, timeout: Duration) -> Result<Value, Halt> {
     let mut rooms_id = link.request(|ids| ids.method("rooms/get", vec![]))?;
     let mut waiting: Waiting = HashMap::new();
     let mut wanted = vec![vec![json!("__my_messages__"), json!(false)]];
@@ -295,7 +299,7 @@ fn subscribe(link: &mut Link, user_id: &str, timeout: Duration) -> Result<Value,
 /// Subscriptions sent and not ready yet: their ids and parameters.
 type Waiting = HashMap<String, Vec<Value>>;
 
-fn sub(link: &mut Link, waiting: &mut Waiting, params: Vec<Value>) -> Result<(), Error> {
+fn sub(link: &mut Link, waiting: &mut Waiting, params: Vec<Value>) -> Result<(), Halt> {
     let name = sub_name(&params);
     let id = link.request(|ids| ids.sub(name, params.clone()))?;
     waiting.insert(id, params);
@@ -304,12 +308,11 @@ fn sub(link: &mut Link, waiting: &mut Waiting, params: Vec<Value>) -> Result<(),
 
 /// A refused subscription: subscribed again once the rate limiter allows,
 /// any other refusal ends the session.
-fn sub_again(link: &mut Link, waiting: &mut Waiting, id: &str, e: &DdpError) -> Result<(), Error> {
+fn sub_again(link: &mut Link, waiting: &mut Waiting, id: &str, e: &DdpError) -> Result<(), Halt> {
     let Some(wait) = e.rate_limit_wait() else {
-        return Err(Error::Protocol(format!(
-            "the server refused a subscription: {}",
-            e.text()
-        )));
+        return Err(
+            Error::Protocol(format!("the server refused a subscription: {}", e.text())).into(),
+        );
     };
     let params = waiting.remove(id).unwrap_or_default();
     link.pause(wait)?;
@@ -330,9 +333,9 @@ enum Step {
     Refused(String, DdpError),
 }
 
-fn rooms_answer(result: &Option<Value>, error: &Option<DdpError>) -> Result<Value, Error> {
+fn rooms_answer(result: &Option<Value>, error: &Option<DdpError>) -> Result<Value, Halt> {
     match error {
-        Some(e) => Err(Error::Protocol(format!("rooms/get refused: {}", e.text()))),
+        Some(e) => Err(Error::Protocol(format!("rooms/get refused: {}", e.text())).into()),
         None => Ok(result.clone().unwrap_or(Value::Null)),
     }
 }
@@ -344,7 +347,7 @@ fn username(
     cfg: &RealtimeConfig,
     user_id: &str,
     token: &Secret,
-) -> Result<String, Error> {
+) -> Result<String, Halt> {
     let published = link.backlog.iter().find_map(|f| match f {
         ServerFrame::Added {
             collection,
@@ -363,7 +366,7 @@ fn username(
         }
     }
     let (base, tls, uid, tok) = rest_args(cfg, user_id, token);
-    link.interruptible(move || http::my_username(&base, &tls, (&uid, &tok)))?
+    Ok(link.interruptible(move || http::my_username(&base, &tls, (&uid, &tok)))??)
 }
 
 /// Owned copies of what a REST call needs, for its own thread.
