@@ -162,3 +162,30 @@ fn a_failed_sync_holds_the_ok_until_the_state_is_written() {
     settle(&mut r);
     assert_eq!(reply.try_recv().expect("ok once written")["ok"], true);
 }
+
+/// A request's spooled copy is synced by its group's sync: a copy that
+/// cannot be synced fails that write, and the `ok` is not sent on it.
+#[test]
+fn the_ok_waits_for_the_spooled_copy_to_be_synced() {
+    let mut r = rig();
+    connected(&mut r);
+    let mut item = send("k0");
+    // Under the state file, as if it were a directory: the sync cannot open it.
+    let copy = format!("{}/k0-0-porch.jpg", r.path.display());
+    item.files = vec![crate::model::SpooledFile {
+        path: copy.clone(),
+        name: "porch.jpg".into(),
+        size: Some(3),
+    }];
+    let (tx, reply) = mpsc::channel();
+    let state = TicketState::Accept {
+        item: Box::new(item),
+        reply: Reply::Channel(tx),
+    };
+    r.core.handle(CoreMsg::Ticket { ticket: 0, state });
+    settle(&mut r);
+    assert!(r.sender.try_recv().is_ok(), "posted without waiting");
+    assert!(reply.try_recv().is_err(), "no ok: the copy is not durable");
+    let fault = r.core.saver.fault().expect("the write failed").to_string();
+    assert!(fault.contains(&copy), "names the copy: {fault}");
+}

@@ -21,6 +21,7 @@ impl Core {
         }
         log::info!("request {} accepted for {}", item.key, item.room);
         self.log(Op::Accept { item: item.clone() });
+        self.saver.spooled(&item.files);
         self.waiters.push(Waiter {
             key: item.key.clone(),
             reply,

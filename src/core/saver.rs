@@ -6,9 +6,15 @@
 //! fdatasync, runs on the `saver` thread; the requests whose `ok` waits for it
 //! share one sync. When the journal outgrows the state file, the state is
 //! written whole again (a fold) and the journal starts afresh.
+//!
+//! The spooled copies of a request's files are synced by the same thread,
+//! just before the journal write that accepts the request: the `ok` covers
+//! them, the send never waits for them, and a group of requests still costs
+//! one sync pass (each new copy, the spool directory once, the journal once).
 use crate::bus::CoreMsg;
 use crate::error::{Error, Result};
 use crate::journal::{self, Op};
+use crate::model::SpooledFile;
 use crate::state::{self, State};
 use std::fs::{self, File};
 use std::io::Write;
@@ -30,11 +36,14 @@ enum Job {
     Sync {
         id: u64,
         file: Arc<File>,
+        /// Spooled copies of the requests this sync accepts.
+        spool: Vec<PathBuf>,
     },
     Fold {
         id: u64,
         tmp: PathBuf,
         path: PathBuf,
+        spool: Vec<PathBuf>,
     },
 }
 
@@ -51,6 +60,8 @@ pub struct Saver {
     /// Size of the last state file written: the journal may grow as large.
     base_len: u64,
     unsynced: bool,
+    /// Spooled copies written since the last sync was asked for.
+    spooled: Vec<PathBuf>,
     last_sync: Instant,
     jobs: Option<Sender<Job>>,
     thread: Option<JoinHandle<()>>,
@@ -78,6 +89,7 @@ impl Saver {
             journal_len: 0,
             base_len: 0,
             unsynced: false,
+            spooled: Vec::new(),
             last_sync: Instant::now(),
             jobs: Some(tx),
             thread: Some(thread),
@@ -121,6 +133,13 @@ impl Saver {
         }
     }
 
+    /// Notes the spooled copies of an accepted request: the next sync makes
+    /// them durable before the journal that points at them.
+    pub fn spooled(&mut self, files: &[SpooledFile]) {
+        self.spooled
+            .extend(files.iter().map(|f| PathBuf::from(&f.path)));
+    }
+
     /// Appends the recorded changes to the journal. An error puts the saver
     /// in fault: the changes are in memory only until a fold succeeds.
     pub fn flush(&mut self) -> std::result::Result<(), String> {
@@ -158,7 +177,7 @@ impl Saver {
         if !self.writable() {
             return None;
         }
-        if !self.unsynced {
+        if !self.unsynced && self.spooled.is_empty() {
             // Nothing new: the last write requested covers it.
             return Some(self.requested).filter(|r| *r > self.done);
         }
@@ -166,9 +185,11 @@ impl Saver {
         self.unsynced = false;
         self.last_sync = Instant::now();
         self.requested += 1;
+        let spool = std::mem::take(&mut self.spooled);
         self.send(Job::Sync {
             id: self.requested,
             file,
+            spool,
         });
         Some(self.requested)
     }
@@ -233,10 +254,12 @@ impl Saver {
         self.unsynced = false;
         self.requested += 1;
         self.fold_in_flight = Some(self.requested);
+        let spool = std::mem::take(&mut self.spooled);
         self.send(Job::Fold {
             id: self.requested,
             tmp,
             path: self.path.clone(),
+            spool,
         });
         Ok(self.requested)
     }
@@ -281,6 +304,7 @@ impl Saver {
             let _ = t.join();
         }
         self.buf.clear();
+        Disk::new(Duration::ZERO).sync_spool(&std::mem::take(&mut self.spooled))?;
         self.write_whole(state)?;
         for p in journal::paths(&self.path) {
             let _ = fs::remove_file(p);
@@ -327,7 +351,7 @@ fn run(jobs: Receiver<Job>, reports: Sender<CoreMsg>, delay: Duration) {
     while let Ok(first) = jobs.recv() {
         let mut batch = vec![first];
         batch.extend(jobs.try_iter());
-        for (id, error) in do_batch(batch, delay) {
+        for (id, error) in do_batch(batch, &mut Disk::new(delay)) {
             if reports.send(CoreMsg::Saved { id, error }).is_err() {
                 return;
             }
@@ -335,45 +359,125 @@ fn run(jobs: Receiver<Job>, reports: Sender<CoreMsg>, delay: Duration) {
     }
 }
 
+/// Syncs queued back to back on one journal file: done once, for the last.
+struct Group {
+    id: Ticket,
+    file: Arc<File>,
+    spool: Vec<PathBuf>,
+}
+
 /// Runs a batch; returns the outcome of each group (its last ticket).
-fn do_batch(batch: Vec<Job>, delay: Duration) -> Vec<(Ticket, Option<String>)> {
+fn do_batch(batch: Vec<Job>, disk: &mut Disk) -> Vec<(Ticket, Option<String>)> {
     let mut out = Vec::new();
-    let mut pending: Option<(Ticket, Arc<File>)> = None;
+    let mut pending: Option<Group> = None;
     for job in batch {
         match job {
-            Job::Sync { id, file } => {
-                if let Some((prev, f)) = pending.take() {
-                    if !Arc::ptr_eq(&f, &file) {
-                        out.push((prev, sync_file(&f, delay)));
+            Job::Sync { id, file, spool } => {
+                let mut group = Group { id, file, spool };
+                if let Some(prev) = pending.take() {
+                    if Arc::ptr_eq(&prev.file, &group.file) {
+                        group.spool.splice(0..0, prev.spool);
+                    } else {
+                        out.push(disk.commit(prev));
                     }
                 }
-                pending = Some((id, file));
+                pending = Some(group);
             }
-            Job::Fold { id, tmp, path } => {
-                if let Some((prev, f)) = pending.take() {
-                    out.push((prev, sync_file(&f, delay)));
+            Job::Fold {
+                id,
+                tmp,
+                path,
+                spool,
+            } => {
+                if let Some(prev) = pending.take() {
+                    out.push(disk.commit(prev));
                 }
-                std::thread::sleep(delay);
-                let r = state::commit_temp(&tmp, &path);
-                out.push((
-                    id,
-                    r.err()
-                        .map(|e| format!("cannot write the state file: {}", e.chain())),
-                ));
+                out.push((id, disk.fold(&spool, &tmp, &path)));
             }
         }
     }
-    if let Some((id, f)) = pending {
-        out.push((id, sync_file(&f, delay)));
-    }
+    out.extend(pending.map(|g| disk.commit(g)));
     out
 }
 
-fn sync_file(f: &File, delay: Duration) -> Option<String> {
-    std::thread::sleep(delay);
-    f.sync_data()
-        .err()
-        .map(|e| format!("cannot write the state journal: {e}"))
+/// What the thread made durable, in order (a unit test reads it).
+#[derive(Debug, PartialEq)]
+enum Synced {
+    Spooled(PathBuf),
+    SpoolDir(PathBuf),
+    Journal,
+}
+
+/// The thread's durable writes, each slowed by the test hook's delay.
+struct Disk {
+    delay: Duration,
+    synced: Vec<Synced>,
+}
+
+impl Disk {
+    fn new(delay: Duration) -> Disk {
+        let synced = Vec::new();
+        Disk { delay, synced }
+    }
+
+    /// The spooled copies first, then the journal that points at them: once
+    /// the journal says "accepted", the copies are on the disk too.
+    fn commit(&mut self, g: Group) -> (Ticket, Option<String>) {
+        if let Err(e) = self.sync_spool(&g.spool) {
+            return (g.id, Some(e.chain().to_string()));
+        }
+        std::thread::sleep(self.delay);
+        self.synced.push(Synced::Journal);
+        let error = g.file.sync_data().err();
+        (
+            g.id,
+            error.map(|e| format!("cannot write the state journal: {e}")),
+        )
+    }
+
+    fn fold(&mut self, spool: &[PathBuf], tmp: &Path, path: &Path) -> Option<String> {
+        if let Err(e) = self.sync_spool(spool) {
+            return Some(e.chain().to_string());
+        }
+        std::thread::sleep(self.delay);
+        let r = state::commit_temp(tmp, path);
+        r.err()
+            .map(|e| format!("cannot write the state file: {}", e.chain()))
+    }
+
+    /// `sync_data` on each copy (data and size), then one fsync of each
+    /// directory, for their names. The spool directory's own name was made
+    /// durable at start-up (it exists before the state directory's sync in
+    /// [`Saver::open`]). A copy already gone was removed by its finished request.
+    fn sync_spool(&mut self, spool: &[PathBuf]) -> Result<()> {
+        let mut dirs: Vec<&Path> = Vec::new();
+        for p in spool {
+            match File::open(p) {
+                Ok(f) => self.sync_one(&f, p, Synced::Spooled(p.clone()))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(spool_error(p, e)),
+            }
+            let dir = p.parent().unwrap_or(Path::new("."));
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+        for dir in dirs {
+            let d = File::open(dir).map_err(|e| spool_error(dir, e))?;
+            self.sync_one(&d, dir, Synced::SpoolDir(dir.to_path_buf()))?;
+        }
+        Ok(())
+    }
+
+    fn sync_one(&mut self, f: &File, p: &Path, what: Synced) -> Result<()> {
+        std::thread::sleep(self.delay);
+        self.synced.push(what);
+        f.sync_data().map_err(|e| spool_error(p, e))
+    }
+}
+
+fn spool_error(p: &Path, e: std::io::Error) -> Error {
+    Error::io(format!("cannot write the spooled copy {}", p.display()), e)
 }
 
 #[cfg(test)]

@@ -20,6 +20,16 @@ fn saved(rx: &Receiver<CoreMsg>) -> (Ticket, Option<String>) {
     }
 }
 
+/// The job the saver sends for its next sync, taken off the thread's way:
+/// the test runs it with its own [`Disk`].
+fn take_job(saver: &mut Saver) -> Job {
+    let (tx, rx) = mpsc::channel();
+    let real = saver.jobs.replace(tx);
+    saver.sync().expect("a sync");
+    saver.jobs = real;
+    rx.try_recv().expect("a job")
+}
+
 fn push(state: &mut State, saver: &mut Saver, seq: u64) {
     let event = QueuedEvent::new(seq, None, &json!({"type": "message", "n": seq}));
     saver.log(&Op::Push {
@@ -61,13 +71,127 @@ fn syncs_queued_together_are_done_once() {
             .map(|(id, f)| Job::Sync {
                 id: *id,
                 file: (*f).clone(),
+                spool: Vec::new(),
             })
             .collect::<Vec<_>>()
     };
-    let out = do_batch(jobs(&[(1, &f), (2, &f), (3, &f)]), Duration::ZERO);
+    let disk = &mut Disk::new(Duration::ZERO);
+    let out = do_batch(jobs(&[(1, &f), (2, &f), (3, &f)]), disk);
     assert_eq!(out, vec![(3, None)]);
-    let out = do_batch(jobs(&[(4, &f), (5, &g)]), Duration::ZERO);
+    let out = do_batch(jobs(&[(4, &f), (5, &g)]), disk);
     assert_eq!(out, vec![(4, None), (5, None)]);
+}
+
+/// Two requests with files accepted together: one sync pass, the copies
+/// first (each once), the spool directory once, then the journal once.
+#[test]
+fn a_group_syncs_its_spooled_copies_then_the_journal_once() {
+    let (mut saver, rx, path) = rig("spool");
+    let spool = path.parent().unwrap().join("spool");
+    fs::create_dir_all(&spool).unwrap();
+    let copy = |name: &str| {
+        let p = spool.join(name);
+        fs::write(&p, b"jpeg").unwrap();
+        crate::model::SpooledFile {
+            path: p.display().to_string(),
+            name: name.into(),
+            size: Some(4),
+        }
+    };
+    let (a, b, c) = (copy("k1-0-a.jpg"), copy("k1-1-b.jpg"), copy("k2-0-c.jpg"));
+    let mut s = State::fresh("http://x", "bot");
+    saver.open(&mut s);
+    push(&mut s, &mut saver, 0);
+    saver.spooled(&[a.clone(), b.clone()]);
+    saver.flush().unwrap();
+    let Job::Sync {
+        id: 1,
+        file,
+        spool: first,
+    } = take_job(&mut saver)
+    else {
+        panic!("a sync")
+    };
+    push(&mut s, &mut saver, 1);
+    saver.spooled(std::slice::from_ref(&c));
+    saver.flush().unwrap();
+    let Job::Sync {
+        id: 2,
+        spool: second,
+        ..
+    } = take_job(&mut saver)
+    else {
+        panic!("a sync")
+    };
+    let group = vec![
+        Job::Sync {
+            id: 1,
+            file: file.clone(),
+            spool: first,
+        },
+        Job::Sync {
+            id: 2,
+            file,
+            spool: second,
+        },
+    ];
+    let disk = &mut Disk::new(Duration::ZERO);
+    assert_eq!(
+        do_batch(group, disk),
+        vec![(2, None)],
+        "one outcome: the ok of both"
+    );
+    let p = |f: &crate::model::SpooledFile| Synced::Spooled(PathBuf::from(&f.path));
+    let expected = vec![
+        p(&a),
+        p(&b),
+        p(&c),
+        Synced::SpoolDir(spool),
+        Synced::Journal,
+    ];
+    assert_eq!(
+        disk.synced, expected,
+        "copies, their directory, then the journal"
+    );
+    assert_eq!(disk.synced.len(), 3 + 1 + 1, "durable writes of the group");
+    drop(rx);
+}
+
+/// A copy that cannot be made durable holds the `ok`: the sync fails and
+/// the journal is not synced over it (the core keeps the reply waiting).
+#[test]
+fn a_spooled_copy_that_cannot_be_synced_holds_the_ok() {
+    let (mut saver, rx, path) = rig("spool-bad");
+    let mut s = State::fresh("http://x", "bot");
+    saver.open(&mut s);
+    push(&mut s, &mut saver, 0);
+    // Its "directory" is a regular file: opening it fails (not a directory).
+    let bad = path.display().to_string() + "/k3-0-d.jpg";
+    let f = crate::model::SpooledFile {
+        path: bad.clone(),
+        name: "d.jpg".into(),
+        size: Some(1),
+    };
+    saver.spooled(&[f]);
+    saver.flush().unwrap();
+    let t = saver.sync().expect("a sync");
+    let (id, error) = saved(&rx);
+    assert_eq!(id, t);
+    let error = error.expect("the sync fails");
+    assert!(
+        error.contains("spooled copy") && error.contains(&bad),
+        "{error}"
+    );
+    assert!(!saver.on_saved(id, Some(error)), "no ok after this write");
+}
+
+/// A copy whose request already ended (and removed it) needs no sync.
+#[test]
+fn a_copy_already_removed_is_skipped() {
+    let disk = &mut Disk::new(Duration::ZERO);
+    let gone = std::env::temp_dir().join(format!("rcd-saver-{}-gone.jpg", std::process::id()));
+    assert!(disk.sync_spool(&[gone]).is_ok());
+    assert!(disk.synced.is_empty());
 }
 
 #[test]
