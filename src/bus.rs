@@ -109,6 +109,29 @@ pub enum RtCommand {
     Relogin,
 }
 
+/// The core's end of the realtime thread's inbox: each command goes straight
+/// in, and dropping it (the daemon is stopping) wakes the thread to stop.
+pub struct ToRealtime(Box<dyn Fn(Option<RtCommand>) + Send>);
+
+impl ToRealtime {
+    /// `deliver` gets `Some` for each command, then `None` once, on drop.
+    pub fn new(deliver: impl Fn(Option<RtCommand>) + Send + 'static) -> ToRealtime {
+        ToRealtime(Box::new(deliver))
+    }
+
+    /// Hands a command over; after the thread's end it is dropped (nobody
+    /// is left to carry it out).
+    pub fn send(&self, command: RtCommand) {
+        (self.0)(Some(command))
+    }
+}
+
+impl Drop for ToRealtime {
+    fn drop(&mut self) {
+        (self.0)(None)
+    }
+}
+
 /// Reports of the callback worker.
 #[derive(Debug)]
 pub enum CallbackReport {

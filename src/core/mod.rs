@@ -6,7 +6,7 @@ mod queue;
 mod replay;
 pub(crate) mod saver;
 
-use crate::bus::{CallbackJob, CoreMsg, Reply, RtCommand, SendJob};
+use crate::bus::{CallbackJob, CoreMsg, Reply, SendJob, ToRealtime};
 use crate::journal::Op;
 use crate::model::Session;
 use crate::state::State;
@@ -30,7 +30,7 @@ pub struct Links {
     /// `None` without `--callback`: events are only logged.
     pub callback: Option<Sender<CallbackJob>>,
     pub sender: Sender<SendJob>,
-    pub realtime: Sender<RtCommand>,
+    pub realtime: ToRealtime,
 }
 
 /// The core's own state besides the persisted [`State`].

@@ -1,6 +1,6 @@
 //! Unit tests of the core: event queue bound, dedupe, watermarks, asks.
 use super::*;
-use crate::bus::{CallbackJob, CallbackReport, RtEvent};
+use crate::bus::{CallbackJob, CallbackReport, RtCommand, RtEvent};
 use crate::model::{Incoming, Room, RoomKind, UserRef};
 use crate::state::PendingAsk;
 use std::sync::mpsc::{self, Receiver};
@@ -25,6 +25,11 @@ fn rig_with(state: State) -> Rig {
     let (cb_tx, callback) = mpsc::channel();
     let (send_tx, send_rx) = mpsc::channel();
     let (rt_tx, realtime) = mpsc::channel();
+    let rt_tx = ToRealtime::new(move |c| {
+        if let Some(c) = c {
+            let _ = rt_tx.send(c);
+        }
+    });
     let dir = std::env::temp_dir().join(format!(
         "rcd-core-{}-{:?}",
         std::process::id(),

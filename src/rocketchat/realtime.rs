@@ -9,7 +9,7 @@ mod pacer;
 mod session;
 
 use crate::backoff::Backoff;
-use crate::bus::{CoreMsg, RtCommand, RtEvent};
+use crate::bus::{CoreMsg, RtCommand, RtEvent, ToRealtime};
 use crate::config::{Credentials, ServerUrl};
 use crate::error::Error;
 use crate::model::{Room, Secret, Session};
@@ -18,7 +18,7 @@ use live::{End, Live, Update};
 use log::{error, info, warn};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -97,17 +97,16 @@ impl Wiring {
     }
 }
 
-/// Starts the `realtime` thread. It reports to the core and never gives up
-/// until the core drops `commands` (the stop's wake-up) or, while it is not
-/// sleeping, `shutdown` is set.
+/// Starts the `realtime` thread; answers it and the core's end of its inbox.
+/// It reports to the core and never gives up until the core drops that end
+/// (the stop's wake-up) or, while it is not sleeping, `shutdown` is set.
 pub fn spawn(
     cfg: RealtimeConfig,
     to_core: Sender<CoreMsg>,
-    commands: Receiver<RtCommand>,
     shutdown: Arc<AtomicBool>,
-) -> std::io::Result<JoinHandle<()>> {
+) -> std::io::Result<(JoinHandle<()>, ToRealtime)> {
     let inbox = Inbox::new();
-    inbox.forward(commands)?;
+    let commands = inbox.core_end();
     let wiring = Wiring {
         to_core,
         inbox,
@@ -115,9 +114,10 @@ pub fn spawn(
         alive: cfg.alive.clone(),
         longest_sleep: cfg.alive_every.unwrap_or(Duration::MAX),
     };
-    std::thread::Builder::new()
+    let handle = std::thread::Builder::new()
         .name("realtime".into())
-        .spawn(move || run(&cfg, &wiring))
+        .spawn(move || run(&cfg, &wiring))?;
+    Ok((handle, commands))
 }
 
 /// For `--check`: connects, logs in, lists the rooms and disconnects, each
