@@ -43,6 +43,8 @@ impl From<tungstenite::Error> for Halt {
     }
 }
 
+pub use session::Progress;
+
 /// Longest delay between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Delay between password logins refused for a code sent by e-mail: each
@@ -122,15 +124,20 @@ pub fn spawn(
 
 /// For `--check`: connects, logs in, lists the rooms and disconnects, each
 /// server answer bounded by `timeout`.
-pub fn probe(cfg: &RealtimeConfig, timeout: Duration) -> Result<(Session, Vec<Room>), Error> {
+/// The error comes with the step it stopped at.
+pub fn probe(
+    cfg: &RealtimeConfig,
+    timeout: Duration,
+) -> Result<(Session, Vec<Room>), (Progress, Error)> {
     let shutdown = Arc::new(AtomicBool::new(false));
     let inbox = Inbox::new();
     let mut resume = initial_resume(cfg);
-    let opened = session::open(cfg, &mut resume, (&inbox, &shutdown), timeout);
+    let mut step = Progress::Connect;
+    let opened = session::open(cfg, &mut resume, (&inbox, &shutdown), timeout, &mut step);
     let opened = opened.map_err(|h| match h {
-        Halt::Failed(e) => e,
+        Halt::Failed(e) => (step, e),
         // Nothing stops a probe: it has no core and no stop flag of its own.
-        Halt::Stopping => Error::Protocol("the check was interrupted".into()),
+        Halt::Stopping => (step, Error::Protocol("the check was interrupted".into())),
     })?;
     opened.link.close();
     Ok((opened.session, opened.rooms))
@@ -187,7 +194,13 @@ fn serve(
     updates: &mut VecDeque<Update>,
     backoff: &mut Backoff,
 ) -> Result<End, Halt> {
-    let opened = session::open(cfg, resume, (&w.inbox, &w.shutdown), REPLY_TIMEOUT);
+    let opened = session::open(
+        cfg,
+        resume,
+        (&w.inbox, &w.shutdown),
+        REPLY_TIMEOUT,
+        &mut Progress::Connect,
+    );
     let opened = opened.inspect_err(|e| {
         if let Halt::Failed(e) = e {
             error!("cannot connect to Rocket.Chat: {}", e.chain());

@@ -369,7 +369,8 @@ mod tests {
         let p = permits.clone();
         thread::spawn(move || drop(done_tx.send(p.take())));
         queued.pop();
-        done.recv_timeout(WAIT).expect("a place freed by the taken chunk");
+        done.recv_timeout(WAIT)
+            .expect("a place freed by the taken chunk");
         drop(queued);
         assert_eq!(*permits.left.lock().unwrap(), QUEUE, "all given back");
     }
