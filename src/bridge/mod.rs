@@ -2,10 +2,10 @@
 //!
 //! `jeedom/` and `rocketchat/` import this module and never each other; the
 //! core imports this module, `bus`, `model` and `state`, never a side.
-pub mod answers;
-pub mod clock;
-pub mod events;
-pub mod mention;
+pub(crate) mod answers;
+pub(crate) mod clock;
+pub(crate) mod events;
+pub(crate) mod mention;
 
 use serde_json::{json, Value};
 

@@ -1,7 +1,7 @@
 //! Everything that talks to Jeedom: the command socket and the callback.
-pub mod callback;
-pub mod files;
-pub mod options;
-pub mod request;
-pub mod socket;
-pub mod spool;
+pub(crate) mod callback;
+pub(crate) mod files;
+pub(crate) mod options;
+pub(crate) mod request;
+pub(crate) mod socket;
+pub(crate) mod spool;
