@@ -164,8 +164,79 @@ fn exactly_once_when_the_response_is_lost_old_server() {
 }
 
 #[test]
-fn exactly_once_when_the_response_is_lost_new_server() {
+fn exactly_once_when_the_response_is_lost_duplicate_key_race() {
     exactly_once_after_a_dropped_response("send-drop-400", DupIdMode::Error400);
+}
+
+#[test]
+fn exactly_once_when_the_response_is_lost_node14_server() {
+    exactly_once_after_a_dropped_response("send-drop-node14", DupIdMode::StarredTypeErrorNode14);
+}
+
+/// A request of two text parts and a file, for the retries below.
+fn two_parts_and_a_file(s: &Stack, reference: &str) -> Value {
+    let file = s.daemon.dir.join("snap.jpg");
+    std::fs::write(&file, b"\xff\xd8 a snapshot").unwrap();
+    let text = format!("{}\n{}", "a".repeat(4000), "b".repeat(4000));
+    json!({"room": "#general", "message": text, "ref": reference,
+           "files": [file.to_str().unwrap()]})
+}
+
+/// Each part posted once, in order, the file last; one `sent`, no `send_failed`.
+fn assert_whole_request_once(s: &Stack, reference: &str) {
+    let ev = s.sent(reference);
+    let posted = bot_messages(s, "GENERAL");
+    let shapes: Vec<(usize, bool)> = posted
+        .iter()
+        .map(|m| (m["msg"].as_str().unwrap_or("").len(), m["file"].is_object()))
+        .collect();
+    assert_eq!(
+        shapes,
+        [(4000, false), (4000, false), (0, true)],
+        "{posted:?}"
+    );
+    assert_eq!(ev["message_id"], posted[0]["_id"]);
+    assert_eq!(s.rc.uploads().len(), 1);
+    assert_never(QUIET, "a second sent event or message", || {
+        count_sent(s, reference) > 1 || bot_messages(s, "GENERAL").len() > 3
+    });
+    assert!(s.jeedom.events_of_type("send_failed").is_empty());
+}
+
+/// The default server crashes with a 400 on the retried `_id`: the daemon
+/// finds the message there and goes on with the second part and the file.
+#[test]
+fn a_lost_answer_then_the_servers_400_on_the_retry_posts_the_rest_once() {
+    let s = Stack::start("send-drop-starred");
+    s.wait_connected();
+    s.rc.rest_fault("chat.sendMessage", RestFault::DropAfterInsert, 1);
+    s.send(two_parts_and_a_file(&s, "lost"));
+    assert_whole_request_once(&s, "lost");
+    let lookups = s.rc.rest_requests();
+    assert!(
+        lookups
+            .iter()
+            .any(|(_, p)| p.starts_with("/api/v1/chat.getMessage")),
+        "{lookups:?}"
+    );
+}
+
+/// Killed while the first part's answer was on its way: the restarted
+/// daemon retries the same `_id`, gets the 400, finds the message, and
+/// posts the rest of the request.
+#[test]
+fn a_kill_9_between_the_post_and_its_answer_posts_the_rest_once() {
+    let mut s = Stack::start("send-kill-starred");
+    s.wait_connected();
+    s.rc.rest_fault("chat.sendMessage", RestFault::HangAfterInsert, 1);
+    s.send(two_parts_and_a_file(&s, "killed"));
+    wait_until(T, "the first part at the server", || {
+        bot_messages(&s, "GENERAL").len() == 1
+    });
+    s.daemon.kill9();
+    s.daemon.restart();
+    s.daemon.wait_ready();
+    assert_whole_request_once(&s, "killed");
 }
 
 #[test]
