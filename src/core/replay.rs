@@ -69,7 +69,5 @@ impl Core {
 
 /// Flags an event as possibly delivered before.
 pub(super) fn mark(event: &mut Value) {
-    if let Some(obj) = event.as_object_mut() {
-        obj.insert("replay".into(), Value::Bool(true));
-    }
+    crate::jeedom::events::mark_replay(event);
 }

@@ -71,6 +71,14 @@ pub fn send_failed(reference: Option<&str>, ask_id: Option<&str>, error: &str) -
     v
 }
 
+/// Flags an event as possibly delivered before (`"replay": true`): Jeedom
+/// skips it if it has handled it already.
+pub fn mark_replay(event: &mut Value) {
+    if let Some(obj) = event.as_object_mut() {
+        obj.insert("replay".into(), Value::Bool(true));
+    }
+}
+
 pub fn dropped(count: u64) -> Value {
     json!({"type": "dropped", "count": count})
 }
