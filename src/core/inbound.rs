@@ -219,16 +219,6 @@ impl Core {
             self.request_edit(id, rid, text);
         }
     }
-
-    fn on_updated(&mut self, message_id: &str, error: Option<String>) {
-        if let Some(e) = &error {
-            log::warn!("could not close the question {message_id}: {e}");
-        }
-        self.state
-            .asks
-            .retain(|a| !(a.message_id == message_id && a.closing.is_some()));
-        self.dirty = true;
-    }
 }
 
 /// Whether Jeedom would see the same list (the last message time does not count).

@@ -80,8 +80,12 @@ impl Core {
         let ask_id = match &item.kind {
             OutKind::Ask { ask_id, .. } => Some(ask_id.as_str()),
             OutKind::Send => None,
+            OutKind::Notice { ask_id, edit_error } => {
+                let ev = super::closing::notice_outcome(ask_id, edit_error, &result);
+                return self.push_outcome(key, ev);
+            }
         };
-        let mut ev = match &result {
+        let ev = match &result {
             Ok((room, id)) => {
                 log::info!("request {key} posted in {} as {id}", room.name);
                 events::sent(item.reference.as_deref(), ask_id, room, id)
@@ -94,10 +98,7 @@ impl Core {
                 events::send_failed(item.reference.as_deref(), ask_id, e)
             }
         };
-        if self.suspect_sends.remove(key) {
-            super::replay::mark(&mut ev);
-        }
-        self.push_event(ev, None);
+        self.push_outcome(key, ev);
         if let (
             OutKind::Ask {
                 ask_id,
@@ -119,8 +120,18 @@ impl Core {
                     .accepted_ms
                     .saturating_add((*timeout_s as i64).saturating_mul(1000)),
                 closing: None,
+                thread: item.thread.clone(),
             });
         }
+    }
+
+    /// Queues the event ending a request; marked when a crashed run may
+    /// have sent it already.
+    fn push_outcome(&mut self, key: &str, mut ev: Value) {
+        if self.suspect_sends.remove(key) {
+            super::replay::mark(&mut ev);
+        }
+        self.push_event(ev, None);
     }
 }
 

@@ -71,6 +71,21 @@ pub fn send_failed(reference: Option<&str>, ask_id: Option<&str>, error: &str) -
     v
 }
 
+/// The closing edit of ask `ask_id` was refused with `error`: the question
+/// still shows its buttons. `notice`: the id of the message posted instead
+/// to say it is closed, or why that failed too.
+pub fn ask_close_failed(ask_id: &str, error: &str, notice: Result<&str, &str>) -> Value {
+    let mut v = json!({"type": "ask_close_failed", "ask_id": ask_id, "error": error});
+    match notice {
+        Ok(id) => v["notice_id"] = json!(id),
+        Err(e) => {
+            v["notice_id"] = Value::Null;
+            v["notice_error"] = json!(e);
+        }
+    }
+    v
+}
+
 /// Flags an event as possibly delivered before (`"replay": true`): Jeedom
 /// skips it if it has handled it already.
 pub fn mark_replay(event: &mut Value) {
