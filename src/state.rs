@@ -101,9 +101,6 @@ pub struct PendingAsk {
     /// Set once answered or expired: the edit still to apply to the question.
     #[serde(default)]
     pub closing: Option<String>,
-    /// The thread the question was posted in: a closing notice goes there too.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub thread: Option<String>,
 }
 
 /// A callback event with its sequence number.

@@ -35,7 +35,7 @@ impl Core {
     }
 }
 
-/// The request that posts the notice of `ask`, in its room and thread. Its
+/// The request that posts the notice of `ask`, in its room. Its
 /// key derives from the question's id, so its message id is stable.
 fn notice_request(ask: &PendingAsk, edit_error: &str) -> Outgoing {
     let closing = ask.closing.as_deref().unwrap_or_default();
@@ -50,7 +50,7 @@ fn notice_request(ask: &PendingAsk, edit_error: &str) -> Outgoing {
         mention: None,
         files: vec![],
         description: None,
-        thread: ask.thread.clone(),
+        thread: None,
         reference: None,
         accepted_ms: now_ms(),
         steps_done: 0,
@@ -96,16 +96,14 @@ mod tests {
             mention: None,
             expires_ms: 0,
             closing: Some("Call the police?\n⌛ No answer in time".into()),
-            thread: Some("T1".into()),
         }
     }
 
     #[test]
-    fn the_notice_goes_to_the_questions_room_and_thread_with_a_stable_key() {
+    fn the_notice_goes_to_the_questions_room_with_a_stable_key() {
         let item = notice_request(&ask(), "Message editing is blocked");
         assert_eq!(item.key, "close-Q1");
         assert_eq!(item.room, "GENERAL");
-        assert_eq!(item.thread.as_deref(), Some("T1"));
         assert!(item.text.contains("Call the police?"), "{}", item.text);
         assert!(item.text.contains("⌛ No answer in time"), "{}", item.text);
         let kind = OutKind::Notice {

@@ -120,7 +120,6 @@ impl Core {
                     .accepted_ms
                     .saturating_add((*timeout_s as i64).saturating_mul(1000)),
                 closing: None,
-                thread: item.thread.clone(),
             });
         }
     }

@@ -176,7 +176,6 @@ fn pending(ask_id: &str, mention: Option<&str>) -> PendingAsk {
         mention: mention.map(String::from),
         expires_ms: i64::MAX,
         closing: None,
-        thread: None,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Fake Rocket.Chat server: DDP over a websocket at `/websocket` and REST on the same port, with faults.
 mod ddp;
+pub mod edit;
 mod methods;
 mod msgs;
 mod notify;

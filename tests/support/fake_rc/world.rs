@@ -107,6 +107,8 @@ pub struct World {
     pub conns: HashMap<u64, Conn>,
     pub login_mode: LoginMode,
     pub log: Log,
+    /// Edit and post permissions (see `edit.rs`).
+    pub edit_policy: super::edit::Policy,
     clock: u64,
 }
 
@@ -123,6 +125,7 @@ impl World {
             conns: HashMap::new(),
             login_mode: LoginMode::Ok,
             log: Log::default(),
+            edit_policy: Default::default(),
             clock: 0,
         };
         w.push_user(BOT_ID, "jeedombot", "Jeedom Bot", Some("s3cret"));
