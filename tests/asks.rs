@@ -118,6 +118,11 @@ fn a_button_click_answers_and_closes_the_question() {
     let reply_id = s.rc.post("GENERAL", "alice", "Yes");
     let ans = answer_of(&s, "7");
     assert_eq!(ans["answer"], "Yes");
+    assert_eq!(
+        ans["id"],
+        reply_id.as_str(),
+        "the reply's id, to skip a replay by"
+    );
     assert_eq!(ans["user"]["username"], "alice");
     assert_eq!(ans["user"]["id"], "aliceid");
     assert_eq!(

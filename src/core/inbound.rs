@@ -151,7 +151,7 @@ impl Core {
                 by: &m.user.username,
             },
         ));
-        let ev = events::ask_answer(&ask.ask_id, &answer, &m.user, room);
+        let ev = events::ask_answer(&m.id, &ask.ask_id, &answer, &m.user, room);
         let (id, rid, text) = (
             ask.message_id.clone(),
             ask.room.id.clone(),

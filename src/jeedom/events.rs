@@ -46,8 +46,10 @@ pub fn message(m: &Incoming, room: &Room, bot_username: &str) -> Value {
     })
 }
 
-pub fn ask_answer(ask_id: &str, answer: &str, user: &UserRef, room: &Room) -> Value {
-    json!({"type": "ask_answer", "ask_id": ask_id, "answer": answer, "user": user_ref(user), "room": room_ref(room)})
+/// `id` is the reply's message id: a replayed `ask_answer` is skipped by it.
+pub fn ask_answer(id: &str, ask_id: &str, answer: &str, user: &UserRef, room: &Room) -> Value {
+    json!({"type": "ask_answer", "id": id, "ask_id": ask_id, "answer": answer,
+           "user": user_ref(user), "room": room_ref(room)})
 }
 
 pub fn ask_expired(ask_id: &str) -> Value {
