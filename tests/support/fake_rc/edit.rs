@@ -60,8 +60,9 @@ impl Policy {
 impl World {
     /// Why `updateMessage` refuses `uid`'s edit of its own message `orig`, if
     /// it does: editing off, the time limit, then the room checks. Over DDP
-    /// the latter's plain `Error` reaches the client sanitized by Meteor, as
-    /// `500 Internal server error`.
+    /// the latter's plain `Error` reaches the client sanitized by Meteor
+    /// (`wrapInternalException` in meteor's `packages/ddp-server/livedata_server.js`),
+    /// as `500 Internal server error`.
     pub fn edit_refusal(&self, uid: &str, orig: &Value) -> Option<Value> {
         let p = &self.edit_policy;
         if !p.allow_editing {
