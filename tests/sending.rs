@@ -443,3 +443,25 @@ fn an_unknown_user_fails_without_retry() {
     });
     assert_eq!(send_attempts(&s), 0);
 }
+
+/// An ask whose question was posted but whose answer was lost: one question,
+/// one `sent` with its id, and the question still takes the answer.
+#[test]
+fn an_ask_whose_answer_was_lost_is_posted_once_and_still_answered() {
+    let s = Stack::start("send-drop-ask");
+    s.wait_connected();
+    s.rc.rest_fault("chat.sendMessage", RestFault::DropAfterInsert, 1);
+    let req = json!({"action": "ask", "room": "#general", "question": "Open the gate?",
+                     "answers": ["Yes", "No"], "ask_id": "g1"});
+    assert_eq!(s.request(req)["ok"], true);
+    let ev = s.jeedom.wait_event(T, "sent", |e| e["ask_id"] == "g1");
+    let posted = bot_messages(&s, "GENERAL");
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert_eq!(ev["message_id"], posted[0]["_id"]);
+    s.rc.post("GENERAL", "alice", "yes");
+    s.jeedom.wait_event(T, "ask_answer", |e| e["ask_id"] == "g1");
+    s.rc.wait_message(T, "the question closed", |m| {
+        m["_id"] == posted[0]["_id"] && m["editedAt"].is_object()
+    });
+    assert!(s.jeedom.events_of_type("send_failed").is_empty());
+}
