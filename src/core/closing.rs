@@ -114,6 +114,15 @@ mod tests {
     }
 
     #[test]
+    fn a_queued_notice_survives_the_state_file() {
+        let item = notice_request(&ask(), "Message editing is blocked");
+        let text = serde_json::to_string(&item).unwrap();
+        assert!(text.contains(r#""kind":"notice""#), "{text}");
+        let back: Outgoing = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, item);
+    }
+
+    #[test]
     fn the_event_says_whether_the_notice_was_posted() {
         let room = ask().room;
         let ev = notice_outcome("42", "blocked", &Ok((room, "N1".into())));
