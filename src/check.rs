@@ -44,10 +44,11 @@ pub fn run(cfg: &Config) -> Result<i32> {
 }
 
 fn check_callback(cfg: &Config, tls: std::sync::Arc<rustls::ClientConfig>) -> bool {
-    let Some(url) = &cfg.callback else {
+    let Some(raw_url) = &cfg.callback else {
         line("callback", "not set: events would only be logged", true);
         return true;
     };
+    let url = callback::shown_url(raw_url, &cfg.apikey);
     if cfg.apikey.is_empty() {
         line(
             "callback",
@@ -57,7 +58,7 @@ fn check_callback(cfg: &Config, tls: std::sync::Arc<rustls::ClientConfig>) -> bo
         return false;
     }
     let cb = CallbackConfig {
-        url: url.clone(),
+        url: raw_url.clone(),
         apikey: cfg.apikey.clone(),
         tls,
     };

@@ -2,6 +2,7 @@
 use crate::config::{self, Args};
 use crate::error::{Error, EXIT_USAGE};
 use argh::FromArgs;
+use std::io::Write;
 
 /// Runs the program with these arguments (program name first); returns the exit status.
 pub fn main_with_args(argv: &[String]) -> i32 {
@@ -51,6 +52,13 @@ fn early_exit(early: argh::EarlyExit) -> i32 {
 }
 
 fn report(e: &Error) -> i32 {
-    log::error!("{e}");
+    match e {
+        // An option refused at start-up gets the same one line as an invalid
+        // one, whatever the log level; a write error on stderr is ignored.
+        Error::Usage { .. } | Error::Startup { .. } => {
+            let _ = writeln!(std::io::stderr(), "rocketchatd: {e}");
+        }
+        _ => log::error!("{e}"),
+    }
     e.exit_code()
 }

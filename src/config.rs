@@ -23,9 +23,12 @@ pub struct Args {
     /// the Jeedom callback URL (without it, events are only logged)
     #[argh(option)]
     pub callback: Option<String>,
-    /// shared secret with Jeedom, for the command socket and the callback
+    /// shared secret with Jeedom, for the command socket and the callback (prefer --apikey-file or ROCKETCHATD_APIKEY)
     #[argh(option)]
     pub apikey: Option<String>,
+    /// file holding the API key (first line)
+    #[argh(option)]
+    pub apikey_file: Option<String>,
     /// pid file path
     #[argh(option)]
     pub pid: Option<String>,
@@ -96,6 +99,8 @@ pub struct Config {
     pub socket: SocketAddr,
     pub callback: Option<String>,
     pub apikey: Secret,
+    /// Where the key was read from, if from a file (never to be sent).
+    pub apikey_file: Option<PathBuf>,
     pub pid: Option<PathBuf>,
     pub cycle: Duration,
     pub server: ServerUrl,
@@ -113,6 +118,7 @@ const FILE_KEYS: &[&str] = &[
     "socketport",
     "callback",
     "apikey",
+    "apikey-file",
     "pid",
     "cycle",
     "url",
@@ -144,13 +150,14 @@ impl Args {
         Ok(())
     }
 
-    fn slots(&mut self) -> [(&'static str, &mut Option<String>); 16] {
+    fn slots(&mut self) -> [(&'static str, &mut Option<String>); 17] {
         [
             ("loglevel", &mut self.loglevel),
             ("sockethost", &mut self.sockethost),
             ("socketport", &mut self.socketport),
             ("callback", &mut self.callback),
             ("apikey", &mut self.apikey),
+            ("apikey-file", &mut self.apikey_file),
             ("pid", &mut self.pid),
             ("cycle", &mut self.cycle),
             ("url", &mut self.url),
@@ -215,16 +222,13 @@ impl Config {
             Some(s) => PathBuf::from(s),
             None => default_state(getenv("STATE_DIRECTORY"), pid.as_deref()),
         };
-        let apikey = match (&a.apikey, a.check) {
-            (Some(k), _) if !k.is_empty() => Secret::new(k.clone()),
-            (_, true) => Secret::default(),
-            _ => return Err(Error::usage("apikey", "is required")),
-        };
+        let apikey = apikey(a, getenv(APIKEY_ENV))?;
         Ok(Config {
             log_level: parse_level(a.loglevel.as_deref().unwrap_or("error"))?,
             socket: parse_socket(a.sockethost.as_deref(), a.socketport.as_deref())?,
             callback: a.callback.as_deref().map(parse_callback).transpose()?,
             apikey,
+            apikey_file: a.apikey_file.as_ref().map(PathBuf::from),
             pid,
             cycle: parse_seconds("cycle", a.cycle.as_deref(), 0.5, (0.0, 10.0))?,
             server: parse_url(
@@ -322,14 +326,14 @@ fn parse_callback(s: &str) -> Result<String> {
         Some(r) if !r.is_empty() && !r.starts_with('/') => Ok(s.to_string()),
         _ => Err(Error::usage(
             "callback",
-            format!("\"{s}\" is not an http(s) URL"),
+            format!("\"{}\" is not an http(s) URL", shown(s)),
         )),
     }
 }
 
 /// Splits `http(s)://host[:port][/path]` into the REST base and websocket URL.
 pub fn parse_url(s: &str) -> Result<ServerUrl> {
-    let bad = |why: &str| Error::usage("url", format!("\"{s}\": {why}"));
+    let bad = |why: &str| Error::usage("url", format!("\"{}\": {why}", shown(s)));
     let (tls, rest) = if let Some(r) = strip_prefix_ci(s, "https://") {
         (true, r)
     } else if let Some(r) = strip_prefix_ci(s, "http://") {
@@ -355,6 +359,11 @@ pub fn parse_url(s: &str) -> Result<ServerUrl> {
         host,
         port,
     })
+}
+
+/// A URL as an error may show it: no `user:password@` password, no `apikey=` value.
+fn shown(url: &str) -> String {
+    crate::jeedom::callback::shown_url(url, &Secret::default())
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -416,9 +425,37 @@ fn credentials(a: &Args, env_password: Option<String>) -> Result<Credentials> {
 }
 
 fn read_password_file(path: &str) -> Result<String> {
+    read_secret_file("password-file", path)
+}
+
+/// The environment variable holding the API key when neither `--apikey` nor
+/// `--apikey-file` is given (as `ROCKETCHAT_PASSWORD` for the password).
+pub const APIKEY_ENV: &str = "ROCKETCHATD_APIKEY";
+
+/// The API key: `--apikey`, else `--apikey-file`, else the environment.
+fn apikey(a: &Args, env_key: Option<String>) -> Result<Secret> {
+    let key = match (&a.apikey, &a.apikey_file) {
+        (Some(k), _) => k.clone(),
+        (None, Some(path)) => read_secret_file("apikey-file", path)?,
+        (None, None) => env_key.unwrap_or_default(),
+    };
+    match (key.is_empty(), a.check, &a.apikey_file) {
+        (false, _, _) => Ok(Secret::new(key)),
+        (true, _, Some(path)) => Err(Error::usage("apikey-file", format!("{path} is empty"))),
+        (true, true, None) => Ok(Secret::default()),
+        (true, false, None) => Err(Error::usage(
+            "apikey",
+            format!("is required (--apikey, --apikey-file or {APIKEY_ENV})"),
+        )),
+    }
+}
+
+/// The first line of a secret file, without its line end.
+fn read_secret_file(option: &'static str, path: &str) -> Result<String> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::usage("password-file", format!("cannot read {path}: {e}")))?;
-    Ok(text.trim_end_matches(['\r', '\n']).to_string())
+        .map_err(|e| Error::usage(option, format!("cannot read {path}: {e}")))?;
+    let first = text.lines().next().unwrap_or_default();
+    Ok(first.trim_end_matches('\r').to_string())
 }
 
 #[cfg(test)]

@@ -194,3 +194,63 @@ fn config_file_rejects_unknown_keys_and_bad_types() {
         .unwrap_err();
     assert!(e.to_string().contains("\"url\""));
 }
+
+#[test]
+fn apikey_from_file_or_environment() {
+    let rest = ["--url", "http://h", "--user", "u", "--password", "p"];
+    let env = vec![(APIKEY_ENV.to_string(), "envkey".to_string())];
+    let c = Config::from_args(&args(&rest), &env).unwrap();
+    assert_eq!(c.apikey.expose(), "envkey");
+    let dir = std::env::temp_dir().join(format!("rcd-keyfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("key");
+    std::fs::write(&file, "filekey\r\nsecond line\n").unwrap();
+    let path = file.to_str().unwrap();
+    let with_file = [&rest[..], &["--apikey-file", path]].concat();
+    let c = Config::from_args(&args(&with_file), &env).unwrap();
+    assert_eq!(
+        c.apikey.expose(),
+        "filekey",
+        "the file wins over the environment"
+    );
+    assert_eq!(c.apikey_file.as_deref(), Some(file.as_path()));
+    let both = [&with_file[..], &["--apikey", "cli"]].concat();
+    assert_eq!(
+        Config::from_args(&args(&both), &env)
+            .unwrap()
+            .apikey
+            .expose(),
+        "cli"
+    );
+    std::fs::write(&file, "\n").unwrap();
+    let e = reason(Config::from_args(&args(&with_file), &env));
+    assert!(e.contains("--apikey-file") && e.contains("empty"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let e = reason(Config::from_args(&args(&with_file), &env));
+    assert!(
+        e.contains("--apikey-file") && e.contains("cannot read"),
+        "{e}"
+    );
+    let e = reason(Config::from_args(&args(&rest), &[]));
+    assert!(e.contains("--apikey") && e.contains(APIKEY_ENV), "{e}");
+}
+
+#[test]
+fn refused_urls_are_shown_without_their_secrets() {
+    let with = |extra: &[&str]| {
+        let mut v = vec!["--apikey", "k", "--user", "bot", "--password", "pw"];
+        v.extend_from_slice(extra);
+        reason(Config::from_args(&args(&v), &[]))
+    };
+    let e = with(&["--url", "https://bot:Url-Pa55@chat.example.org"]);
+    assert!(
+        e.contains("--url") && e.contains("bot:***@") && !e.contains("Url-Pa55"),
+        "{e}"
+    );
+    let cb = "ftp://j:Cb-Pa55@h/cb?apikey=K3y-123";
+    let e = with(&["--url", "http://h", "--callback", cb]);
+    assert!(
+        e.contains("--callback") && !e.contains("Cb-Pa55") && !e.contains("K3y-123"),
+        "{e}"
+    );
+}

@@ -21,20 +21,19 @@ const JOIN_TIME: Duration = Duration::from_millis(300);
 
 /// Runs the daemon until SIGTERM, SIGINT or the `stop` action.
 pub fn run(cfg: Config) -> Result<()> {
-    // First: Jeedom polls for the pid file within a second of the start.
-    let _pid = cfg.pid.as_deref().map(PidFile::create).transpose()?;
-    let state = load_state(&cfg);
-    let spool = open_spool(&cfg.state, &state)?;
-    let listener = TcpListener::bind(cfg.socket).map_err(|e| {
-        Error::io(
-            format!(
-                "cannot listen on {} (--sockethost/--socketport)",
-                cfg.socket
-            ),
-            e,
-        )
-    })?;
+    // Checked before anything is written: a second daemon on the same state
+    // or port stops here, leaving the first one's files alone.
+    // Every error before the start names the option behind it (cli.rs prints it).
+    let _lock = crate::instance::lock_state(&cfg.state)?;
     let tls = crate::tls::client_config(cfg.ca_file.as_deref())?;
+    let listener = TcpListener::bind(cfg.socket)
+        .map_err(|e| Error::io(format!("cannot listen on {}", cfg.socket), e))
+        .map_err(|e| e.for_option("socketport"))?;
+    // Then at once: Jeedom polls for the pid file within a second of the start.
+    let pid = cfg.pid.as_deref().map(PidFile::create).transpose();
+    let _pid = pid.map_err(|e| e.for_option("pid"))?;
+    let state = load_state(&cfg);
+    let spool = open_spool(&cfg.state, &state).map_err(|e| e.for_option("state"))?;
     let notifier = Notifier::from_env();
     let shutdown = Arc::new(AtomicBool::new(false));
     let (to_core, inbox) = mpsc::channel();
@@ -212,15 +211,22 @@ fn thread_error(e: std::io::Error) -> Error {
 }
 
 /// SIGTERM (Jeedom, systemd) and SIGINT (Ctrl-C) stop the daemon cleanly.
+/// SIGHUP (a closed terminal, `systemctl reload`, log rotators) is logged and
+/// ignored: there is nothing to reload and no log file to reopen (the log is
+/// stderr), and its default action would kill the daemon uncleanly.
 fn watch_signals(to_core: Sender<CoreMsg>) -> Result<signal_hook::iterator::Handle> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
         .map_err(|e| Error::io("cannot install signal handlers", e))?;
     let handle = signals.handle();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             for sig in signals.forever() {
+                if sig == SIGHUP {
+                    log::info!("signal {sig} (SIGHUP) received: ignored, nothing to reload (restart to apply new options)");
+                    continue;
+                }
                 log::info!("signal {sig} received: stopping");
                 let _ = to_core.send(CoreMsg::Stop);
             }

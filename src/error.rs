@@ -18,6 +18,12 @@ pub enum Error {
         option: &'static str,
         reason: String,
     },
+    /// An option whose value is well formed but cannot be used at start-up
+    /// (a state file another daemon holds, a read-only directory): exit 1.
+    Startup {
+        option: &'static str,
+        reason: String,
+    },
     /// A file or socket operation failed on `what` (usually a path).
     Io { what: String, source: io::Error },
     /// JSON that could not be read or written.
@@ -76,6 +82,23 @@ impl Error {
         }
     }
 
+    /// Builds a `Startup` error for `option`.
+    pub fn startup(option: &'static str, reason: impl Into<String>) -> Error {
+        Error::Startup {
+            option,
+            reason: reason.into(),
+        }
+    }
+
+    /// Names the option behind this start-up failure (a pid file, a
+    /// directory, a port); an error that names an option already is kept.
+    pub fn for_option(self, option: &'static str) -> Error {
+        match self {
+            Error::Usage { .. } | Error::Startup { .. } => self,
+            other => Error::startup(option, other.to_string()),
+        }
+    }
+
     /// The process exit status for this error when it ends the run.
     pub fn exit_code(&self) -> i32 {
         match self {
@@ -89,6 +112,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage { option, reason } => write!(f, "invalid --{option}: {reason}"),
+            Error::Startup { option, reason } => write!(f, "invalid --{option}: {reason}"),
             Error::Io { what, source } => write!(f, "{what}: {source}"),
             Error::Json { what, source } => write!(f, "{what}: invalid JSON: {source}"),
             Error::Http { what, source } => write!(f, "{what}: {}", describe_http(source)),
@@ -110,11 +134,7 @@ impl fmt::Display for Error {
 /// A readable text for a transport-level HTTP error, with a hint for TLS.
 fn describe_http(e: &ureq::Error) -> String {
     match e {
-        ureq::Error::Rustls(tls) => {
-            format!(
-                "TLS: {tls} (for a self-signed or private CA, pass its certificate with --ca-file)"
-            )
-        }
+        ureq::Error::Rustls(tls) => format!("TLS: {tls} ({})", crate::tls::hint(tls)),
         other => other.to_string(),
     }
 }

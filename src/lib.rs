@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod bus;
+pub mod cert_dates;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -10,11 +11,13 @@ pub mod core;
 pub mod daemon;
 pub mod error;
 pub mod http_tls;
+pub mod instance;
 pub mod jeedom;
 pub mod logging;
 pub mod model;
 pub mod pidfile;
 pub mod rocketchat;
+pub mod safe_file;
 pub mod state;
 pub mod systemd;
 pub mod tls;

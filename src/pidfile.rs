@@ -1,35 +1,40 @@
-//! The pid file Jeedom polls: written first thing, removed on every way out.
+//! The pid file Jeedom polls: written once the start can no longer fail on another daemon, removed on the way out.
 use crate::error::{Error, Result};
+use crate::safe_file;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Removes the pid file when dropped.
+/// Removes the pid file when dropped, if it still holds our pid.
 pub struct PidFile {
     path: PathBuf,
 }
 
 impl PidFile {
     /// Writes our pid (decimal + newline), creating the directory if needed.
+    /// The file is written beside and renamed into place: a symlink planted
+    /// at the path is replaced, its target never written.
     pub fn create(path: &Path) -> Result<PidFile> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
         }
-        let write = || -> std::io::Result<()> {
-            let mut f = fs::File::create(path)?;
-            writeln!(f, "{}", std::process::id())?;
-            f.sync_all()
-        };
-        write().map_err(|e| Error::io(format!("pid file {}", path.display()), e))?;
+        safe_file::replace(path, own_pid().as_bytes())
+            .map_err(|e| Error::io(format!("pid file {}", path.display()), e))?;
         Ok(PidFile {
             path: path.to_path_buf(),
         })
     }
 }
 
+fn own_pid() -> String {
+    format!("{}\n", std::process::id())
+}
+
 impl Drop for PidFile {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        // Another daemon may have written its own pid here since: its file stays.
+        if fs::read_to_string(&self.path).is_ok_and(|t| t == own_pid()) {
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -47,5 +52,15 @@ mod tests {
         );
         drop(pid);
         assert!(!p.exists());
+    }
+
+    #[test]
+    fn another_pid_is_left_in_place() {
+        let p = std::env::temp_dir().join(format!("rcd-pid2-{}/d.pid", std::process::id()));
+        let pid = PidFile::create(&p).unwrap();
+        fs::write(&p, "1\n").unwrap();
+        drop(pid);
+        assert_eq!(fs::read_to_string(&p).unwrap(), "1\n");
+        fs::remove_dir_all(p.parent().unwrap()).unwrap();
     }
 }

@@ -4,9 +4,8 @@ use crate::model::{Outgoing, Room, Secret};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Version of the file layout; a file of another version is not reused.
@@ -217,13 +216,8 @@ enum Written {
 }
 
 fn write_synced(path: &Path, state: &State) -> std::result::Result<(), Written> {
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(Written::Io)?;
+    // Never through a symlink planted at the temporary path.
+    let f = crate::safe_file::create_temp(path).map_err(Written::Io)?;
     let mut w = BufWriter::new(f);
     serde_json::to_writer_pretty(&mut w, state).map_err(|e| match e.io_error_kind() {
         Some(kind) => Written::Io(std::io::Error::new(kind, e)),

@@ -163,7 +163,7 @@ fn tls_self_signed_needs_ca_file() {
         .wait_event(T, "status", |e| e["connected"] == false);
     let err = ev["error"].as_str().unwrap();
     assert!(
-        err.contains("--ca-file") && err.contains("certificate"),
+        err.contains("--ca-file") && err.contains("authority this machine does not know"),
         "{err}"
     );
     let ca = FakeRocketChat::ca_file();
@@ -172,6 +172,83 @@ fn tls_self_signed_needs_ca_file() {
     let id = s.rc.post("GENERAL", "alice", "over TLS");
     s.jeedom
         .wait_event(T, "message", |e| e["id"] == id.as_str());
+}
+
+/// The error of the first `status` event of a daemon refusing the server's certificate.
+fn tls_refusal(name: &str, cert: &'static str, extra: &[&str]) -> String {
+    let opts = FakeRcOptions {
+        tls: true,
+        tls_cert: cert,
+        ..FakeRcOptions::default()
+    };
+    let s = Stack::start_with(name, opts, extra);
+    let ev = s
+        .jeedom
+        .wait_event(T, "status", |e| e["connected"] == false);
+    ev["error"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_self_signed_certificate_made_by_openssl_is_trusted_once_pinned() {
+    // CA:TRUE, as `openssl req -x509` makes it (tests/support/tls/make-self-signed.sh).
+    let err = tls_refusal("tls-self-unpinned", "self-signed", &[]);
+    assert!(
+        err.contains("CA certificate") && err.contains("exactly that certificate with --ca-file"),
+        "{err}"
+    );
+    let opts = FakeRcOptions {
+        tls: true,
+        tls_cert: "self-signed",
+        ..FakeRcOptions::default()
+    };
+    let pinned = FakeRocketChat::cert_file("self-signed");
+    let pinned = pinned.to_str().unwrap();
+    let s = Stack::start_with("tls-self-pinned", opts, &["--ca-file", pinned]);
+    s.wait_connected();
+    let id = s.rc.post("GENERAL", "alice", "over a pinned certificate");
+    s.jeedom
+        .wait_event(T, "message", |e| e["id"] == id.as_str());
+    // REST (ureq through the same configuration) too: --check logs in over it.
+    let url = s.rc.url();
+    let (code, out) = check(&[
+        "--url",
+        &url,
+        "--user",
+        "jeedombot",
+        "--password",
+        "s3cret",
+        "--ca-file",
+        pinned,
+    ]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_pinned_certificate_still_needs_the_right_name_and_dates() {
+    let other = FakeRocketChat::cert_file("self-signed-other-name");
+    let err = tls_refusal(
+        "tls-pinned-name",
+        "self-signed-other-name",
+        &["--ca-file", other.to_str().unwrap()],
+    );
+    assert!(err.contains("does not name this host"), "{err}");
+    let expired = FakeRocketChat::cert_file("self-signed-expired");
+    let err = tls_refusal(
+        "tls-pinned-expired",
+        "self-signed-expired",
+        &["--ca-file", expired.to_str().unwrap()],
+    );
+    assert!(
+        err.contains("has expired") && !err.contains("--ca-file"),
+        "{err}"
+    );
+    // Pinning one certificate does not trust another self-signed one.
+    let err = tls_refusal(
+        "tls-pinned-other",
+        "self-signed",
+        &["--ca-file", other.to_str().unwrap()],
+    );
+    assert!(err.contains("exactly that certificate"), "{err}");
 }
 
 fn check(args: &[&str]) -> (i32, String) {

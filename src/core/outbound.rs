@@ -116,9 +116,9 @@ impl Core {
                 question: question_text(&item),
                 answers: answers.clone(),
                 mention: item.mention.clone(),
-                expires_ms: item
-                    .accepted_ms
-                    .saturating_add((*timeout_s as i64).saturating_mul(1000)),
+                expires_ms: item.accepted_ms.saturating_add(
+                    i64::try_from(*timeout_s).map_or(i64::MAX, |s| s.saturating_mul(1000)),
+                ),
                 closing: None,
             });
         }

@@ -19,6 +19,11 @@ use ureq::Agent;
 mod text;
 use text::{describe, encode, redact, status_text, with_query};
 
+/// The callback URL as it may be shown: no key, no `user:password@` password.
+pub fn shown_url(url: &str, key: &Secret) -> String {
+    redact(url, key)
+}
+
 /// Bounds a whole request, so a POST in flight cannot hold up shutdown for long.
 const TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

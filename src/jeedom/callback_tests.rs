@@ -203,6 +203,33 @@ fn redaction_hides_the_key_in_every_form() {
 }
 
 #[test]
+fn redaction_hides_url_passwords() {
+    let key = Secret::new(KEY);
+    let cases = [
+        (
+            "http://jeedom:pa55@j:80/cb?x=1",
+            "http://jeedom:***@j:80/cb?x=1",
+        ),
+        (
+            "see https://u:p/a@ss@j/cb now",
+            "see https://u:***@j/cb now",
+        ),
+        (
+            "http://user@j/cb and http://j/x",
+            "http://user@j/cb and http://j/x",
+        ),
+        ("\"https://a:b@h?q=c@d\"", "\"https://a:***@h?q=c@d\""),
+    ];
+    for (text, shown) in cases {
+        assert_eq!(redact(text, &key), shown, "{text}");
+    }
+    assert_eq!(
+        shown_url("https://a:b@h/cb?apikey=zzz", &key),
+        "https://a:***@h/cb?apikey=***"
+    );
+}
+
+#[test]
 fn statuses_read_well() {
     assert_eq!(
         status_text(StatusCode::INTERNAL_SERVER_ERROR),
@@ -327,7 +354,7 @@ fn startup_test_reports_unreachable_without_the_key() {
 }
 
 #[test]
-fn tls_failures_name_tls_and_the_ca_option() {
+fn tls_failures_name_tls_and_what_to_check() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("https://{}/cb", listener.local_addr().expect("addr"));
     // A plain HTTP peer: the handshake must fail inside our TLS connector.
@@ -339,7 +366,7 @@ fn tls_failures_name_tls_and_the_ca_option() {
     match test_callback(&config(&url)) {
         Err(CallbackTestError::Unreachable(reason)) => {
             assert!(
-                reason.starts_with("TLS") && reason.contains("--ca-file"),
+                reason.starts_with("TLS") && reason.contains("does this port speak TLS"),
                 "{reason}"
             );
         }

@@ -31,9 +31,11 @@ pub(super) fn encode(s: &str) -> String {
     out
 }
 
-/// Hides the key in `text`: raw, URL-encoded, and any `apikey=` parameter.
+/// Hides the secrets in `text`: the key raw, URL-encoded and in any
+/// `apikey=` parameter, and the password of any `user:password@` URL. Every
+/// callback URL or error shown (logs, `status`, `--check`) goes through here.
 pub(super) fn redact(text: &str, key: &Secret) -> String {
-    let mut out = hide_apikey_params(text);
+    let mut out = hide_url_passwords(&hide_apikey_params(text));
     let raw = key.expose();
     if !raw.is_empty() {
         out = out.replace(raw, "***").replace(&encode(raw), "***");
@@ -60,6 +62,35 @@ fn hide_apikey_params(text: &str) -> String {
     out
 }
 
+/// `scheme://user:password@host` becomes `scheme://user:***@host`.
+fn hide_url_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(found) = rest.find("://") {
+        let (head, after) = rest.split_at(found + 3);
+        out.push_str(head);
+        let end = after
+            .find(|c: char| c.is_whitespace() || "\"'<>".contains(c))
+            .unwrap_or(after.len());
+        let word = &after[..end];
+        // The userinfo ends at the last `@` before the query: a password
+        // with a raw `/` or `@` is still hidden whole.
+        let query = word.find(['?', '#']).unwrap_or(word.len());
+        let userinfo = word[..query].rfind('@').map(|at| &word[..at]);
+        match userinfo.and_then(|u| u.find(':').map(|colon| (colon, u.len()))) {
+            Some((colon, at)) => {
+                out.push_str(&word[..=colon]);
+                out.push_str("***");
+                out.push_str(&word[at..]);
+            }
+            None => out.push_str(word),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A short reason for a transport failure, as shown in logs and `status`.
 pub(super) fn describe(e: &ureq::Error) -> String {
     match e {
@@ -73,7 +104,7 @@ pub(super) fn describe(e: &ureq::Error) -> String {
 }
 
 pub(super) fn describe_tls(e: &rustls::Error) -> String {
-    format!("TLS: {e} (for a self-signed or private CA, pass its certificate with --ca-file)")
+    format!("TLS: {e} ({})", crate::tls::hint(e))
 }
 
 pub(super) fn describe_io(e: &io::Error) -> String {

@@ -164,7 +164,7 @@ fn ask(obj: &Map<String, Value>) -> Result<AskRequest, RequestError> {
         question,
         answers,
         ask_id,
-        timeout_s: positive(obj, "timeout")?.unwrap_or(DEFAULT_ASK_TIMEOUT_S),
+        timeout_s: ask_timeout(obj)?,
         mention: username(obj, "mention")?,
         answers_per_line: positive(obj, "answers_per_line")?.map(|n| n as usize),
     })
@@ -236,6 +236,32 @@ fn string_list(obj: &Map<String, Value>, field: &'static str) -> Result<Vec<Stri
             .map_err(|_| wrong),
         Some(_) => Err(wrong),
     }
+}
+
+/// Longest `ask` timeout, in seconds (366 days). A larger one, however large,
+/// is cut to this rather than refused: Jeedom never reads the reply, so a
+/// refusal would silently lose the question, and a timeout that large means
+/// "until answered" anyway. (Before, 2^63 and more wrapped and the question
+/// closed at once as expired.)
+pub const MAX_ASK_TIMEOUT_S: u64 = 366 * 86_400;
+
+fn ask_timeout(obj: &Map<String, Value>) -> Result<u64, RequestError> {
+    // Whole numbers beyond u64 (a float >= 2^64, a string of 20+ digits).
+    let beyond_u64 = match obj.get("timeout") {
+        Some(Value::Number(n)) => {
+            n.as_u64().is_none() && n.as_i64().is_none() && n.as_f64().is_some_and(|f| f >= 1.8e19)
+        }
+        Some(Value::String(s)) => {
+            let t = s.trim();
+            t.len() > 19 && t.bytes().all(|b| b.is_ascii_digit())
+        }
+        _ => false,
+    };
+    if beyond_u64 {
+        return Ok(MAX_ASK_TIMEOUT_S);
+    }
+    let t = positive(obj, "timeout")?.unwrap_or(DEFAULT_ASK_TIMEOUT_S);
+    Ok(t.min(MAX_ASK_TIMEOUT_S))
 }
 
 fn positive(obj: &Map<String, Value>, field: &'static str) -> Result<Option<u64>, RequestError> {

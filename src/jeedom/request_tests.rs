@@ -99,6 +99,26 @@ fn ask_fields_and_defaults() {
 }
 
 #[test]
+fn enormous_ask_timeouts_are_capped() {
+    for t in [
+        "9223372036854775808",
+        "18446744073709551615",
+        "\"99999999999999999999999\"",
+        "1e30",
+        "31622401",
+    ] {
+        let line = format!(
+            r##"{{"apikey":"k3y","action":"ask","room":"#a","question":"q","answers":["y"],"ask_id":1,"timeout":{t}}}"##
+        );
+        let Ok(Request::Ask(a)) = p(&line) else {
+            panic!("refused: {t}")
+        };
+        assert_eq!(a.timeout_s, MAX_ASK_TIMEOUT_S, "{t}");
+    }
+    assert!(err(r##"{"apikey":"k3y","action":"ask","room":"#a","question":"q?","answers":["y"],"ask_id":1,"timeout":1.5}"##).contains("timeout"));
+}
+
+#[test]
 fn constant_time_comparison() {
     assert!(constant_time_eq(b"abc", b"abc"));
     assert!(!constant_time_eq(b"abc", b"abd"));

@@ -43,7 +43,7 @@ fn flood(f: &Fakes, d: &Daemon, rids: &[String], n: usize) -> Flood {
         let k = CHUNK.min(n - done);
         flood_chunk(f, d, rids, done, k);
         done += k;
-        if done % (n / 10).max(CHUNK) == 0 || done == n {
+        if done.is_multiple_of((n / 10).max(CHUNK)) || done == n {
             let (rss, hwm) = procfs::rss_kib(pid);
             samples.push(json!({"messages": done, "rss_kib": rss, "hwm_kib": hwm}));
             println!("    {done:>7} messages: RSS {rss} KiB, peak {hwm} KiB");

@@ -402,9 +402,10 @@ pub(super) fn ws_error(e: tungstenite::Error) -> Error {
 
 fn tls_context(e: &rustls::Error) -> String {
     if matches!(e, rustls::Error::InvalidCertificate(_)) {
-        "the server certificate was refused (for a self-signed certificate or a private CA, \
-         pass the CA certificate with --ca-file)"
-            .into()
+        format!(
+            "the server certificate was refused ({})",
+            crate::tls::hint(e)
+        )
     } else {
         "secure connection to Rocket.Chat failed".into()
     }

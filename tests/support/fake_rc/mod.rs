@@ -78,6 +78,9 @@ pub struct FakeRcOptions {
     pub version: String,
     /// Serve https/wss with the test certificate (`url()` is then `https://localhost:PORT`).
     pub tls: bool,
+    /// Which certificate TLS presents: `server` (signed by the test CA, the
+    /// default) or a self-signed one (`tests/support/tls/make-self-signed.sh`).
+    pub tls_cert: &'static str,
     /// Period of the server's DDP `ping`s.
     pub ping_interval: Duration,
     /// Largest accepted upload, in bytes.
@@ -94,6 +97,7 @@ impl Default for FakeRcOptions {
         FakeRcOptions {
             version: "7.4.1".into(),
             tls: false,
+            tls_cert: "server",
             ping_interval: Duration::from_secs(25),
             max_upload: 100 * 1024 * 1024,
             dup_id_mode: DupIdMode::StarredTypeError,
@@ -161,7 +165,7 @@ mod control;
 impl FakeRocketChat {
     /// Starts the server with the default world (see `world::World::new`).
     pub fn start(o: FakeRcOptions) -> Self {
-        let tls = o.tls.then(tls::server_config);
+        let tls = o.tls.then(|| tls::server_config(o.tls_cert));
         let port = o.port;
         let shared = Arc::new(Shared {
             opts: o,
@@ -196,6 +200,11 @@ impl FakeRocketChat {
     /// PEM of the test CA (give it to the daemon as `--ca-file` when `tls` is on).
     pub fn ca_file() -> std::path::PathBuf {
         tls::ca_file()
+    }
+
+    /// PEM of the certificate `tls_cert` names, to pin it with `--ca-file`.
+    pub fn cert_file(name: &str) -> std::path::PathBuf {
+        tls::cert_file(name)
     }
 
     /// The shared state, for assertions not covered by the control API.

@@ -8,20 +8,47 @@ use rustls::ServerConfig;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-const SERVER_CERT: &[u8] = include_bytes!("../tls/server.pem");
-const SERVER_KEY: &[u8] = include_bytes!("../tls/server.key");
+/// The certificates the fake can present, by name: `server` (signed by
+/// the test CA) and the self-signed ones of `make-self-signed.sh`.
+fn identity(name: &str) -> (&'static [u8], &'static [u8]) {
+    match name {
+        "self-signed" => (
+            include_bytes!("../tls/self-signed.pem"),
+            include_bytes!("../tls/self-signed.key"),
+        ),
+        "self-signed-other-name" => (
+            include_bytes!("../tls/self-signed-other-name.pem"),
+            include_bytes!("../tls/self-signed-other-name.key"),
+        ),
+        "self-signed-expired" => (
+            include_bytes!("../tls/self-signed-expired.pem"),
+            include_bytes!("../tls/self-signed-expired.key"),
+        ),
+        _ => (
+            include_bytes!("../tls/server.pem"),
+            include_bytes!("../tls/server.key"),
+        ),
+    }
+}
+
+/// Path of a certificate of [`identity`] (PEM), e.g. to pin it with `--ca-file`.
+pub fn cert_file(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/support/tls/{name}.pem"))
+}
 
 /// Path of the test CA certificate (PEM), to give to the daemon as `--ca-file`.
 pub fn ca_file() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/tls/ca.pem")
 }
 
-/// The rustls server configuration (ring provider, no client auth).
-pub fn server_config() -> Arc<ServerConfig> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(SERVER_CERT)
+/// The rustls server configuration (ring provider, no client auth),
+/// presenting the certificate `name` of [`identity`].
+pub fn server_config(name: &str) -> Arc<ServerConfig> {
+    let (cert, key) = identity(name);
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert)
         .collect::<Result<_, _>>()
         .expect("test server certificate");
-    let key = PrivateKeyDer::from_pem_slice(SERVER_KEY).expect("test server key");
+    let key = PrivateKeyDer::from_pem_slice(key).expect("test server key");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let cfg = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
