@@ -459,7 +459,8 @@ fn an_ask_whose_answer_was_lost_is_posted_once_and_still_answered() {
     assert_eq!(posted.len(), 1, "{posted:?}");
     assert_eq!(ev["message_id"], posted[0]["_id"]);
     s.rc.post("GENERAL", "alice", "yes");
-    s.jeedom.wait_event(T, "ask_answer", |e| e["ask_id"] == "g1");
+    s.jeedom
+        .wait_event(T, "ask_answer", |e| e["ask_id"] == "g1");
     s.rc.wait_message(T, "the question closed", |m| {
         m["_id"] == posted[0]["_id"] && m["editedAt"].is_object()
     });
