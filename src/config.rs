@@ -1,5 +1,6 @@
 //! Command line and JSON configuration file, merged and validated into [`Config`].
 use crate::error::{Error, Result};
+use crate::jeedom::files;
 use crate::model::Secret;
 use argh::FromArgs;
 use log::LevelFilter;
@@ -65,6 +66,12 @@ pub struct Args {
     /// JSON file with any of these options (the command line wins)
     #[argh(option)]
     pub config: Option<String>,
+    /// directory whose files a request may post; repeat for several (default: Jeedom's)
+    #[argh(option)]
+    pub files_dir: Vec<String>,
+    /// largest file a request may post, in MiB (default 50)
+    #[argh(option)]
+    pub max_file_size: Option<String>,
     /// connect, log in, list rooms, test the callback, print a report and exit
     #[argh(switch)]
     pub check: bool,
@@ -109,6 +116,12 @@ pub struct Config {
     pub heartbeat: Duration,
     pub state: PathBuf,
     pub check: bool,
+    /// Where a request's files may come from (empty: the Jeedom defaults).
+    pub files_dirs: Vec<PathBuf>,
+    /// Largest file a request may post, in bytes.
+    pub max_file_size: u64,
+    /// Files holding secrets (config, password), never posted.
+    pub secret_files: Vec<PathBuf>,
 }
 
 /// Names of the options a configuration file may hold.
@@ -130,6 +143,8 @@ const FILE_KEYS: &[&str] = &[
     "ca-file",
     "heartbeat",
     "state",
+    "files-dir",
+    "max-file-size",
 ];
 
 impl Args {
@@ -139,6 +154,9 @@ impl Args {
             if !FILE_KEYS.contains(&key.as_str()) {
                 return Err(Error::usage("config", format!("unknown key \"{key}\"")));
             }
+        }
+        if self.files_dir.is_empty() {
+            self.files_dir = file_list("files-dir", file.get("files-dir"))?;
         }
         for (key, slot) in self.slots() {
             if slot.is_none() {
@@ -150,7 +168,7 @@ impl Args {
         Ok(())
     }
 
-    fn slots(&mut self) -> [(&'static str, &mut Option<String>); 17] {
+    fn slots(&mut self) -> [(&'static str, &mut Option<String>); 18] {
         [
             ("loglevel", &mut self.loglevel),
             ("sockethost", &mut self.sockethost),
@@ -169,6 +187,7 @@ impl Args {
             ("ca-file", &mut self.ca_file),
             ("heartbeat", &mut self.heartbeat),
             ("state", &mut self.state),
+            ("max-file-size", &mut self.max_file_size),
         ]
     }
 }
@@ -182,6 +201,20 @@ fn file_value(key: &str, v: &Value) -> Result<String> {
             "config",
             format!("\"{key}\" must be a string or a number"),
         )),
+    }
+}
+
+/// A list in a configuration file: a JSON list of strings, or one string.
+fn file_list(key: &str, v: Option<&Value>) -> Result<Vec<String>> {
+    let bad = || Error::usage("config", format!("\"{key}\" must be a list of strings"));
+    match v {
+        None => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(String::from).ok_or_else(bad))
+            .collect(),
+        Some(_) => Err(bad()),
     }
 }
 
@@ -241,6 +274,13 @@ impl Config {
             heartbeat: parse_seconds("heartbeat", a.heartbeat.as_deref(), 30.0, (0.0, 3600.0))?,
             state,
             check: a.check,
+            files_dirs: files::parse_dirs(&a.files_dir)?,
+            max_file_size: files::parse_max_size(a.max_file_size.as_deref())?,
+            secret_files: [&a.config, &a.password_file, &a.apikey_file]
+                .into_iter()
+                .flatten()
+                .map(PathBuf::from)
+                .collect(),
         })
     }
 }

@@ -196,6 +196,59 @@ fn config_file_rejects_unknown_keys_and_bad_types() {
 }
 
 #[test]
+fn files_dirs_repeat_and_come_from_the_config_file_as_a_list() {
+    let c = config(&[]).unwrap();
+    assert!(c.files_dirs.is_empty(), "empty: the Jeedom defaults");
+    assert_eq!(c.max_file_size, 50 * 1024 * 1024);
+    let c = config(&[
+        "--files-dir",
+        "/a",
+        "--files-dir",
+        "/b b",
+        "--max-file-size",
+        "0.5",
+    ])
+    .unwrap();
+    assert_eq!(c.files_dirs, [PathBuf::from("/a"), PathBuf::from("/b b")]);
+    assert_eq!(c.max_file_size, 512 * 1024);
+    let mut a = args(&base());
+    let file = json!({"files-dir": ["/x", "/y"], "max-file-size": 10});
+    a.merge_file(file.as_object().unwrap()).unwrap();
+    let c = Config::from_args(&a, &[]).unwrap();
+    assert_eq!(c.files_dirs, [PathBuf::from("/x"), PathBuf::from("/y")]);
+    assert_eq!(c.max_file_size, 10 * 1024 * 1024);
+    let mut a = args(&[&base()[..], &["--files-dir", "/cli"]].concat());
+    a.merge_file(file.as_object().unwrap()).unwrap();
+    assert_eq!(a.files_dir, ["/cli"], "the command line wins");
+    let e = reason(config(&["--files-dir", "relative/dir"]));
+    assert!(e.contains("--files-dir") && e.contains("absolute"), "{e}");
+    let e = reason(config(&["--max-file-size", "0"]));
+    assert!(e.contains("--max-file-size"), "{e}");
+    let e = Args::default()
+        .merge_file(json!({"files-dir": [1]}).as_object().unwrap())
+        .unwrap_err();
+    assert!(e.to_string().contains("files-dir"), "{e}");
+}
+
+#[test]
+fn the_config_password_and_apikey_files_are_secret_files() {
+    let dir = std::env::temp_dir().join(format!("rcd-cfg-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pw = dir.join("pw");
+    std::fs::write(&pw, "secret\n").unwrap();
+    let mut v = base();
+    v.retain(|a| *a != "--password" && *a != "pw");
+    let key = dir.join("key");
+    std::fs::write(&key, "k\n").unwrap();
+    let (pw_s, key_s) = (pw.to_string_lossy(), key.to_string_lossy());
+    v.retain(|a| *a != "--apikey" && *a != "k");
+    v.extend_from_slice(&["--password-file", &pw_s, "--config", "/etc/rc.json"]);
+    v.extend_from_slice(&["--apikey-file", &key_s]);
+    let c = Config::from_args(&args(&v), &[]).unwrap();
+    assert_eq!(c.secret_files, [PathBuf::from("/etc/rc.json"), pw, key]);
+}
+
+#[test]
 fn apikey_from_file_or_environment() {
     let rest = ["--url", "http://h", "--user", "u", "--password", "p"];
     let env = vec![(APIKEY_ENV.to_string(), "envkey".to_string())];

@@ -3,7 +3,7 @@ use crate::bus::CoreMsg;
 use crate::config::{Config, Credentials};
 use crate::core::{Core, CoreConfig, Links};
 use crate::error::{Error, Result};
-use crate::jeedom::{callback, socket, spool::Spool};
+use crate::jeedom::{callback, files::FileRules, socket, spool::Spool};
 use crate::pidfile::PidFile;
 use crate::rocketchat::{realtime, rest::Rest, sender};
 use crate::state::{self, Loaded, State};
@@ -33,7 +33,7 @@ pub fn run(cfg: Config) -> Result<()> {
     let pid = cfg.pid.as_deref().map(PidFile::create).transpose();
     let _pid = pid.map_err(|e| e.for_option("pid"))?;
     let state = load_state(&cfg);
-    let spool = open_spool(&cfg.state, &state).map_err(|e| e.for_option("state"))?;
+    let spool = open_spool(&cfg, &state).map_err(|e| e.for_option("state"))?;
     let notifier = Notifier::from_env();
     let shutdown = Arc::new(AtomicBool::new(false));
     let (to_core, inbox) = mpsc::channel();
@@ -101,12 +101,20 @@ fn load_state(cfg: &Config) -> State {
     state
 }
 
-fn open_spool(state_path: &Path, state: &State) -> Result<Spool> {
-    let dir = state_path
+fn open_spool(cfg: &Config, state: &State) -> Result<Spool> {
+    let dir = cfg
+        .state
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    let spool = Spool::open(dir.join("rocketchatd-spool"))?;
+    let own: Vec<PathBuf> = cfg.secret_files.iter().chain(&cfg.pid).cloned().collect();
+    let rules = FileRules::new(&cfg.files_dirs, &own, &cfg.state, cfg.max_file_size);
+    log::info!(
+        "files may be sent from {} (--files-dir), up to {} bytes each",
+        rules.allowed_list(),
+        rules.max_size()
+    );
+    let spool = Spool::open(dir.join("rocketchatd-spool"), rules)?;
     let keep = state
         .outbox
         .iter()

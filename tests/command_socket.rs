@@ -37,7 +37,8 @@ fn error_of(reply: &Value) -> String {
 #[test]
 fn bad_input_table() {
     let d = daemon("badinput");
-    let dir = harness::temp_dir("badinput-files");
+    let dir = d.dir.join("a directory");
+    std::fs::create_dir_all(&dir).unwrap();
     let send = |extra: Value| {
         let mut v =
             json!({"apikey": APIKEY, "action": "send", "room": "#general", "message": "hi"});
@@ -85,6 +86,11 @@ fn bad_input_table() {
             "field \"files\" must be a list",
         ),
         (
+            "file outside --files-dir",
+            send(json!({"files": ["/etc/hostname"]})),
+            "file \"/etc/hostname\": outside the allowed directories (--files-dir)",
+        ),
+        (
             "missing file",
             send(json!({"files": ["/nonexistent/snap.jpg"]})),
             "/nonexistent/snap.jpg",
@@ -92,7 +98,7 @@ fn bad_input_table() {
         (
             "directory",
             send(json!({"files": [dir.to_string_lossy()]})),
-            "is a directory",
+            "not a regular file (a directory)",
         ),
         (
             "bad options",
@@ -231,8 +237,7 @@ fn hundred_parallel_connections() {
 #[test]
 fn send_and_ask_are_accepted_and_files_spooled() {
     let d = daemon("accept");
-    let dir = harness::temp_dir("accept-files");
-    let snap = dir.join("cam snap.jpg");
+    let snap = d.dir.join("cam snap.jpg");
     std::fs::write(&snap, b"\xff\xd8jpeg").unwrap();
     let opts = format!("file=\"{}\" description=\"my cam\"", snap.display());
     let r = d.request(&json!({"apikey": APIKEY, "action": "send", "room": "#general", "message": "look", "options": opts}));

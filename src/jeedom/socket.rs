@@ -201,7 +201,11 @@ fn accept(pending: (Outgoing, Vec<String>), ctx: &Context, to_core: &Sender<Core
     let (mut item, sources) = pending;
     match ctx.spool.store(&item.key, &sources) {
         Ok(files) => item.files = files,
-        Err(e) => return error_json(&e.to_string()),
+        Err(e) => {
+            // Jeedom does not read the reply: the log is where this shows.
+            log::warn!("command socket: request refused: {e}");
+            return error_json(&e.to_string());
+        }
     }
     let files = item.files.clone();
     let answer = ask_core(to_core, |reply| CoreMsg::Accept { item, reply });

@@ -8,15 +8,20 @@ use log::debug;
 use rustls::ClientConfig;
 use serde_json::{json, Value};
 use std::fmt;
+use std::fs::File;
+use std::io::{Cursor, Read};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ureq::http::Response;
-use ureq::{Agent, Body, RequestBuilder};
+use ureq::{Agent, Body, RequestBuilder, SendBody};
 
 /// Longest a plain call may take, connection included.
 const TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest an upload may take (a video over a slow uplink).
+/// Longest an upload of a small file may take; larger ones get 1 s more
+/// per 64 KiB (a 50 MiB video over a 512 kbit/s uplink still fits), so
+/// that a big file on a slow link is not retried for ever.
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(120);
+const UPLOAD_BYTES_PER_S: u64 = 64 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The server's default `Message_MaxAllowedSize`.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 5000;
@@ -184,12 +189,9 @@ impl Rest {
         tmid: Option<&str>,
         uploaded: &mut Option<String>,
     ) -> Result<Value> {
-        let data = std::fs::read(&file.path)
-            .map_err(|e| Error::io(format!("spooled file {}", file.path), e))?;
         let up = Upload {
             rid,
             file,
-            data: &data,
             caption,
             tmid,
         };
@@ -326,6 +328,11 @@ impl Rest {
         finish(what, sent)
     }
 
+    /// Streams the form from the spooled file to the socket: memory stays
+    /// flat whatever the file's size. ureq sends a reader chunked unless a
+    /// `Content-Length` is set, which it then keeps (ureq 3 README,
+    /// "Overriding"); some proxies refuse chunked uploads, so the length is
+    /// always given.
     fn post_form(
         &self,
         what: &str,
@@ -336,13 +343,21 @@ impl Rest {
     ) -> Result<Value> {
         let boundary = format!("----rocketchatd{}", random_id());
         let mime = shapes::content_type(&up.file.name);
-        let body = shapes::multipart(&boundary, fields, &up.file.name, mime, up.data);
+        let (head, tail) = shapes::multipart_frame(&boundary, fields, &up.file.name, mime);
+        let spooled = |e| Error::io(format!("spooled file {}", up.file.path), e);
+        let file = File::open(&up.file.path).map_err(spooled)?;
+        let size = file.metadata().map_err(spooled)?.len();
+        let length = head.len() as u64 + size + tail.len() as u64;
+        let body = Cursor::new(head)
+            .chain(file.take(size))
+            .chain(Cursor::new(tail));
         let req = authed(self.agent.post(self.url(path)), s)
             .config()
-            .timeout_global(Some(UPLOAD_TIMEOUT))
-            .build();
-        let content_type = format!("multipart/form-data; boundary={boundary}");
-        finish(what, req.content_type(content_type).send(body))
+            .timeout_global(Some(upload_timeout(length)))
+            .build()
+            .header("Content-Length", length.to_string())
+            .content_type(format!("multipart/form-data; boundary={boundary}"));
+        finish(what, req.send(SendBody::from_owned_reader(body)))
     }
 
     fn url(&self, path: &str) -> String {
@@ -355,13 +370,16 @@ impl Rest {
     }
 }
 
-/// One file being uploaded, with its content already read.
+/// One file being uploaded, read from the spool as it is sent.
 struct Upload<'a> {
     rid: &'a str,
     file: &'a SpooledFile,
-    data: &'a [u8],
     caption: Option<&'a str>,
     tmid: Option<&'a str>,
+}
+
+fn upload_timeout(bytes: u64) -> Duration {
+    UPLOAD_TIMEOUT + Duration::from_secs(bytes / UPLOAD_BYTES_PER_S)
 }
 
 fn api_name(legacy: bool) -> &'static str {
@@ -429,6 +447,12 @@ pub fn retry_after(e: &Error) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn big_uploads_get_more_time() {
+        assert_eq!(upload_timeout(300_000), Duration::from_secs(124));
+        assert_eq!(upload_timeout(50 << 20), Duration::from_secs(120 + 800));
+    }
 
     #[test]
     fn segments_are_encoded() {

@@ -76,32 +76,31 @@ pub fn content_type(name: &str) -> &'static str {
     }
 }
 
-/// A `multipart/form-data` body: the text fields first (some server
-/// versions read them as the file streams in), then the file as `file`.
-pub fn multipart(
+/// A `multipart/form-data` body around the file's bytes: what goes before
+/// them (the text fields first, as some server versions read them as the
+/// file streams in, then the file part's head) and what goes after.
+pub fn multipart_frame(
     boundary: &str,
     fields: &[(&str, &str)],
     file_name: &str,
     mime: &str,
-    data: &[u8],
-) -> Vec<u8> {
-    let mut body = Vec::with_capacity(data.len() + 512);
+) -> (Vec<u8>, Vec<u8>) {
+    let mut head = Vec::with_capacity(512);
     for (name, value) in fields {
-        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        head.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
         let disposition = format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n");
-        body.extend_from_slice(disposition.as_bytes());
-        body.extend_from_slice(value.as_bytes());
-        body.extend_from_slice(b"\r\n");
+        head.extend_from_slice(disposition.as_bytes());
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
     }
-    body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-    let head = format!(
+    head.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+    let file_head = format!(
         "Content-Disposition: form-data; name=\"file\"; filename=\"{}\"\r\nContent-Type: {mime}\r\n\r\n",
         quote_file_name(file_name)
     );
-    body.extend_from_slice(head.as_bytes());
-    body.extend_from_slice(data);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    body
+    head.extend_from_slice(file_head.as_bytes());
+    let tail = format!("\r\n--{boundary}--\r\n").into_bytes();
+    (head, tail)
 }
 
 /// Escapes a file name for a quoted header parameter the way browsers do.

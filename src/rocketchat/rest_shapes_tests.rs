@@ -52,13 +52,13 @@ fn content_types_by_extension() {
 
 #[test]
 fn multipart_body_is_well_formed() {
-    let body = multipart(
+    let (head, tail) = multipart_frame(
         "XyZ",
         &[("description", "my snapshot")],
         "snap \"1\".jpg",
         "image/jpeg",
-        b"\xff\xd8data",
     );
+    let body = [head.as_slice(), b"\xff\xd8data", tail.as_slice()].concat();
     let mut expected = b"--XyZ\r\nContent-Disposition: form-data; name=\"description\"\r\n\r\nmy snapshot\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"snap %221%22.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n".to_vec();
     expected.extend_from_slice(b"\xff\xd8data\r\n--XyZ--\r\n");
     assert_eq!(body, expected);

@@ -47,6 +47,7 @@ mod startup;
 mod tap;
 mod throughput;
 mod traffic;
+mod upload;
 
 use report::Row;
 use serde_json::{json, Map, Value};
@@ -166,6 +167,9 @@ fn run_sections(cfg: &Config, bin: &Path, rows: &mut Vec<Row>, details: &mut Map
     }
     if want("memory") {
         memory::memory(cfg, rows, details);
+    }
+    if want("upload") {
+        upload::upload(cfg, rows, details);
     }
 }
 

@@ -42,6 +42,11 @@ impl Daemon {
             "jeedombot",
             "--password",
             "s3cret",
+            // The upload section posts a 64 MiB file from the daemon's directory.
+            "--files-dir",
+            &dir.to_string_lossy(),
+            "--max-file-size",
+            "100",
         ]
         .iter()
         .map(|s| s.to_string())

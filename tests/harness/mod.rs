@@ -117,6 +117,10 @@ impl Daemon {
         .into_iter()
         .map(String::from)
         .collect();
+        // The test's own directory is where its snapshots are written.
+        if !extra.contains(&"--files-dir") {
+            args.extend(["--files-dir".into(), dir.to_string_lossy().into_owned()]);
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let env = env
             .iter()

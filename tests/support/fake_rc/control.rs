@@ -155,7 +155,7 @@ impl FakeRocketChat {
         let w = self.shared.world();
         w.uploads
             .iter()
-            .map(|u| (u.name.clone(), u.ctype.clone(), u.bytes.clone()))
+            .map(|u| (u.name.clone(), u.ctype.clone(), u.bytes.to_vec()))
             .collect()
     }
 

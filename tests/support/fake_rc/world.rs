@@ -57,7 +57,8 @@ pub struct Upload {
     pub uid: String,
     pub name: String,
     pub ctype: String,
-    pub bytes: Vec<u8>,
+    /// Shared: a 64 MiB upload is not copied at each confirmation.
+    pub bytes: std::sync::Arc<Vec<u8>>,
     pub confirmed: bool,
 }
 

@@ -1,0 +1,273 @@
+//! Which files a `send` may post (README "Which files can be sent"): secrets, system trees, FIFOs, size and disk limits.
+mod harness;
+mod support;
+
+use harness::stack::{Stack, T};
+use harness::APIKEY;
+use serde_json::{json, Value};
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+use support::fake_rc::{FakeRcOptions, BOT_ID};
+use support::wait::{assert_never, wait_until};
+
+/// The bot's messages in `#general`.
+fn bot_messages(s: &Stack) -> Vec<Value> {
+    let all = s.rc.messages("GENERAL");
+    all.into_iter()
+        .filter(|m| m["u"]["_id"] == BOT_ID)
+        .collect()
+}
+
+fn spool_dir(s: &Stack) -> PathBuf {
+    s.daemon.dir.join("rocketchatd-spool")
+}
+
+fn spool_is_empty(s: &Stack) -> bool {
+    std::fs::read_dir(spool_dir(s)).map_or(true, |mut d| d.next().is_none())
+}
+
+/// A `send` of `path` with a text that would show in the room if it got through.
+fn send_file(s: &Stack, path: &Path, r: &str) -> Value {
+    s.request(
+        json!({"action": "send", "room": "#general", "message": format!("leak {r}"),
+        "files": [path.to_str().unwrap()], "ref": r}),
+    )
+}
+
+fn refused(s: &Stack, path: &Path, rule: &str) {
+    let reply = send_file(s, path, "refused");
+    assert_eq!(
+        reply["ok"],
+        false,
+        "{} was accepted: {reply}",
+        path.display()
+    );
+    let error = reply["error"].as_str().unwrap();
+    let named = format!("file \"{}\": ", path.display());
+    assert!(error.starts_with(&named), "names the file: {error}");
+    assert!(
+        error.contains(rule),
+        "{}: expected {rule:?}, got {error}",
+        path.display()
+    );
+}
+
+fn mkfifo(p: &Path) {
+    let made = Command::new("mkfifo").arg(p).status().expect("mkfifo");
+    assert!(made.success(), "mkfifo {}", p.display());
+}
+
+/// Issue 13: the daemon's own secrets, the system trees, links out of the
+/// allowed directories and files outside them are refused; nothing of it
+/// is posted, and a snapshot in an allowed directory still is.
+#[test]
+fn secrets_and_files_outside_the_allowed_directories_are_refused() {
+    let secrets = harness::temp_dir("files-secrets");
+    let (pw, cfg) = (secrets.join("password"), secrets.join("rocketchatd.json"));
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    std::fs::write(&cfg, r#"{"cycle": 0.5}"#).unwrap();
+    let outside = harness::temp_dir("files-outside").join("outside.jpg");
+    std::fs::write(&outside, b"not for the chat").unwrap();
+    let (pw_s, cfg_s, dir_s) = (
+        pw.to_str().unwrap(),
+        cfg.to_str().unwrap(),
+        secrets.to_str().unwrap(),
+    );
+    let extra = [
+        "--user",
+        "jeedombot",
+        "--password-file",
+        pw_s,
+        "--config",
+        cfg_s,
+        "--files-dir",
+        dir_s,
+    ];
+    let s = Stack::start_with("files-secrets", FakeRcOptions::default(), &extra);
+    s.wait_connected();
+    let state = s.daemon.state_path.clone();
+    let link = |name: &str, to: &Path| {
+        let p = secrets.join(name);
+        symlink(to, &p).unwrap();
+        p
+    };
+    const SYSTEM: &str = "files in /proc, /sys and /dev are never sent";
+    const OWN: &str = "one of the daemon's own files";
+    const OUTSIDE: &str = "outside the allowed directories (--files-dir): ";
+    refused(&s, Path::new("/proc/self/environ"), SYSTEM);
+    refused(&s, Path::new("/proc/self/cmdline"), SYSTEM);
+    refused(
+        &s,
+        &link("env.jpg", Path::new("/proc/self/environ")),
+        SYSTEM,
+    );
+    refused(&s, &pw, OWN);
+    refused(&s, &cfg, OWN);
+    refused(&s, &link("state.jpg", &state), OWN);
+    refused(&s, &link("pid.jpg", &s.daemon.pid_path), OWN);
+    refused(&s, &state, OWN);
+    refused(&s, &outside, OUTSIDE);
+    refused(&s, &link("away.jpg", &outside), OUTSIDE);
+    let snap = secrets.join("snap.jpg");
+    std::fs::write(&snap, b"\xff\xd8camera").unwrap();
+    assert_eq!(send_file(&s, &snap, "snap")["ok"], true);
+    s.sent("snap");
+    let ups = s.rc.uploads();
+    assert_eq!(ups.len(), 1, "only the snapshot was uploaded");
+    assert_eq!(
+        (ups[0].0.as_str(), ups[0].2.as_slice()),
+        ("snap.jpg", &b"\xff\xd8camera"[..])
+    );
+    let texts: Vec<Value> = bot_messages(&s).iter().map(|m| m["msg"].clone()).collect();
+    assert!(texts.iter().all(|t| t != "leak refused"), "{texts:?}");
+    assert!(s.jeedom.events_of_type("send_failed").is_empty());
+    wait_until(T, "the spool emptied", || spool_is_empty(&s));
+}
+
+/// A FIFO gets an error reply instead of holding its connection: more of
+/// them than the socket serves at once, and the socket still answers.
+#[test]
+fn fifos_are_refused_at_once_and_the_socket_keeps_serving() {
+    let s = Stack::start("files-fifo");
+    s.wait_connected();
+    let fifo = s.daemon.dir.join("pipe.jpg");
+    mkfifo(&fifo);
+    let req = json!({"apikey": APIKEY, "action": "send", "room": "#general",
+        "message": "x", "files": [fifo.to_str().unwrap()]})
+    .to_string();
+    for i in 0..40 {
+        // Nobody ever writes to the FIFO: a daemon that opened it blocking
+        // would never answer within the deadline.
+        let reply = harness::request_on(s.daemon.port, &req, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("FIFO request {i}: no reply: {e}"));
+        assert_eq!(reply["ok"], false);
+        let error = reply["error"].as_str().unwrap();
+        assert!(error.contains("not a regular file (a FIFO)"), "{error}");
+    }
+    let status = s.request(json!({"action": "status"}));
+    assert_eq!(status["ok"], true, "{status}");
+    assert!(bot_messages(&s).is_empty());
+}
+
+/// Issue 12: a file over `--max-file-size` is refused by its size before
+/// any copy (a sparse 300 MB file leaves nothing in the spool); a file at
+/// the limit is posted.
+#[test]
+fn files_over_the_size_limit_are_refused_before_copying() {
+    let s = Stack::start_with(
+        "files-limit",
+        FakeRcOptions::default(),
+        &["--max-file-size", "1"],
+    );
+    s.wait_connected();
+    let sparse = s.daemon.dir.join("sparse.mp4");
+    std::fs::File::create(&sparse)
+        .unwrap()
+        .set_len(300_000_000)
+        .unwrap();
+    let over = s.daemon.dir.join("over.jpg");
+    std::fs::write(&over, vec![1u8; 1024 * 1024 + 1]).unwrap();
+    for (p, size) in [
+        (&sparse, "286.1 MiB (300000000 bytes)"),
+        (&over, "1.0 MiB (1048577 bytes)"),
+    ] {
+        let reply = send_file(&s, p, "big");
+        assert_eq!(reply["ok"], false, "{reply}");
+        let expected = format!("{size} is over the limit of 1 MiB (--max-file-size)");
+        assert!(
+            reply["error"].as_str().unwrap().ends_with(&expected),
+            "{reply}"
+        );
+        assert!(spool_is_empty(&s), "nothing copied");
+    }
+    let at = s.daemon.dir.join("at.jpg");
+    std::fs::write(&at, vec![2u8; 1024 * 1024]).unwrap();
+    assert_eq!(send_file(&s, &at, "at")["ok"], true);
+    s.sent("at");
+    assert_eq!(s.rc.uploads().len(), 1);
+    assert_eq!(s.rc.uploads()[0].2.len(), 1024 * 1024);
+    let texts: Vec<Value> = bot_messages(&s).iter().map(|m| m["msg"].clone()).collect();
+    assert_eq!(
+        texts,
+        [json!("leak at"), json!("")],
+        "the text, then the file"
+    );
+}
+
+/// A small tmpfs mounted on the spool, unmounted when the test ends.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    /// `None` without the right to mount (CAP_SYS_ADMIN: a developer's
+    /// account, a locked-down container); CI runs as root on a machine of
+    /// its own, where a failed mount fails the test.
+    fn mount(at: &Path, size: &str) -> Option<SmallDisk> {
+        if !may_mount() {
+            eprintln!("SKIPPED: mounting a small tmpfs needs CAP_SYS_ADMIN (root)");
+            return None;
+        }
+        let opts = format!("size={size},mode=0700");
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &opts, "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("mount");
+        assert!(st.success(), "mount -t tmpfs on {}", at.display());
+        Some(SmallDisk(at.to_path_buf()))
+    }
+}
+
+/// True when this process holds CAP_SYS_ADMIN (bit 21 of `CapEff`).
+fn may_mount() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let caps = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    caps & (1 << 21) != 0
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Issue 12: a file that does not fit on the spool's disk is an error reply
+/// (nothing posted, nothing queued, the partial copy deleted); the next
+/// file that fits goes through without a restart.
+#[test]
+fn a_full_disk_refuses_the_file_and_recovers() {
+    let s = Stack::start("files-disk-full");
+    s.wait_connected();
+    let Some(_disk) = SmallDisk::mount(&spool_dir(&s), "512k") else {
+        return;
+    };
+    let big = s.daemon.dir.join("big.jpg");
+    std::fs::write(&big, vec![3u8; 2 * 1024 * 1024]).unwrap();
+    let reply = send_file(&s, &big, "full");
+    assert_eq!(reply["ok"], false, "{reply}");
+    let expected = format!(
+        "file \"{}\": not enough free disk space to copy it into {}",
+        big.display(),
+        spool_dir(&s).display()
+    );
+    assert_eq!(reply["error"], expected.as_str());
+    assert!(spool_is_empty(&s), "the partial copy is deleted");
+    let status = s.request(json!({"action": "status"}));
+    assert_eq!(status["queues"]["outbox"], 0, "nothing queued: {status}");
+    let small = s.daemon.dir.join("small.jpg");
+    std::fs::write(&small, vec![4u8; 100 * 1024]).unwrap();
+    assert_eq!(send_file(&s, &small, "fits")["ok"], true);
+    s.sent("fits");
+    assert_never(
+        Duration::from_millis(500),
+        "the refused request posted",
+        || bot_messages(&s).iter().any(|m| m["msg"] == "leak full"),
+    );
+    assert_eq!(s.rc.uploads().len(), 1);
+    wait_until(T, "the spool emptied", || spool_is_empty(&s));
+}
