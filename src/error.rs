@@ -55,8 +55,10 @@ pub enum Error {
     Tls { what: String, source: rustls::Error },
     /// Rocket.Chat refused the login; `reason` is the server's text.
     Login { reason: String },
-    /// The bot account has two-factor authentication enabled.
-    TotpRequired,
+    /// The bot account has two-factor authentication enabled; `method` is
+    /// the server's `details.method`: `totp` (an authenticator app) or
+    /// `email` (each refused login e-mails the account a code).
+    TotpRequired { method: String },
     /// A peer broke the protocol (unexpected frame, missing field).
     Protocol(String),
     /// The daemon is stopping; the operation was abandoned.
@@ -121,9 +123,17 @@ impl fmt::Display for Error {
             Error::WebSocket(e) => write!(f, "websocket: {e}"),
             Error::Tls { what, source } => write!(f, "{what}: TLS: {source}"),
             Error::Login { reason } => write!(f, "login failed: {reason}"),
-            Error::TotpRequired => f.write_str(
-                "login failed: the bot account has two-factor authentication (TOTP) enabled; \
+            Error::TotpRequired { method } if method == "email" => f.write_str(
+                "login failed: the bot account has two-factor authentication by e-mail enabled \
+                 (every password login e-mails it a code, so the daemon tries again only once an \
+                 hour); disable 2FA for the bot user or log in with a personal access token \
+                 (--user-id and --token)",
+            ),
+            Error::TotpRequired { method } => write!(
+                f,
+                "login failed: the bot account has two-factor authentication ({}) enabled; \
                  disable 2FA for the bot user or log in with a personal access token (--user-id and --token)",
+                if method == "totp" { "TOTP, an authenticator app" } else { method }
             ),
             Error::Protocol(what) => write!(f, "protocol error: {what}"),
             Error::Shutdown => f.write_str("stopping"),

@@ -93,6 +93,12 @@ pub struct Incoming {
     pub files: Vec<FileRef>,
     /// Usernames the server lists in the message's `mentions`.
     pub mentions: Vec<String>,
+    /// End-to-end encrypted (`t:"e2e"`): the text is unreadable to the bot
+    /// and left empty.
+    pub encrypted: bool,
+    /// The room type the live frame named (`roomType`), for a room the list
+    /// does not have yet (a new direct message's first message).
+    pub room_kind: Option<RoomKind>,
 }
 
 /// The logged-in session, shared with the REST side.

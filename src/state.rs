@@ -12,6 +12,10 @@ use std::path::{Path, PathBuf};
 pub const SCHEMA: u32 = 1;
 /// Most message ids remembered per room (while Jeedom does not acknowledge).
 pub const SEEN_PER_ROOM: usize = 500;
+/// How far behind the watermark message ids are still remembered: a message
+/// stamped a little earlier than the last one delivered (several server
+/// instances, a clock step) is told apart by its id, not dropped by its time.
+pub const ID_MEMORY_MS: i64 = 10 * 60 * 1000;
 
 /// Everything that must survive a restart.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -45,10 +49,14 @@ pub struct RoomState {
     /// Server time (ms) of the last message Jeedom acknowledged.
     #[serde(default)]
     pub watermark_ms: Option<i64>,
-    /// Messages queued for Jeedom and not older than the watermark, oldest
-    /// first: older ones are told apart by their time alone.
+    /// Messages queued for Jeedom not older than `ids_from_ms`, oldest first.
     #[serde(default)]
     pub seen: VecDeque<Seen>,
+    /// Every message delivered with a server time from here on has its id in
+    /// `seen`; older ones count as delivered. Absent in files of earlier
+    /// versions, which kept ids from the watermark on: then the watermark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids_from_ms: Option<i64>,
 }
 
 /// A message id and its server time, written `["id", ms]`.
@@ -229,15 +237,44 @@ fn write_synced(path: &Path, state: &State) -> std::result::Result<(), Written> 
 }
 
 impl RoomState {
-    /// Remembers a queued message, keeping the most recent ones.
+    /// A fresh room: nothing remembered, nothing acknowledged.
+    pub fn new(room: Room, watermark_ms: Option<i64>) -> RoomState {
+        RoomState {
+            room,
+            watermark_ms,
+            seen: VecDeque::new(),
+            ids_from_ms: None,
+        }
+    }
+
+    /// Remembers a queued message, keeping the most recent ones. An id that
+    /// falls off moves the horizon past it (never past the watermark, so a
+    /// message stamped in the future cannot silence the room).
     pub fn remember(&mut self, id: &str, ts_ms: i64) {
         self.seen.push_back(Seen {
             id: id.to_string(),
             ts_ms,
         });
         while self.seen.len() > SEEN_PER_ROOM {
-            self.seen.pop_front();
+            let Some(gone) = self.seen.pop_front() else {
+                break;
+            };
+            if let (Some(h), Some(w)) = (self.horizon(), self.watermark_ms) {
+                self.ids_from_ms = Some(h.max(gone.ts_ms.saturating_add(1).min(w)));
+            }
         }
+    }
+
+    /// Server time from which every delivered message's id is remembered;
+    /// older messages count as delivered (`None`: nothing counts as old).
+    pub fn horizon(&self) -> Option<i64> {
+        self.ids_from_ms.or(self.watermark_ms)
+    }
+
+    /// Whether a message of this time is beyond the id memory (then it was
+    /// delivered, or is older than anything worth catching up).
+    pub fn is_old(&self, ts_ms: i64) -> bool {
+        self.horizon().is_some_and(|h| ts_ms < h)
     }
 
     /// Whether this message was queued before (then it is an update).
@@ -245,12 +282,15 @@ impl RoomState {
         self.seen.iter().any(|s| s.id == id)
     }
 
-    /// Jeedom acknowledged up to `ts_ms`: older messages are told apart by
-    /// their time, so their ids are forgotten (a room costs one id at rest).
+    /// Jeedom acknowledged up to `ts_ms`: ids of messages more than
+    /// [`ID_MEMORY_MS`] older are forgotten (a quiet room keeps a few ids).
     pub fn acknowledged(&mut self, ts_ms: i64) {
         let w = self.watermark_ms.map_or(ts_ms, |w| w.max(ts_ms));
+        let floor = self.horizon().unwrap_or(i64::MIN);
         self.watermark_ms = Some(w);
-        self.seen.retain(|s| s.ts_ms >= w);
+        let horizon = floor.max(w.saturating_sub(ID_MEMORY_MS));
+        self.ids_from_ms = Some(horizon);
+        self.seen.retain(|s| s.ts_ms >= horizon);
     }
 }
 

@@ -131,6 +131,8 @@ mod jeedom {
 mod rc_common;
 #[path = "support/selftest/rc_ddp.rs"]
 mod rc_ddp;
+#[path = "support/selftest/rc_limits.rs"]
+mod rc_limits;
 #[path = "support/selftest/rc_rest.rs"]
 mod rc_rest;
 

@@ -109,6 +109,46 @@ fn unknown_user_and_totp_are_explained() {
     );
 }
 
+/// Two-factor by e-mail: every refused password login makes the server
+/// e-mail a code. The daemon says which method it is (status, log, --check)
+/// and does not try again for an hour.
+#[test]
+fn two_factor_by_email_is_named_and_not_retried_every_minute() {
+    let rc = FakeRocketChat::start(FakeRcOptions::default());
+    rc.set_login(LoginMode::TotpEmail);
+    let s = Stack::start_on("login-2fa-email", rc, &[]);
+    let ev = s
+        .jeedom
+        .wait_event(T, "status", |e| e["connected"] == false);
+    let err = ev["error"].as_str().unwrap();
+    assert!(err.contains("two-factor authentication by e-mail"), "{err}");
+    assert!(err.contains("personal access token"), "{err}");
+    let status = s.request(serde_json::json!({"action": "status"}));
+    assert!(
+        status["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("by e-mail"),
+        "{status}"
+    );
+    s.daemon.wait_log("retrying in 3600 s", T);
+    // A password error is retried within seconds (see above); this one not.
+    support::wait::assert_never(Duration::from_secs(5), "a second e-mailed code", || {
+        s.rc.email_codes_sent() > 1
+    });
+    assert_eq!(s.rc.email_codes_sent(), 1);
+    let (code, out) = check(&[
+        "--url",
+        &s.rc.url(),
+        "--user",
+        "jeedombot",
+        "--password",
+        "s3cret",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("by e-mail"), "{out}");
+}
+
 #[test]
 fn resume_token_is_kept_and_used_after_a_restart() {
     let mut s = Stack::start("login-resume");

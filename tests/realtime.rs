@@ -282,3 +282,148 @@ fn status_action_reports_the_connection() {
         st["connected"] == false && st["last_error"].is_string()
     });
 }
+
+/// A person's first message to the bot creates the direct room and posts in
+/// one call; its frame comes before the room's notifications. It still
+/// reaches Jeedom as a direct message Jeedom's interaction engine answers.
+#[test]
+fn the_first_message_of_a_new_direct_message_is_direct() {
+    let s = Stack::start("rt-first-dm");
+    s.wait_connected();
+    s.rc.add_user("carol", "Carol C.");
+    // Carol's client: REST `chat.postMessage` with `channel:"@jeedombot"`.
+    let m =
+        s.rc.rest_post_as("carol", "@jeedombot", "turn on the radio");
+    let (dm, id) = (
+        m["rid"].as_str().unwrap().to_string(),
+        m["_id"].as_str().unwrap().to_string(),
+    );
+    let ev = s
+        .jeedom
+        .wait_event(T, "message", |e| e["id"] == id.as_str());
+    assert_eq!(ev["room"]["id"], dm.as_str());
+    assert_eq!(ev["room"]["kind"], "direct");
+    assert_eq!(ev["room"]["name"], "carol");
+    assert_eq!(
+        (ev["direct"].as_bool(), ev["interaction"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(ev["query"], "turn on the radio");
+    // Jeedom learns of the room (its device) before the message.
+    let events = s.jeedom.events();
+    let room_at =
+        events.iter().position(|e| {
+            e["type"] == "rooms"
+                && e["rooms"].as_array().unwrap().iter().any(|r| {
+                    r["id"] == dm.as_str() && r["kind"] == "direct" && r["name"] == "carol"
+                })
+        });
+    let msg_at = events.iter().position(|e| e["id"] == id.as_str());
+    assert!(room_at.is_some() && room_at < msg_at, "{events:?}");
+    let next = s.rc.post(&dm, "carol", "and the lights");
+    let ev = s
+        .jeedom
+        .wait_event(T, "message", |e| e["id"] == next.as_str());
+    assert_eq!(ev["interaction"], true);
+}
+
+/// A discussion is named `Random.id()`, titled in `fname`: Jeedom sees the
+/// title, and `#Title` (spaces and all) sends there.
+#[test]
+fn a_discussion_is_known_by_its_title() {
+    let s = Stack::start("rt-discussion");
+    s.wait_connected();
+    let d =
+        s.rc.add_discussion("GENERAL", "Front door", &["jeedombot", "alice"]);
+    let ev = s.jeedom.wait_event(T, "rooms", |e| {
+        e["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == d.as_str())
+    });
+    let room = ev["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == d.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (room["name"].as_str(), room["kind"].as_str()),
+        (Some("Front door"), Some("group"))
+    );
+    let id = s.rc.post(&d, "alice", "someone rang");
+    let ev = s
+        .jeedom
+        .wait_event(T, "message", |e| e["id"] == id.as_str());
+    assert_eq!(ev["room"]["name"], "Front door");
+    s.send(json!({"room": "#Front door", "message": "I saw them", "ref": "d1"}));
+    let sent = s.sent("d1");
+    assert_eq!(sent["room"]["id"], d.as_str());
+    let posted = s.rc.message(sent["message_id"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (posted["rid"].as_str(), posted["msg"].as_str()),
+        (Some(d.as_str()), Some("I saw them"))
+    );
+}
+
+/// 3.x servers before PR #20801 send `__my_messages__` as `[[msg], info]`.
+#[test]
+fn messages_of_an_old_3x_server_in_the_legacy_frame_shape() {
+    let opts = support::fake_rc::FakeRcOptions {
+        version: "3.9.7".into(),
+        legacy_my_messages: true,
+        ..Default::default()
+    };
+    let s = Stack::start_with("rt-legacy", opts, &[]);
+    s.wait_connected();
+    let id =
+        s.rc.post("GENERAL", "alice", "@jeedombot turn on the radio");
+    let ev = s
+        .jeedom
+        .wait_event(T, "message", |e| e["id"] == id.as_str());
+    assert_eq!(ev["text"], "@jeedombot turn on the radio");
+    assert_eq!(ev["interaction"], true);
+    s.rc.add_user("carol", "Carol C.");
+    let (_, first) = s.rc.post_to_user("carol", "jeedombot", "hello");
+    let ev = s
+        .jeedom
+        .wait_event(T, "message", |e| e["id"] == first.as_str());
+    assert_eq!(ev["direct"], true);
+}
+
+/// An end-to-end encrypted message cannot be read by the bot: Jeedom is told
+/// of it, without text, so that it can tell the person why nothing happens.
+#[test]
+fn an_encrypted_message_is_an_event_without_text() {
+    let s = Stack::start("rt-e2e");
+    s.wait_connected();
+    let dm = s.rc.open_direct("alice", "jeedombot");
+    s.jeedom.wait_event(T, "rooms", |e| {
+        e["rooms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == dm.as_str())
+    });
+    let id =
+        s.rc.post_message(json!({"rid": dm, "t": "e2e", "e2e": "pending",
+        "msg": "bXlzZWNyZXRjaXBoZXJ0ZXh0", "u": {"username": "alice"}}));
+    let ev = s
+        .jeedom
+        .wait_event(T, "message", |e| e["id"] == id.as_str());
+    assert_eq!(ev["encrypted"], true);
+    assert_eq!(ev["text"], "");
+    assert_eq!(ev["query"], "");
+    assert_eq!(ev["direct"], true);
+    assert_eq!(
+        ev["interaction"], false,
+        "nothing for the interaction engine"
+    );
+    let plain = s.rc.post(&dm, "alice", "in clear");
+    let ev = s
+        .jeedom
+        .wait_event(T, "message", |e| e["id"] == plain.as_str());
+    assert!(ev.get("encrypted").is_none());
+}

@@ -23,7 +23,7 @@ impl Core {
                     .state
                     .rooms
                     .iter()
-                    .filter_map(|(id, r)| Some((id.clone(), r.watermark_ms?)))
+                    .filter_map(|(id, r)| Some((id.clone(), r.horizon()?)))
                     .collect();
                 let _ = reply.send(marks);
             }
@@ -74,11 +74,10 @@ impl Core {
                     room,
                     ..prev.clone()
                 },
-                None => RoomState {
-                    watermark_ms: Some(room.last_message_ms.unwrap_or(0)),
-                    room,
-                    seen: Default::default(),
-                },
+                None => {
+                    let start = room.last_message_ms.unwrap_or(0);
+                    RoomState::new(room, Some(start))
+                }
             };
             next.insert(rs.room.id.clone(), rs);
         }
@@ -96,12 +95,16 @@ impl Core {
     /// A new message becomes an event (`replay`: it may have been delivered
     /// by a run that crashed).
     pub(super) fn on_message(&mut self, m: Incoming, replay: bool) {
-        let rs = self
-            .state
-            .rooms
-            .entry(m.room_id.clone())
-            .or_insert_with(|| unknown_room(&m.room_id));
-        if rs.has_seen(&m.id) || rs.watermark_ms.is_some_and(|w| m.ts_ms < w) {
+        if !self.state.rooms.contains_key(&m.room_id) {
+            self.add_unknown_room(&m);
+        }
+        let Some(rs) = self.state.rooms.get_mut(&m.room_id) else {
+            return;
+        };
+        // Ids decide (server times differ between instances and step); only
+        // a message older than the id memory (an update of an old message)
+        // is judged by its time.
+        if rs.has_seen(&m.id) || rs.is_old(m.ts_ms) {
             log::debug!("message {} already handled", m.id);
             return;
         }
@@ -124,7 +127,28 @@ impl Core {
         if replay {
             super::replay::mark(&mut ev);
         }
-        self.push_event(ev, Some((m.room_id, m.ts_ms)));
+        // A stamp ahead of this clock is not taken as the watermark: the next
+        // catch-up would start after messages not yet posted.
+        let mark = m.ts_ms.min(now_ms());
+        self.push_event(ev, Some((m.room_id, mark)));
+    }
+
+    /// A message in a room the list does not have yet. A direct room is known
+    /// well enough to be announced at once, before its message, so that
+    /// Jeedom has the device; any other waits for the list, announced then
+    /// even if it matches.
+    fn add_unknown_room(&mut self, m: &Incoming) {
+        let bot = self.state.username.clone().unwrap_or_default();
+        let rs = unknown_room(m, &bot);
+        let direct = rs.room.kind == RoomKind::Direct;
+        self.state.rooms.insert(m.room_id.clone(), rs);
+        self.dirty = true;
+        if direct {
+            log::info!("new direct message from {}", m.user.username);
+            self.queue_room_change();
+        } else {
+            self.rooms_announced = false;
+        }
     }
 
     /// A reply to the newest pending ask of the room becomes `ask_answer`.
@@ -229,18 +253,25 @@ fn same_rooms(a: &BTreeMap<String, RoomState>, b: &BTreeMap<String, RoomState>) 
             .all(|(id, r)| b.get(id).map(shown) == Some(shown(r)))
 }
 
-/// A room the list did not have yet (the message raced the room change).
-fn unknown_room(id: &str) -> RoomState {
+/// A room the list did not have yet: the message raced the room change (the
+/// first message of a new direct message arrives before the room's
+/// notifications). The frame's room type says what it is; a direct room is
+/// named after its author until the list comes.
+fn unknown_room(m: &Incoming, bot: &str) -> RoomState {
+    let kind = m.room_kind.unwrap_or(RoomKind::Channel);
+    let (name, users) = match kind {
+        RoomKind::Direct => {
+            let who = m.user.username.clone();
+            (who.clone(), vec![who, bot.to_string()])
+        }
+        _ => (m.room_id.clone(), vec![]),
+    };
     let room = Room {
-        id: id.to_string(),
-        name: id.to_string(),
-        kind: RoomKind::Channel,
-        users: vec![],
+        id: m.room_id.clone(),
+        name,
+        kind,
+        users,
         last_message_ms: None,
     };
-    RoomState {
-        room,
-        watermark_ms: None,
-        seen: Default::default(),
-    }
+    RoomState::new(room, None)
 }

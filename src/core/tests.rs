@@ -57,6 +57,8 @@ fn general() -> Room {
 
 fn msg(id: &str, ts: i64, user: &str, text: &str) -> Incoming {
     Incoming {
+        encrypted: false,
+        room_kind: None,
         id: id.into(),
         room_id: "GENERAL".into(),
         user: UserRef {
@@ -418,4 +420,94 @@ fn a_refused_closing_edit_queues_a_notice_that_ends_in_ask_close_failed() {
     assert_eq!(ev["ask_id"], "1");
     assert_eq!(ev["error"], "Message editing is blocked");
     assert_eq!(ev["notice_id"], "N1");
+}
+
+/// Delivers the queue to Jeedom (as a 2xx answer would).
+fn ack_all(r: &mut Rig) {
+    r.core.pump();
+    while let Ok(CallbackJob::Batch { events }) = r.callback.try_recv() {
+        let upto = events.last().map(|e| e.0).unwrap_or(0);
+        r.core.handle(CoreMsg::Callback(CallbackReport::Delivered {
+            upto_seq: upto,
+        }));
+        r.core.pump();
+    }
+}
+
+#[test]
+fn ids_not_server_times_decide_what_was_delivered() {
+    let mut r = rig();
+    r.core
+        .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
+    let now = crate::jeedom::socket::now_ms();
+    r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![msg(
+        "b", now, "alice", "second",
+    )])));
+    ack_all(&mut r);
+    // Another server instance stamped this one 1 ms earlier.
+    let earlier = msg("a", now - 1, "bob", "first");
+    r.core
+        .handle(CoreMsg::Realtime(RtEvent::Messages(vec![earlier.clone()])));
+    r.core
+        .handle(CoreMsg::Realtime(RtEvent::Messages(vec![earlier])));
+    let ids: Vec<_> = r
+        .core
+        .state
+        .events
+        .iter()
+        .map(|e| e.event["id"].clone())
+        .collect();
+    assert_eq!(ids, [serde_json::json!("a")], "delivered once");
+}
+
+#[test]
+fn a_message_stamped_an_hour_ahead_does_not_become_the_watermark() {
+    let mut r = rig();
+    r.core
+        .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
+    let now = crate::jeedom::socket::now_ms();
+    r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![msg(
+        "ahead",
+        now + 3_600_000,
+        "alice",
+        "from the future",
+    )])));
+    ack_all(&mut r);
+    let w = r.core.state.rooms["GENERAL"].watermark_ms.unwrap();
+    assert!(
+        w <= crate::jeedom::socket::now_ms(),
+        "watermark {w} ahead of now {now}"
+    );
+    // The room is not silenced: the next message (correct clock) goes through.
+    r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![msg(
+        "next",
+        now + 10,
+        "alice",
+        "now",
+    )])));
+    assert_eq!(types(&r.core), ["message"]);
+}
+
+#[test]
+fn a_direct_message_before_its_room_is_known_is_direct() {
+    let mut r = rig();
+    r.core
+        .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
+    ack_all(&mut r);
+    let mut m = msg("d1", 5000, "carol", "turn on the radio");
+    m.room_id = "carolidbotid".into();
+    m.room_kind = Some(RoomKind::Direct);
+    r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![m])));
+    assert_eq!(types(&r.core), ["rooms", "message"], "the room first");
+    let rooms = &r.core.state.events[0].event["rooms"];
+    assert!(rooms
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["id"] == "carolidbotid"));
+    let ev = &r.core.state.events.back().unwrap().event;
+    assert_eq!(ev["room"]["kind"], "direct");
+    assert_eq!(ev["direct"], true);
+    assert_eq!(ev["interaction"], true);
+    assert_eq!(ev["room"]["name"], "carol");
 }

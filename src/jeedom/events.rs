@@ -38,12 +38,18 @@ pub fn rooms<'a>(rooms: impl Iterator<Item = &'a Room>) -> Value {
 pub fn message(m: &Incoming, room: &Room, bot_username: &str) -> Value {
     let direct = room.kind == crate::model::RoomKind::Direct;
     let mentioned = is_mentioned(&m.text, &m.mentions, bot_username);
-    json!({
+    let mut v = json!({
         "type": "message", "id": m.id, "room": room_ref(room), "user": user_ref(&m.user),
         "text": m.text, "ts": rfc3339(m.ts_ms), "direct": direct, "mentioned": mentioned,
         "interaction": direct || mentioned, "query": query(&m.text, bot_username),
         "thread": m.thread, "files": m.files,
-    })
+    });
+    if m.encrypted {
+        // Nothing to interpret: Jeedom can only tell the person why.
+        v["encrypted"] = json!(true);
+        v["interaction"] = json!(false);
+    }
+    v
 }
 
 /// `id` is the reply's message id: a replayed `ask_answer` is skipped by it.
@@ -149,6 +155,8 @@ mod tests {
 
     fn msg(text: &str) -> Incoming {
         Incoming {
+            encrypted: false,
+            room_kind: None,
             id: "m1".into(),
             room_id: "R".into(),
             text: text.into(),

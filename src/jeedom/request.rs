@@ -173,7 +173,11 @@ fn ask(obj: &Map<String, Value>) -> Result<AskRequest, RequestError> {
 fn room(obj: &Map<String, Value>) -> Result<String, RequestError> {
     let r = string(obj, "room")?.trim().to_string();
     let bare = r.trim_start_matches(['#', '@']);
-    if bare.is_empty() || bare.contains(char::is_whitespace) {
+    // A discussion is known by its title, which may hold spaces (`#Front
+    // door`); no other blank (a line break never belongs in a room).
+    let spaced_ok = r.starts_with('#');
+    let bad = |c: char| (c.is_whitespace() && !(spaced_ok && c == ' ')) || c.is_control();
+    if bare.is_empty() || bare.contains(bad) {
         return Err(RequestError::Invalid {
             field: "room",
             reason: format!("\"{r}\" is not a room id, #name or @username"),

@@ -126,3 +126,17 @@ fn constant_time_comparison() {
     assert!(!constant_time_eq(b"", b"a"));
     assert!(constant_time_eq(b"", b""));
 }
+
+#[test]
+fn a_discussion_title_with_spaces_is_a_room_name() {
+    let ok = p(r##"{"apikey":"k3y","action":"send","room":"#Front door","message":"x"}"##);
+    assert!(ok.is_ok(), "{ok:?}");
+    assert!(
+        err(r##"{"apikey":"k3y","action":"send","room":"GEN ERAL","message":"x"}"##)
+            .contains("is not a room id")
+    );
+    assert!(
+        err(r##"{"apikey":"k3y","action":"send","room":"@al ice","message":"x"}"##)
+            .contains("is not a room id")
+    );
+}

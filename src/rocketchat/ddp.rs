@@ -81,6 +81,23 @@ impl DdpError {
         }
     }
 
+    /// How long the DDP rate limiter asks to wait, when this is its
+    /// `too-many-requests` refusal (Meteor's ddp-server puts the time in
+    /// `details.timeToReset`, ms; 10 s, the default window, when it does not).
+    pub fn rate_limit_wait(&self) -> Option<std::time::Duration> {
+        if self.code() != "too-many-requests" {
+            return None;
+        }
+        let ms = self
+            .details
+            .as_ref()
+            .and_then(|d| d.get("timeToReset"))
+            .and_then(Value::as_f64)
+            .filter(|ms| ms.is_finite() && *ms >= 0.0)
+            .map_or(10_000, |ms| ms.min(600_000.0) as u64);
+        Some(std::time::Duration::from_millis(ms))
+    }
+
     /// The most readable text the server gave.
     pub fn text(&self) -> String {
         self.reason

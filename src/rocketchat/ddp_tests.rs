@@ -278,3 +278,28 @@ fn redaction_hides_login_params_and_tokens() {
     let msg = r#"{"msg":"changed","collection":"c","id":"i","fields":{"args":["hello"]}}"#;
     assert!(redacted(msg).contains("hello"));
 }
+
+#[test]
+fn the_rate_limiter_refusal_says_how_long_to_wait() {
+    let frame = r#"{"msg":"result","id":"7","error":{"isClientSafe":true,"error":"too-many-requests","reason":"Error, too many requests. Please slow down. You must wait 6 seconds before trying again.","details":{"timeToReset":5512},"message":"Error, too many requests. [too-many-requests]","errorType":"Meteor.Error"}}"#;
+    let Some(ServerFrame::Result { error: Some(e), .. }) = parse_frame(frame).unwrap() else {
+        panic!("not a result with an error");
+    };
+    assert_eq!(
+        e.rate_limit_wait(),
+        Some(std::time::Duration::from_millis(5512))
+    );
+    let no_details = DdpError {
+        error: serde_json::json!("too-many-requests"),
+        ..DdpError::default()
+    };
+    assert_eq!(
+        no_details.rate_limit_wait(),
+        Some(std::time::Duration::from_secs(10))
+    );
+    let other = DdpError {
+        error: serde_json::json!(403),
+        ..DdpError::default()
+    };
+    assert_eq!(other.rate_limit_wait(), None);
+}

@@ -9,15 +9,24 @@ use serde_json::Value;
 const UPDATE_AFTER_MS: i64 = 5 * 60 * 1000;
 
 /// Turns the `args` of a `stream-room-messages` `changed` frame
-/// (`[message, {roomParticipant, roomType, roomName}]`) into a new message,
-/// or `None` when it must not reach Jeedom.
+/// (`[message, {roomParticipant, roomType, roomName}]`, or `[[message], info]`
+/// from 3.x servers before PR #20801) into a new message, or `None` when it
+/// must not reach Jeedom.
 pub fn parse(args: &[Value], bot_user_id: &str) -> Option<Incoming> {
-    let msg = args.first()?;
+    let first = args.first()?;
+    let msg = match first {
+        Value::Array(inner) => inner.first()?,
+        m => m,
+    };
+    let room_type = args
+        .get(1)
+        .and_then(|info| info.get("roomType"))
+        .and_then(Value::as_str);
     if let Some(info) = args.get(1) {
         if info.get("roomParticipant").and_then(Value::as_bool) == Some(false) {
             return None;
         }
-        if info.get("roomType").and_then(Value::as_str) == Some("l") {
+        if room_type == Some("l") {
             return None;
         }
     }
@@ -32,7 +41,9 @@ pub fn parse(args: &[Value], bot_user_id: &str) -> Option<Incoming> {
             return None;
         }
     }
-    parse_missed(msg, bot_user_id)
+    let mut m = parse_missed(msg, bot_user_id)?;
+    m.room_kind = room_type.and_then(RoomKind::from_letter);
+    Some(m)
 }
 
 /// Turns one entry of a `loadMissedMessages` answer into a new message.
@@ -40,17 +51,22 @@ pub fn parse(args: &[Value], bot_user_id: &str) -> Option<Incoming> {
 /// is new to Jeedom, with its current text.
 pub fn parse_missed(msg: &Value, bot_user_id: &str) -> Option<Incoming> {
     let s = |key: &str| msg.get(key).and_then(Value::as_str);
+    // `t:"e2e"` is a person's end-to-end encrypted message, not a system one.
+    let encrypted = s("t") == Some("e2e");
     let set = |key: &str| msg.get(key).is_some_and(|v| !v.is_null());
-    if set("t") || msg.get("_hidden").and_then(Value::as_bool) == Some(true) {
+    if (set("t") && !encrypted) || msg.get("_hidden").and_then(Value::as_bool) == Some(true) {
         return None;
     }
     let user = parse_user(msg.get("u")?)?;
     if user.id == bot_user_id {
         return None;
     }
-    let files = files(msg);
-    let text = message_text(msg);
-    if text.trim().is_empty() && files.is_empty() {
+    let (text, files) = match encrypted {
+        // `msg` holds the ciphertext: nothing of it is for Jeedom.
+        true => (String::new(), Vec::new()),
+        false => (message_text(msg), files(msg)),
+    };
+    if !encrypted && text.trim().is_empty() && files.is_empty() {
         return None;
     }
     Some(Incoming {
@@ -62,6 +78,8 @@ pub fn parse_missed(msg: &Value, bot_user_id: &str) -> Option<Incoming> {
         thread: s("tmid").filter(|t| !t.is_empty()).map(str::to_string),
         files,
         mentions: mentions(msg),
+        encrypted,
+        room_kind: None,
     })
 }
 
@@ -280,6 +298,8 @@ pub fn parse_room(v: &Value, bot_username: &str) -> Option<Room> {
     let id = s("rid").or_else(|| s("_id"))?.to_string();
     let (name, users) = match kind {
         RoomKind::Direct => direct_name(v, bot_username),
+        // A discussion's `name` is a random id; people know it by its title.
+        _ if s("prid").is_some() => (s("fname").or_else(|| s("name"))?.to_string(), Vec::new()),
         _ => (s("name").or_else(|| s("fname"))?.to_string(), Vec::new()),
     };
     Some(Room {

@@ -317,3 +317,35 @@ fn odd_input_never_panics() {
         let _ = is_mentioned(text, &[], "\u{0130}");
     }
 }
+
+#[test]
+fn both_shapes_of_my_messages_args_are_read() {
+    let flat = parse(&[msg(json!({})), info(true, "d")], BOT_ID).unwrap();
+    // 3.x servers before PR #20801 wrap the message in an array.
+    let wrapped = parse(&[json!([msg(json!({}))]), info(true, "d")], BOT_ID).unwrap();
+    assert_eq!(flat, wrapped);
+    assert_eq!(wrapped.room_kind, Some(RoomKind::Direct));
+    assert_eq!(wrapped.text, "hello");
+    assert!(parse(&[json!([]), info(true, "c")], BOT_ID).is_none());
+    assert!(parse(&[json!([msg(json!({}))]), info(false, "c")], BOT_ID).is_none());
+}
+
+#[test]
+fn an_encrypted_message_is_kept_without_its_text() {
+    let e2e = msg(json!({"t": "e2e", "msg": "eyJhbGciOi...ciphertext", "e2e": "pending"}));
+    let got = parse(&[e2e.clone(), info(true, "d")], BOT_ID).unwrap();
+    assert!(got.encrypted);
+    assert_eq!(got.text, "");
+    assert!(parse_missed(&e2e, BOT_ID).is_some_and(|m| m.encrypted));
+    // Other `t` values are still system messages.
+    assert!(parse(&[msg(json!({"t": "uj"})), info(true, "c")], BOT_ID).is_none());
+}
+
+#[test]
+fn a_discussion_is_named_by_its_title() {
+    let d = json!({"_id": "D1", "t": "p", "name": "xK3rT9aBcDeFgHiJk", "fname": "Front door",
+                   "prid": "GENERAL"});
+    assert_eq!(parse_room(&d, "jeedombot").unwrap().name, "Front door");
+    let plain = json!({"_id": "G1", "t": "p", "name": "home", "fname": "Home"});
+    assert_eq!(parse_room(&plain, "jeedombot").unwrap().name, "home");
+}

@@ -152,3 +152,16 @@ fn resolves_ids_names_and_direct_rooms() {
     assert!(resolve("", &rooms).is_err());
     assert!(resolve("@", &rooms).is_err());
 }
+
+#[test]
+fn a_discussion_resolves_by_its_title() {
+    let rooms = [room("D1", "Front door", RoomKind::Group, &[])];
+    match resolve("#Front door", &rooms) {
+        Ok(Target::Room(r)) => assert_eq!(r.id, "D1"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        resolve("#front DOOR", &rooms),
+        Ok(Target::Room(_))
+    ));
+}

@@ -1,9 +1,11 @@
 //! The realtime thread: one DDP websocket to Rocket.Chat, reconnected forever.
 mod catchup;
+mod history;
 mod http;
 mod inbox;
 mod link;
 mod live;
+mod pacer;
 mod session;
 
 use crate::backoff::Backoff;
@@ -25,6 +27,9 @@ pub use catchup::{select_missed, MAX_AGE_MS, MAX_PER_ROOM};
 
 /// Longest delay between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Delay between password logins refused for a code sent by e-mail: each
+/// attempt makes the server e-mail the bot account a new code.
+pub const EMAIL_2FA_RETRY: Duration = Duration::from_secs(3600);
 /// Longest wait for each answer of the server while setting up a session.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -174,7 +179,13 @@ fn serve(
     info!("member of {} room(s)", opened.rooms.len());
     emit(w, RtEvent::Connected(opened.session.clone()));
     emit(w, RtEvent::Rooms(opened.rooms.clone()));
-    let mut live = Live::new(opened.link, opened.session, opened.rooms, w);
+    let history = history::History {
+        base: cfg.server.base.clone(),
+        tls: cfg.tls.clone(),
+        user_id: opened.session.user_id.clone(),
+        token: opened.session.token.clone(),
+    };
+    let mut live = Live::new(opened.link, (opened.session, opened.rooms), history, w);
     let end = live.run(updates);
     updates.extend(live.unanswered());
     live.link.close();
@@ -187,10 +198,14 @@ fn serve(
 }
 
 /// The backoff delay; a refused login that keeps failing is retried at
-/// most once a minute (jitter would otherwise allow twice).
+/// most once a minute (jitter would otherwise allow twice), and once an
+/// hour when each attempt e-mails the account a two-factor code.
 fn retry_delay(backoff: &mut Backoff, e: &Error) -> Duration {
     let delay = backoff.next_delay();
-    let refused = matches!(e, Error::Login { .. } | Error::TotpRequired);
+    if matches!(e, Error::TotpRequired { method } if method == "email") {
+        return EMAIL_2FA_RETRY;
+    }
+    let refused = matches!(e, Error::Login { .. } | Error::TotpRequired { .. });
     if refused && backoff.peek() >= MAX_BACKOFF {
         MAX_BACKOFF
     } else {
@@ -262,6 +277,21 @@ mod tests_backoff {
         assert!(delays[7..].iter().all(|d| *d == MAX_BACKOFF), "{delays:?}");
         let other = Error::Protocol("x".into());
         assert!(retry_delay(&mut b, &other) >= MAX_BACKOFF / 2);
+    }
+
+    #[test]
+    fn a_code_sent_by_email_is_not_triggered_again_before_an_hour() {
+        let mut b = Backoff::with_jitter(Duration::from_secs(1), MAX_BACKOFF);
+        let email = Error::TotpRequired {
+            method: "email".into(),
+        };
+        assert_eq!(retry_delay(&mut b, &email), EMAIL_2FA_RETRY);
+        assert!(email.to_string().contains("by e-mail"), "{email}");
+        let app = Error::TotpRequired {
+            method: "totp".into(),
+        };
+        assert!(retry_delay(&mut b, &app) <= MAX_BACKOFF);
+        assert!(app.to_string().contains("authenticator app"), "{app}");
     }
 }
 #[cfg(test)]

@@ -1,12 +1,17 @@
 //! Catch-up after a (re)connection: what was missed first, then live messages.
+use super::history;
+use crate::backoff::Backoff;
 use crate::bus::{CoreMsg, RtEvent};
-use crate::model::Incoming;
+use crate::error::Error;
+use crate::model::{Incoming, Room};
 use crate::rocketchat::ddp::date_ms;
 use crate::rocketchat::message;
-use log::warn;
+use log::{info, warn};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Oldest message replayed, relative to now.
@@ -15,11 +20,11 @@ pub const MAX_AGE_MS: i64 = 24 * 3600 * 1000;
 pub const MAX_PER_ROOM: usize = 500;
 /// Longest wait for the core's watermarks.
 const WATERMARK_WAIT: Duration = Duration::from_secs(10);
-/// Longest wait for all `loadMissedMessages` answers.
-const LOAD_WAIT: Duration = Duration::from_secs(60);
+/// How often a waiting loader looks at its stop flag.
+const STOP_POLL: Duration = Duration::from_millis(200);
 
-/// The messages of one `loadMissedMessages` answer worth replaying, oldest
-/// first: at most the 500 newest, none older than 24 h before `now_ms`.
+/// The messages of one room's history worth replaying, oldest first: at
+/// most the 500 newest, none older than 24 h before `now_ms`.
 pub fn select_missed(answer: &Value, now_ms: i64, bot_user_id: &str) -> Vec<Incoming> {
     let Some(list) = answer.as_array() else {
         // `false` when the bot may no longer read the room.
@@ -41,18 +46,30 @@ pub fn select_missed(answer: &Value, now_ms: i64, bot_user_id: &str) -> Vec<Inco
         .collect()
 }
 
-/// The catch-up of one connection. Live messages are held until it is done
-/// so that Jeedom sees every message in the server's order.
+/// Reads one room's messages since a time (newest first, at most `most`).
+pub(super) type Fetch = dyn Fn(&Room, i64, usize) -> Result<Vec<Value>, Error> + Send;
+
+/// What the loader thread found for one room (`None`: given up).
+struct RoomLoaded {
+    room: String,
+    messages: Option<Vec<Value>>,
+}
+
+/// The catch-up of one connection. The live messages of a room wait until
+/// that room's missed messages are loaded, so that Jeedom sees every message
+/// in the server's order and a room's watermark never passes messages not
+/// loaded yet; rooms are loaded one after the other, each retried until it
+/// loads (or is refused for good).
 pub(super) struct CatchUp {
     watermarks: Option<Receiver<Vec<(String, i64)>>>,
     since: Instant,
-    /// `loadMissedMessages` method id → room id.
-    waiting: HashMap<String, String>,
-    /// Rooms whose missed messages were loaded.
-    loaded: Vec<String>,
-    replayed: Vec<Incoming>,
-    held: Vec<Incoming>,
-    done: bool,
+    /// Live messages that came before the watermarks, for any room.
+    early: Vec<Incoming>,
+    /// Rooms being loaded → their live messages held meanwhile.
+    loading: HashMap<String, Vec<Incoming>>,
+    results: Option<Receiver<RoomLoaded>>,
+    /// Tells the loader thread to stop (the link went away).
+    stop: Arc<AtomicBool>,
 }
 
 impl CatchUp {
@@ -63,11 +80,10 @@ impl CatchUp {
         CatchUp {
             watermarks: asked.is_ok().then_some(rx),
             since: Instant::now(),
-            waiting: HashMap::new(),
-            loaded: Vec::new(),
-            replayed: Vec::new(),
-            held: Vec::new(),
-            done: false,
+            early: Vec::new(),
+            loading: HashMap::new(),
+            results: None,
+            stop: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -91,81 +107,154 @@ impl CatchUp {
         Some(list)
     }
 
-    /// Records a `loadMissedMessages` call in flight.
-    pub fn expect(&mut self, method_id: String, room_id: String) {
-        self.waiting.insert(method_id, room_id);
-    }
-
-    /// Takes a method answer if it is one of ours (`None`: the call failed).
-    pub fn on_answer(
-        &mut self,
-        method_id: &str,
-        answer: Option<&Value>,
-        bot_user_id: &str,
-    ) -> bool {
-        let Some(room) = self.waiting.remove(method_id) else {
-            return false;
-        };
-        match answer {
-            Some(a) => {
-                self.replayed
-                    .extend(select_missed(a, now_ms(), bot_user_id));
-                self.loaded.push(room);
+    /// Starts loading `rooms` (each from its time) on a `catch-up` thread;
+    /// answers the early live messages of the other rooms, to pass on now.
+    pub fn begin(&mut self, rooms: Vec<(Room, i64)>, fetch: Box<Fetch>) -> Vec<Incoming> {
+        for (room, _) in &rooms {
+            self.loading.insert(room.id.clone(), Vec::new());
+        }
+        if !rooms.is_empty() {
+            let (tx, rx) = mpsc::channel();
+            let stop = self.stop.clone();
+            let spawned = std::thread::Builder::new()
+                .name("catch-up".into())
+                .spawn(move || load_all(rooms, &fetch, &tx, &stop));
+            match spawned {
+                Ok(_) => self.results = Some(rx),
+                Err(e) => {
+                    warn!("cannot start the catch-up: {e}");
+                    self.loading.clear();
+                }
             }
-            None => warn!("could not load the missed messages of room {room}"),
         }
-        true
+        let early = std::mem::take(&mut self.early);
+        early.into_iter().filter_map(|m| self.live(m)).collect()
     }
 
-    /// A live message: passed on once caught up, held until then.
+    /// A live message: passed on when its room is caught up, held until then.
     pub fn live(&mut self, m: Incoming) -> Option<Incoming> {
-        if self.done {
-            return Some(m);
-        }
-        self.held.push(m);
-        None
-    }
-
-    /// When every answer is in (or the wait is over): the replayed messages
-    /// and the live ones held meanwhile, each sent once.
-    pub fn finish(&mut self, now: Instant) -> Option<Finished> {
-        if self.done || self.watermarks.is_some() {
+        if self.watermarks.is_some() {
+            self.early.push(m);
             return None;
         }
-        if !self.waiting.is_empty() {
-            if now.duration_since(self.since) < LOAD_WAIT {
-                return None;
+        match self.loading.get_mut(&m.room_id) {
+            Some(held) => {
+                held.push(m);
+                None
             }
-            warn!(
-                "gave up waiting for the missed messages of {} room(s)",
-                self.waiting.len()
-            );
-            self.waiting.clear();
+            None => Some(m),
         }
-        self.done = true;
-        let mut replayed = std::mem::take(&mut self.replayed);
-        replayed.sort_by_key(|m| m.ts_ms);
+    }
+
+    /// The rooms loaded since the last call.
+    pub fn poll(&mut self, bot_user_id: &str) -> Vec<Finished> {
+        let Some(rx) = &self.results else {
+            return Vec::new();
+        };
+        let loaded: Vec<RoomLoaded> = rx.try_iter().collect();
+        loaded
+            .into_iter()
+            .filter_map(|l| self.finish_room(l, bot_user_id))
+            .collect()
+    }
+
+    fn finish_room(&mut self, l: RoomLoaded, bot_user_id: &str) -> Option<Finished> {
+        let held = self.loading.remove(&l.room)?;
+        let mut replayed = match &l.messages {
+            Some(list) => select_missed(&Value::Array(list.clone()), now_ms(), bot_user_id),
+            None => Vec::new(),
+        };
         let mut seen = HashSet::new();
         replayed.retain(|m| seen.insert(m.id.clone()));
-        let mut held = std::mem::take(&mut self.held);
-        held.retain(|m| seen.insert(m.id.clone()));
+        let held = held
+            .into_iter()
+            .filter(|m| seen.insert(m.id.clone()))
+            .collect();
         Some(Finished {
+            room: l.room,
+            loaded: l.messages.is_some(),
             replayed,
             held,
-            rooms: std::mem::take(&mut self.loaded),
         })
+    }
+
+    /// Whether every room is caught up.
+    pub fn done(&self) -> bool {
+        self.watermarks.is_none() && self.loading.is_empty()
     }
 }
 
-/// The outcome of a catch-up.
+impl Drop for CatchUp {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The loader thread: each room in turn, until loaded or refused for good.
+fn load_all(rooms: Vec<(Room, i64)>, fetch: &Fetch, tx: &Sender<RoomLoaded>, stop: &AtomicBool) {
+    for (room, since) in rooms {
+        let oldest = since.max(now_ms() - MAX_AGE_MS);
+        let Some(messages) = load_room(&room, oldest, fetch, stop) else {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let _ = tx.send(RoomLoaded {
+                room: room.id,
+                messages: None,
+            });
+            continue;
+        };
+        if tx
+            .send(RoomLoaded {
+                room: room.id,
+                messages: Some(messages),
+            })
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+/// One room, retried after the server's rate limit or an outage.
+fn load_room(room: &Room, oldest: i64, fetch: &Fetch, stop: &AtomicBool) -> Option<Vec<Value>> {
+    let mut backoff = Backoff::with_jitter(Duration::from_secs(1), Duration::from_secs(60));
+    while !stop.load(Ordering::Relaxed) {
+        let e = match fetch(room, oldest, MAX_PER_ROOM) {
+            Ok(list) => return Some(list),
+            Err(e) => e,
+        };
+        let Some(wait) = history::retry_wait(&e, backoff.next_delay()) else {
+            warn!(
+                "cannot load the missed messages of {}: {e}; messages posted there while \
+                 disconnected are not replayed",
+                room.name
+            );
+            return None;
+        };
+        info!(
+            "loading the missed messages of {} failed ({e}): again in {} ms",
+            room.name,
+            wait.as_millis()
+        );
+        let until = Instant::now() + wait;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(STOP_POLL.min(until.saturating_duration_since(Instant::now())));
+        }
+    }
+    None
+}
+
+/// The outcome of one room's catch-up.
 #[derive(Debug, PartialEq)]
 pub(super) struct Finished {
+    pub room: String,
+    /// False when the room could not be loaded (refused for good).
+    pub loaded: bool,
     /// Missed messages, oldest first.
     pub replayed: Vec<Incoming>,
     /// Live messages that arrived during the catch-up and were not replayed.
     pub held: Vec<Incoming>,
-    /// Rooms whose missed messages were loaded (the others failed).
-    pub rooms: Vec<String>,
 }
 
 /// The daemon's clock in Unix milliseconds.
@@ -176,98 +265,5 @@ pub fn now_ms() -> i64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn raw(id: &str, ts: i64) -> Value {
-        json!({"_id": id, "rid": "R", "msg": id, "ts": {"$date": ts},
-               "u": {"_id": "u1", "username": "alice"}})
-    }
-
-    fn ids(list: &[Incoming]) -> Vec<&str> {
-        list.iter().map(|m| m.id.as_str()).collect()
-    }
-
-    #[test]
-    fn select_orders_oldest_first_and_drops_old_ones() {
-        let now = 10 * MAX_AGE_MS;
-        let answer = json!([
-            raw("c", now - 1000),
-            raw("b", now - 2000),
-            raw("old", now - MAX_AGE_MS - 1),
-            {"_id": "bad"},
-            raw("a", now - 3000)
-        ]);
-        assert_eq!(ids(&select_missed(&answer, now, "bot")), ["a", "b", "c"]);
-        assert!(select_missed(&json!(false), now, "bot").is_empty());
-    }
-
-    #[test]
-    fn select_keeps_the_500_newest() {
-        let now = 10 * MAX_AGE_MS;
-        let answer: Vec<Value> = (0..600).map(|i| raw(&format!("m{i}"), now - i)).collect();
-        let got = select_missed(&Value::Array(answer), now, "bot");
-        assert_eq!(got.len(), MAX_PER_ROOM);
-        assert_eq!(got[0].id, "m499");
-        assert_eq!(got[499].id, "m0");
-    }
-
-    #[test]
-    fn live_messages_wait_for_the_replay() {
-        let (tx, rx) = mpsc::channel();
-        let mut c = CatchUp::start(&tx);
-        let Ok(CoreMsg::Realtime(RtEvent::Watermarks { reply })) = rx.try_recv() else {
-            panic!("no watermark request");
-        };
-        let t0 = Instant::now();
-        assert_eq!(c.poll_watermarks(t0), None);
-        reply.send(vec![("R".into(), 1)]).unwrap();
-        assert_eq!(c.poll_watermarks(t0), Some(vec![("R".to_string(), 1)]));
-        c.expect("7".into(), "R".into());
-        let now = now_ms();
-        let live = message::parse_missed(&raw("live", now), "bot").unwrap();
-        assert_eq!(c.live(live.clone()), None);
-        assert_eq!(c.finish(t0), None, "answer still pending");
-        assert!(!c.on_answer("8", None, "bot"));
-        let answer = json!([raw("live", now), raw("m2", now - 10), raw("m1", now - 20)]);
-        assert!(c.on_answer("7", Some(&answer), "bot"));
-        let done = c.finish(t0).unwrap();
-        assert!(
-            done.held.is_empty(),
-            "the live message was replayed already"
-        );
-        assert_eq!(ids(&done.replayed), ["m1", "m2", "live"]);
-        assert_eq!(done.rooms, ["R"]);
-        assert_eq!(c.live(live.clone()), Some(live));
-    }
-
-    #[test]
-    fn no_watermarks_means_no_replay_and_live_flows() {
-        let (tx, rx) = mpsc::channel();
-        let mut c = CatchUp::start(&tx);
-        drop(rx);
-        let t0 = Instant::now();
-        let m = message::parse_missed(&raw("x", now_ms()), "bot").unwrap();
-        assert_eq!(c.live(m), None);
-        assert_eq!(c.poll_watermarks(t0), Some(vec![]));
-        let done = c.finish(t0).unwrap();
-        assert!(done.replayed.is_empty() && done.rooms.is_empty());
-        assert_eq!(ids(&done.held), ["x"]);
-    }
-
-    #[test]
-    fn slow_answers_are_given_up() {
-        let (tx, _rx) = mpsc::channel();
-        let mut c = CatchUp::start(&tx);
-        let t0 = Instant::now();
-        assert_eq!(c.poll_watermarks(t0 + WATERMARK_WAIT), Some(vec![]));
-        c.expect("1".into(), "R".into());
-        assert_eq!(c.finish(t0 + WATERMARK_WAIT), None);
-        let done = c.finish(t0 + WATERMARK_WAIT + LOAD_WAIT).unwrap();
-        assert!(
-            done.rooms.is_empty(),
-            "the room that did not answer was not loaded"
-        );
-    }
-}
+#[path = "catchup_tests.rs"]
+mod tests;

@@ -191,6 +191,30 @@ impl<'a> Link<'a> {
         found
     }
 
+    /// Waits `d` (the server's rate limiter asked for it), answering pings;
+    /// frames that come meanwhile are kept, in order, for later `recv`s.
+    pub fn pause(&mut self, d: Duration) -> Result<(), Error> {
+        let deadline = Instant::now() + d;
+        let mut kept = VecDeque::new();
+        let end = loop {
+            if self.shutdown.load(Ordering::Relaxed) || self.inbox().core_gone() {
+                break Err(Error::Shutdown);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break Ok(());
+            }
+            match self.recv(left.min(TICK)) {
+                Ok(Some(frame)) => kept.push_back(frame),
+                Ok(None) => {}
+                Err(e) => break Err(e),
+            }
+        };
+        kept.append(&mut self.backlog);
+        self.backlog = kept;
+        end
+    }
+
     /// Runs a blocking call off the thread, watching this link's `shutdown`.
     pub fn interruptible<T: Send + 'static>(
         &self,

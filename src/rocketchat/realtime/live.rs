@@ -1,6 +1,8 @@
 //! The life of a logged-in link: messages, room changes, edits, catch-up.
 use super::catchup::CatchUp;
+use super::history::History;
 use super::link::{Link, TICK};
+use super::pacer::Pacer;
 use super::Wiring;
 use crate::bus::{CoreMsg, RtCommand, RtEvent};
 use crate::error::Error;
@@ -10,7 +12,7 @@ use crate::rocketchat::message;
 use log::{debug, info, warn};
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Why a healthy link was left.
 #[derive(Debug, PartialEq, Eq)]
@@ -28,11 +30,26 @@ pub(super) struct Update {
     pub text: String,
 }
 
-/// What a method call in flight was for.
-enum Pending {
+/// What a method call was for.
+enum Purpose {
     Update(Update),
     Rooms,
 }
+
+/// A method call, kept until the server answers it: a refusal of the rate
+/// limiter sends it again.
+struct Call {
+    method: &'static str,
+    params: Vec<Value>,
+    purpose: Purpose,
+    /// Held until then (a room change waits for the ones right after it).
+    not_before: Option<Instant>,
+}
+
+/// How long a room list refresh waits for more changes: the server sends a
+/// new room's `rooms-changed` and `subscriptions-changed` a few ms apart,
+/// and one `rooms/get` answers both (the rate limiter counts every call).
+const REFRESH_DELAY: Duration = Duration::from_millis(300);
 
 pub(super) struct Live<'a> {
     pub link: Link<'a>,
@@ -42,22 +59,36 @@ pub(super) struct Live<'a> {
     /// The catch-up waits on the core's watermarks and on the server's
     /// answers: until it is done, the loop ticks to look at them.
     catching_up: bool,
-    pending: HashMap<String, Pending>,
+    /// Calls waiting for the pacer, in order.
+    queue: VecDeque<Call>,
+    /// Calls sent, by method id, until answered.
+    pending: HashMap<String, Call>,
+    pacer: Pacer,
     /// A `rooms/get` is in flight, and another change came since it left.
     refreshing: bool,
     refresh_again: bool,
+    /// The REST reads of the catch-up.
+    history: History,
     wiring: &'a Wiring,
 }
 
 impl<'a> Live<'a> {
-    pub fn new(link: Link<'a>, session: Session, rooms: Vec<Room>, wiring: &'a Wiring) -> Live<'a> {
+    pub fn new(
+        link: Link<'a>,
+        (session, rooms): (Session, Vec<Room>),
+        history: History,
+        wiring: &'a Wiring,
+    ) -> Live<'a> {
         Live {
+            history,
             link,
             session,
             rooms,
             catchup: CatchUp::start(&wiring.to_core),
             catching_up: true,
+            queue: VecDeque::new(),
             pending: HashMap::new(),
+            pacer: Pacer::default(),
             refreshing: false,
             refresh_again: false,
             wiring,
@@ -77,13 +108,18 @@ impl<'a> Live<'a> {
                 return Ok(end);
             }
             self.drive_catchup()?;
+            let release = self.flush_calls()?;
             // Once caught up, the thread sleeps until a frame or a command
-            // comes, or the heartbeat or the watchdog is due.
-            let wait = if self.catching_up {
+            // comes, a paced call may leave, or the heartbeat or the watchdog
+            // is due.
+            let mut wait = if self.catching_up {
                 TICK
             } else {
                 self.wiring.longest_sleep
             };
+            if let Some(at) = release {
+                wait = wait.min(at.saturating_duration_since(Instant::now()));
+            }
             if let Some(frame) = self.link.recv(wait)? {
                 self.dispatch(frame)?;
             }
@@ -93,18 +129,65 @@ impl<'a> Live<'a> {
         }
     }
 
-    /// Edits sent but not answered, oldest first, to send again later.
+    /// Edits not answered (sent or still waiting for the pacer), oldest
+    /// first, to send again later.
     pub fn unanswered(&mut self) -> Vec<Update> {
-        let mut left: Vec<(u64, Update)> = self
+        let mut sent: Vec<(u64, Call)> = self
             .pending
             .drain()
-            .filter_map(|(id, p)| match p {
-                Pending::Update(u) => Some((id.parse().unwrap_or(u64::MAX), u)),
-                Pending::Rooms => None,
-            })
+            .map(|(id, c)| (id.parse().unwrap_or(u64::MAX), c))
             .collect();
-        left.sort_by_key(|(n, _)| *n);
-        left.into_iter().map(|(_, u)| u).collect()
+        sent.sort_by_key(|(n, _)| *n);
+        let calls = sent.into_iter().map(|(_, c)| c).chain(self.queue.drain(..));
+        calls
+            .filter_map(|c| match c.purpose {
+                Purpose::Update(u) => Some(u),
+                Purpose::Rooms => None,
+            })
+            .collect()
+    }
+
+    /// Queues a method call; it leaves when the pacer allows.
+    fn call(&mut self, method: &'static str, params: Vec<Value>, purpose: Purpose) {
+        self.queue.push_back(Call {
+            method,
+            params,
+            purpose,
+            not_before: None,
+        });
+    }
+
+    /// Sends the queued calls the pacer allows now, in order per method;
+    /// returns when the next held one may leave.
+    fn flush_calls(&mut self) -> Result<Option<Instant>, Error> {
+        let now = Instant::now();
+        let mut held = VecDeque::new();
+        let mut release: Option<Instant> = None;
+        while let Some(c) = self.queue.pop_front() {
+            let paced = self.pacer.ready_at(c.method, now);
+            let later = c
+                .not_before
+                .filter(|t| *t > now)
+                .into_iter()
+                .chain(paced)
+                .max();
+            if let Some(at) = later {
+                release = Some(release.map_or(at, |r| r.min(at)));
+                held.push_back(c);
+                continue;
+            }
+            let frame = self.link.ids.method(c.method, c.params.clone());
+            let id = ddp::frame_id(&frame).unwrap_or_default().to_string();
+            self.pacer.sent(c.method, now);
+            // Recorded first, so that a call lost with the link is sent again.
+            self.pending.insert(id, c);
+            if let Err(e) = self.link.send(&frame) {
+                self.queue = held;
+                return Err(e);
+            }
+        }
+        self.queue = held;
+        Ok(release)
     }
 
     fn emit(&self, event: RtEvent) {
@@ -136,45 +219,55 @@ impl<'a> Live<'a> {
         let params = vec![json!({
             "_id": u.message_id, "rid": u.room_id, "msg": u.text, "attachments": []
         })];
-        let frame = self.link.ids.method("updateMessage", params);
-        let id = ddp::frame_id(&frame).unwrap_or_default().to_string();
-        // Recorded first, so that an edit lost with the link is sent again.
-        self.pending.insert(id, Pending::Update(u));
-        self.link.send(&frame)
+        self.call("updateMessage", params, Purpose::Update(u));
+        Ok(())
     }
 
     fn drive_catchup(&mut self) -> Result<(), Error> {
-        let now = Instant::now();
-        if let Some(marks) = self.catchup.poll_watermarks(now) {
-            for (room_id, mark) in marks {
-                if !self.rooms.iter().any(|r| r.id == room_id) {
-                    continue;
-                }
-                let params = vec![json!(room_id), ddp::ejson_date(mark)];
-                let id = self
-                    .link
-                    .request(|ids| ids.method("loadMissedMessages", params))?;
-                self.catchup.expect(id, room_id);
+        if let Some(marks) = self.catchup.poll_watermarks(Instant::now()) {
+            let rooms: Vec<(Room, i64)> = marks
+                .into_iter()
+                .filter_map(|(id, mark)| {
+                    let room = self.rooms.iter().find(|r| r.id == id)?;
+                    Some((room.clone(), mark))
+                })
+                .collect();
+            let api = self.history.clone();
+            let fetch = Box::new(move |room: &Room, oldest: i64, most: usize| {
+                api.since(room, oldest, most)
+            });
+            let nothing_to_load = rooms.is_empty();
+            let early = self.catchup.begin(rooms, fetch);
+            if nothing_to_load {
+                // The core learns that this connection's catch-up is over.
+                self.emit(RtEvent::Replayed {
+                    messages: vec![],
+                    rooms: vec![],
+                });
+            }
+            if !early.is_empty() {
+                self.emit(RtEvent::Messages(early));
             }
         }
-        let finished = self.catchup.finish(now);
-        self.catching_up &= finished.is_none();
-        if let Some(done) = finished {
+        for done in self.catchup.poll(&self.session.user_id) {
             if !done.replayed.is_empty() {
                 info!(
-                    "catch-up: {} message(s) missed while disconnected",
-                    done.replayed.len()
+                    "catch-up: {} message(s) missed in room {} while disconnected",
+                    done.replayed.len(),
+                    done.room
                 );
             }
             // Sent even when empty: the core learns which rooms are caught up.
+            let rooms = if done.loaded { vec![done.room] } else { vec![] };
             self.emit(RtEvent::Replayed {
                 messages: done.replayed,
-                rooms: done.rooms,
+                rooms,
             });
             if !done.held.is_empty() {
                 self.emit(RtEvent::Messages(done.held));
             }
         }
+        self.catching_up = !self.catchup.done();
         Ok(())
     }
 
@@ -214,14 +307,21 @@ impl<'a> Live<'a> {
         let answer = error
             .is_none()
             .then(|| result.clone().unwrap_or(Value::Null));
-        if self
-            .catchup
-            .on_answer(id, answer.as_ref(), &self.session.user_id)
-        {
+        let Some(call) = self.pending.remove(id) else {
+            return Ok(());
+        };
+        if let Some(wait) = error.as_ref().and_then(DdpError::rate_limit_wait) {
+            info!(
+                "Rocket.Chat's rate limiter refused {}: sending it again in {} ms",
+                call.method,
+                wait.as_millis()
+            );
+            self.pacer.refused(call.method, Instant::now(), wait);
+            self.queue.push_front(call);
             return Ok(());
         }
-        match self.pending.remove(id) {
-            Some(Pending::Update(u)) => {
+        match call.purpose {
+            Purpose::Update(u) => {
                 let error = error.map(|e| e.text());
                 match &error {
                     Some(e) => warn!("could not edit message {}: {e}", u.message_id),
@@ -233,8 +333,7 @@ impl<'a> Live<'a> {
                 });
                 Ok(())
             }
-            Some(Pending::Rooms) => self.on_rooms(answer),
-            None => Ok(()),
+            Purpose::Rooms => self.on_rooms(answer),
         }
     }
 
@@ -295,7 +394,14 @@ impl<'a> Live<'a> {
                 old.last_message_ms = room.last_message_ms.or(old.last_message_ms);
                 Ok(())
             }
-            // New or renamed, or a partial document: ask for the whole list.
+            // A new room whose document says all Jeedom sees: no need to ask
+            // for the list (each `rooms/get` counts against the rate limiter).
+            None if complete(doc) => {
+                self.rooms.push(room);
+                self.rooms_changed();
+                Ok(())
+            }
+            // Renamed, or a partial document: ask for the whole list.
             _ => self.refresh_rooms(),
         }
     }
@@ -304,6 +410,17 @@ impl<'a> Live<'a> {
     fn on_subscription_changed(&mut self, action: &str, doc: &Value) -> Result<(), Error> {
         let rid = doc.get("rid").and_then(Value::as_str);
         let known = rid.is_some_and(|rid| self.rooms.iter().any(|r| r.id == rid));
+        if action == "inserted" && known {
+            // Its room document came first and was taken already.
+            return Ok(());
+        }
+        if action == "inserted" && complete(doc) {
+            if let Some(room) = message::parse_room(doc, &self.session.username) {
+                self.rooms.push(room);
+                self.rooms_changed();
+                return Ok(());
+            }
+        }
         if action == "inserted" || action == "removed" || !known {
             return self.refresh_rooms();
         }
@@ -311,12 +428,24 @@ impl<'a> Live<'a> {
     }
 
     fn refresh_rooms(&mut self) -> Result<(), Error> {
+        if self
+            .queue
+            .iter()
+            .any(|c| matches!(c.purpose, Purpose::Rooms))
+        {
+            // The refresh has not left yet: it will see this change too.
+            return Ok(());
+        }
         if self.refreshing {
             self.refresh_again = true;
             return Ok(());
         }
-        let id = self.link.request(|ids| ids.method("rooms/get", vec![]))?;
-        self.pending.insert(id, Pending::Rooms);
+        self.queue.push_back(Call {
+            method: "rooms/get",
+            params: vec![],
+            purpose: Purpose::Rooms,
+            not_before: Some(Instant::now() + REFRESH_DELAY),
+        });
         self.refreshing = true;
         Ok(())
     }
@@ -344,5 +473,18 @@ impl<'a> Live<'a> {
     fn rooms_changed(&self) {
         info!("room list changed: {} room(s)", self.rooms.len());
         self.emit(RtEvent::Rooms(self.rooms.clone()));
+    }
+}
+
+/// Whether a room or subscription document names the room as the room list
+/// would: a channel or group with its `name`, a direct room with its
+/// `usernames` (a subscription of a direct room only names the other member,
+/// so the list is asked for instead).
+pub(super) fn complete(doc: &Value) -> bool {
+    let has = |k: &str| doc.get(k).is_some_and(|v| !v.is_null());
+    match doc.get("t").and_then(Value::as_str) {
+        Some("c" | "p") => has("name") && (has("fname") || !has("prid")),
+        Some("d") => doc.get("usernames").is_some_and(Value::is_array),
+        _ => false,
     }
 }

@@ -11,7 +11,7 @@ use crate::rocketchat::message;
 use log::{debug, info};
 use rustls::ClientConfig;
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -96,8 +96,33 @@ fn ddp_connect(link: &mut Link, timeout: Duration) -> Result<(), Error> {
 }
 
 /// Calls a method and waits for its result: the outer error is the link's,
-/// the inner one the server's answer.
+/// the inner one the server's answer. A refusal of the DDP rate limiter is
+/// waited out and the call made again (while the wait fits in `timeout`).
 pub(super) fn call(
+    link: &mut Link,
+    method: &str,
+    params: Vec<Value>,
+    timeout: Duration,
+) -> Result<Result<Value, DdpError>, Error> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let answer = call_once(link, method, params.clone(), left)?;
+        let wait = answer.as_ref().err().and_then(DdpError::rate_limit_wait);
+        match wait {
+            Some(d) if Instant::now() + d < deadline => {
+                info!(
+                    "Rocket.Chat's rate limiter refused {method}: calling again in {} ms",
+                    d.as_millis()
+                );
+                link.pause(d)?;
+            }
+            _ => return Ok(answer),
+        }
+    }
+}
+
+fn call_once(
     link: &mut Link,
     method: &str,
     params: Vec<Value>,
@@ -196,7 +221,15 @@ fn login_result(v: Value) -> Result<(String, Secret), Error> {
 pub(super) fn login_error(e: &DdpError) -> Error {
     let code = e.code();
     match e.reason.as_deref() {
-        _ if code == "totp-required" => Error::TotpRequired,
+        _ if code == "totp-required" => Error::TotpRequired {
+            method: e
+                .details
+                .as_ref()
+                .and_then(|d| d.get("method"))
+                .and_then(Value::as_str)
+                .unwrap_or("totp")
+                .to_string(),
+        },
         Some("Incorrect password") => Error::Login {
             reason: "incorrect password".into(),
         },
@@ -220,15 +253,17 @@ fn token_refused(e: &DdpError) -> Error {
 }
 
 /// Asks for the rooms and subscribes to messages and room changes; returns
-/// the raw `rooms/get` answer once every subscription is ready.
+/// the raw `rooms/get` answer once every subscription is ready. A refusal of
+/// the DDP rate limiter is waited out and the request made again.
 fn subscribe(link: &mut Link, user_id: &str, timeout: Duration) -> Result<Value, Error> {
-    let rooms_id = link.request(|ids| ids.method("rooms/get", vec![]))?;
-    let mut waiting = HashSet::new();
-    let params = vec![json!("__my_messages__"), json!(false)];
-    waiting.insert(link.request(|ids| ids.sub("stream-room-messages", params))?);
+    let mut rooms_id = link.request(|ids| ids.method("rooms/get", vec![]))?;
+    let mut waiting: Waiting = HashMap::new();
+    let mut wanted = vec![vec![json!("__my_messages__"), json!(false)]];
     for event in ["rooms-changed", "subscriptions-changed"] {
-        let params = vec![json!(format!("{user_id}/{event}")), json!(false)];
-        waiting.insert(link.request(|ids| ids.sub("stream-notify-user", params))?);
+        wanted.push(vec![json!(format!("{user_id}/{event}")), json!(false)]);
+    }
+    for params in wanted {
+        sub(link, &mut waiting, params)?;
     }
     let deadline = Instant::now() + timeout;
     let mut rooms = None;
@@ -236,31 +271,63 @@ fn subscribe(link: &mut Link, user_id: &str, timeout: Duration) -> Result<Value,
         let left = deadline.saturating_duration_since(Instant::now());
         let step = link.wait_for("the room list and subscriptions", left, |f| match f {
             ServerFrame::Result { id, result, error } if *id == rooms_id => {
-                Some(Step::Rooms(rooms_answer(result, error)))
+                Some(Step::Rooms(result.clone(), error.clone()))
             }
             ServerFrame::Ready { subs } => Some(Step::Ready(subs.clone())),
-            ServerFrame::Nosub { id, error } if waiting.contains(id) => Some(Step::Refused(
-                error.as_ref().map(DdpError::text).unwrap_or_default(),
-            )),
+            ServerFrame::Nosub { id, error } if waiting.contains_key(id) => {
+                Some(Step::Refused(id.clone(), error.clone().unwrap_or_default()))
+            }
             _ => None,
         })?;
         match step {
-            Step::Rooms(r) => rooms = Some(r?),
-            Step::Ready(subs) => waiting.retain(|s| !subs.contains(s)),
-            Step::Refused(why) => {
-                return Err(Error::Protocol(format!(
-                    "the server refused a subscription: {why}"
-                )))
+            Step::Rooms(_, Some(e)) if e.rate_limit_wait().is_some() => {
+                link.pause(e.rate_limit_wait().unwrap_or_default())?;
+                rooms_id = link.request(|ids| ids.method("rooms/get", vec![]))?;
             }
+            Step::Rooms(result, error) => rooms = Some(rooms_answer(&result, &error)?),
+            Step::Ready(subs) => waiting.retain(|s, _| !subs.contains(s)),
+            Step::Refused(id, e) => sub_again(link, &mut waiting, &id, &e)?,
         }
     }
     Ok(rooms.unwrap_or(Value::Null))
 }
 
+/// Subscriptions sent and not ready yet: their ids and parameters.
+type Waiting = HashMap<String, Vec<Value>>;
+
+fn sub(link: &mut Link, waiting: &mut Waiting, params: Vec<Value>) -> Result<(), Error> {
+    let name = sub_name(&params);
+    let id = link.request(|ids| ids.sub(name, params.clone()))?;
+    waiting.insert(id, params);
+    Ok(())
+}
+
+/// A refused subscription: subscribed again once the rate limiter allows,
+/// any other refusal ends the session.
+fn sub_again(link: &mut Link, waiting: &mut Waiting, id: &str, e: &DdpError) -> Result<(), Error> {
+    let Some(wait) = e.rate_limit_wait() else {
+        return Err(Error::Protocol(format!(
+            "the server refused a subscription: {}",
+            e.text()
+        )));
+    };
+    let params = waiting.remove(id).unwrap_or_default();
+    link.pause(wait)?;
+    sub(link, waiting, params)
+}
+
+/// The stream of a subscription, told by its first parameter.
+fn sub_name(params: &[Value]) -> &'static str {
+    match params.first().and_then(Value::as_str) {
+        Some("__my_messages__") => "stream-room-messages",
+        _ => "stream-notify-user",
+    }
+}
+
 enum Step {
-    Rooms(Result<Value, Error>),
+    Rooms(Option<Value>, Option<DdpError>),
     Ready(Vec<String>),
-    Refused(String),
+    Refused(String, DdpError),
 }
 
 fn rooms_answer(result: &Option<Value>, error: &Option<DdpError>) -> Result<Value, Error> {

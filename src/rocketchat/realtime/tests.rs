@@ -157,27 +157,15 @@ fn heartbeat_answers_pings_and_detects_a_dead_link() {
     assert_eq!(params, json!({"resume": "T"}));
 }
 
+/// The catch-up itself reads REST history: see catchup_tests.rs and the
+/// integration tests (tests/reconnect.rs) against the fake server.
 #[test]
-fn catch_up_comes_before_live_messages() {
+fn live_messages_flow_and_only_new_ones_from_people() {
     let h = Harness::start(Duration::from_secs(30), None);
     let mut peer = h.peer();
     peer.accept_session("T");
     let now = catchup::now_ms();
-    h.connected(vec![("GENERAL".into(), now - 60_000), ("gone".into(), 5)]);
-    let call = peer.next();
-    assert_eq!(call["method"], "loadMissedMessages");
-    assert_eq!(call["params"], json!(["GENERAL", {"$date": now - 60_000}]));
-    peer.send(live_frame(chat("live1", now)));
-    let old = now - 2 * MAX_AGE_MS;
-    let answer = json!([
-        chat("m3", now - 10),
-        chat("m2", now - 20),
-        chat("m1", now - 30),
-        chat("old", old)
-    ]);
-    peer.send(json!({"msg": "result", "id": call["id"], "result": answer}));
-    assert_eq!(message_ids(h.event()), ["m1", "m2", "m3"]);
-    assert_eq!(message_ids(h.event()), ["live1"]);
+    h.connected(vec![]);
     peer.send(live_frame(chat("live2", now)));
     assert_eq!(message_ids(h.event()), ["live2"]);
     // Own messages, edits and system messages never reach the core.
@@ -191,6 +179,39 @@ fn catch_up_comes_before_live_messages() {
         peer.send(live_frame(m));
     }
     h.no_event_for(Duration::from_millis(500));
+}
+
+#[test]
+fn a_rate_limited_edit_is_sent_again_after_the_time_the_server_said() {
+    let h = Harness::start(Duration::from_secs(30), None);
+    let mut peer = h.peer();
+    peer.accept_session("T");
+    h.connected(vec![]);
+    let cmd = RtCommand::UpdateMessage {
+        message_id: "q1".into(),
+        room_id: "GENERAL".into(),
+        text: "closed".into(),
+    };
+    h.commands.send(cmd).expect("command");
+    let call = peer.next();
+    assert_eq!(call["method"], "updateMessage");
+    let refused = Instant::now();
+    peer.send(json!({"msg": "result", "id": call["id"], "error": {
+        "isClientSafe": true, "error": "too-many-requests",
+        "reason": "Error, too many requests. Please slow down. You must wait 1 seconds before trying again.",
+        "details": {"timeToReset": 700}, "errorType": "Meteor.Error"}}));
+    let again = peer.next();
+    assert!(
+        refused.elapsed() >= Duration::from_millis(700),
+        "sent again too early"
+    );
+    assert_eq!(again["method"], "updateMessage");
+    assert_eq!(again["params"], call["params"]);
+    assert_ne!(again["id"], call["id"]);
+    peer.send(json!({"msg": "result", "id": again["id"]}));
+    assert!(
+        matches!(h.event(), RtEvent::Updated { message_id, error: None } if message_id == "q1")
+    );
 }
 
 #[test]
@@ -320,7 +341,7 @@ fn totp_and_unreachable_servers_have_clear_errors() {
         reason: Some("TOTP Required".into()),
         ..Default::default()
     });
-    assert!(matches!(e, Error::TotpRequired));
+    assert!(matches!(e, Error::TotpRequired { method } if method == "totp"));
     let e = session::login_error(&crate::rocketchat::ddp::DdpError {
         error: json!(403),
         reason: Some("User not found".into()),
@@ -370,4 +391,71 @@ fn tls_failure_names_the_certificate_problem() {
         text.contains("--ca-file") && text.contains("UnknownIssuer"),
         "{text}"
     );
+}
+
+/// The rate limiter's refusal while setting up a session (a login, a
+/// subscription, `rooms/get`) is waited out and the request made again.
+#[test]
+fn rate_limited_session_setup_is_made_again() {
+    let h = Harness::start(Duration::from_secs(30), None);
+    let mut peer = h.peer();
+    peer.send(json!({"server_id": "0"}));
+    assert_eq!(peer.next()["msg"], "connect");
+    peer.send(json!({"msg": "connected", "session": "S1"}));
+    let limited = json!({"isClientSafe": true, "error": "too-many-requests",
+        "reason": "Error, too many requests.", "details": {"timeToReset": 300},
+        "errorType": "Meteor.Error"});
+    let login = peer.next();
+    peer.send(json!({"msg": "result", "id": login["id"], "error": limited}));
+    let login2 = peer.next();
+    assert_eq!(login2["method"], "login");
+    assert_eq!(login2["params"], login["params"]);
+    peer.answer_login(&login2, "T");
+    let (mut subs, mut refused_once) = (Vec::new(), false);
+    let mut rooms_answered = false;
+    while subs.len() < 3 || !rooms_answered {
+        let f = peer.next();
+        match (f["msg"].as_str(), refused_once) {
+            (Some("sub"), false) => {
+                refused_once = true;
+                peer.send(json!({"msg": "nosub", "id": f["id"], "error": limited}));
+            }
+            (Some("sub"), true) => subs.push(f["id"].clone()),
+            _ => {
+                assert_eq!(f["method"], "rooms/get");
+                peer.send(json!({"msg": "result", "id": f["id"], "result": rooms()}));
+                rooms_answered = true;
+            }
+        }
+    }
+    peer.send(json!({"msg": "ready", "subs": subs}));
+    let RtEvent::Connected(session) = h.event() else {
+        panic!("not connected");
+    };
+    assert_eq!(session.token.expose(), "T");
+}
+
+#[test]
+fn only_documents_that_name_the_room_replace_asking_for_the_list() {
+    use live::complete;
+    assert!(complete(&json!({"_id": "R", "t": "c", "name": "general"})));
+    assert!(complete(
+        &json!({"_id": "R", "t": "p", "name": "x1", "fname": "Garage", "prid": "G"})
+    ));
+    assert!(
+        !complete(&json!({"_id": "R", "t": "p", "name": "x1", "prid": "G"})),
+        "no title"
+    );
+    assert!(complete(
+        &json!({"_id": "D", "t": "d", "usernames": ["alice", "jeedombot"]})
+    ));
+    assert!(
+        !complete(&json!({"_id": "s", "rid": "D", "t": "d", "name": "alice"})),
+        "a DM subscription"
+    );
+    assert!(
+        !complete(&json!({"_id": "R", "lm": {"$date": 1}})),
+        "a partial update"
+    );
+    assert!(!complete(&json!({"_id": "L", "t": "l", "name": "guest"})));
 }

@@ -57,6 +57,34 @@ impl FakeRocketChat {
         self.shared.world().delete_room(rid);
     }
 
+    /// Creates a discussion of room `parent` (private group, `name` a random id,
+    /// `fname` the title, `prid` the parent); tells the members. Returns its id.
+    pub fn add_discussion(&self, parent: &str, title: &str, members: &[&str]) -> String {
+        let mut w = self.shared.world();
+        let uids = members.iter().map(|m| w.uid(m)).collect();
+        w.create_discussion(parent, title, uids)
+    }
+
+    /// `from` writes to `to` with `chat.postMessage` `channel:"@to"`: the direct
+    /// room is created if needed and the message posted in one call; the
+    /// message frame reaches `to` before the room notifications, as on the real
+    /// server. Returns `(room id, message id)`.
+    pub fn post_to_user(&self, from: &str, to: &str, text: &str) -> (String, String) {
+        let mut w = self.shared.world();
+        let (uf, ut) = (w.uid(from), w.uid(to));
+        w.post_to_new_direct(&uf, &ut, text)
+    }
+
+    /// How many DDP calls and subscriptions the rate limiter refused.
+    pub fn rate_limited(&self) -> Vec<String> {
+        self.shared.world().log.rate_limited.clone()
+    }
+
+    /// Two-factor codes the server e-mailed (logins refused with method `email`).
+    pub fn email_codes_sent(&self) -> usize {
+        self.shared.world().log.email_codes
+    }
+
     /// Opens (or returns) the direct room of `a` and `b`, as `a` opening a DM with `b`.
     pub fn open_direct(&self, a: &str, b: &str) -> String {
         let mut w = self.shared.world();

@@ -131,11 +131,20 @@ fn on_frame(shared: &Shared, st: &mut ConnLoop, text: &str) {
         "method" => {
             let name = v["method"].as_str().unwrap_or_default();
             let params = v["params"].as_array().cloned().unwrap_or_default();
-            let res = methods::call(&mut w, st.cid, name, &params);
+            let res = match limited(shared, &mut w, st.cid, "method", name) {
+                Some(e) => Err(e),
+                None => methods::call(&mut w, st.cid, name, &params, &shared.opts),
+            };
             w.send_to(st.cid, result_frame(&v["id"], res).to_string());
             Some(json!({"msg": "updated", "methods": [v["id"]]}))
         }
-        "sub" => Some(sub(&mut w, st.cid, &v)),
+        "sub" => {
+            let name = v["name"].as_str().unwrap_or_default();
+            match limited(shared, &mut w, st.cid, "subscription", name) {
+                Some(e) => Some(json!({"msg": "nosub", "id": v["id"], "error": e})),
+                None => Some(sub(&mut w, st.cid, &v)),
+            }
+        }
         "unsub" => {
             if let Some(c) = w.conns.get_mut(&st.cid) {
                 c.subs.retain(|s| v["id"] != s.id);
@@ -147,6 +156,25 @@ fn on_frame(shared: &Shared, st: &mut ConnLoop, text: &str) {
     if let Some(r) = reply {
         w.send_to(st.cid, r.to_string());
     }
+}
+
+/// The rate limiter's refusal of a call, when it is on (the default; see ratelimit.rs).
+fn limited(
+    shared: &Shared,
+    w: &mut super::world::World,
+    cid: u64,
+    kind: &str,
+    name: &str,
+) -> Option<Value> {
+    if !shared.opts.ddp_rate_limit {
+        return None;
+    }
+    let uid = w.conns.get(&cid).and_then(|c| c.uid.clone());
+    let refused = w.limiter.check(kind, name, cid, uid.as_deref());
+    if refused.is_some() {
+        w.log.rate_limited.push(name.to_string());
+    }
+    refused
 }
 
 fn connect(st: &mut ConnLoop, v: &Value) -> Value {

@@ -1,8 +1,9 @@
 //! DDP methods of the fake Rocket.Chat: login, rooms/get, subscriptions/get, loadMissedMessages, updateMessage.
 use super::send::SendError;
+use super::util::parse_version;
 use super::util::{date_ms, ejson_date, meteor_error, random_id, sha256_hex};
 use super::world::{Token, TokenKind, World};
-use super::LoginMode;
+use super::{FakeRcOptions, LoginMode};
 use serde_json::{json, Value};
 
 /// Fields `updateMessage` may change (as in the real server).
@@ -22,11 +23,21 @@ const EDITABLE: &[&str] = &[
 const TOKEN_LIFE_MS: u64 = 90 * 24 * 3600 * 1000;
 
 /// Runs a method for connection `cid`. `Ok(Null)` means "no result" (undefined).
-pub fn call(w: &mut World, cid: u64, name: &str, params: &[Value]) -> Result<Value, Value> {
+pub fn call(
+    w: &mut World,
+    cid: u64,
+    name: &str,
+    params: &[Value],
+    opts: &FakeRcOptions,
+) -> Result<Value, Value> {
     let p0 = params.first().cloned().unwrap_or(Value::Null);
     if name == "login" {
         return login(w, cid, &p0);
     }
+    // apps/meteor/server/methods/loadMissedMessages.ts is deprecated for removal
+    // in 9.0.0 (`methodDeprecationLogger.method('loadMissedMessages', '9.0.0')`):
+    // from 9.0 Meteor answers it like any unknown method (ddp-server, 404).
+    let removed = name == "loadMissedMessages" && parse_version(&opts.version) >= (9, 0, 0);
     let known = [
         "logout",
         "rooms/get",
@@ -35,7 +46,7 @@ pub fn call(w: &mut World, cid: u64, name: &str, params: &[Value]) -> Result<Val
         "updateMessage",
         "sendMessage",
     ];
-    if !known.contains(&name) {
+    if removed || !known.contains(&name) {
         return Err(meteor_error(404, &format!("Method '{name}' not found")));
     }
     let uid = w.conns.get(&cid).and_then(|c| c.uid.clone());
@@ -63,15 +74,20 @@ fn send_error(e: &SendError) -> Value {
     }
 }
 
-/// The TOTP-required error of a login (DDP shape).
-pub fn totp_error() -> Value {
+/// The TOTP-required error of a login (DDP shape). `method` is `totp` (an
+/// authenticator app) or `email`: apps/meteor/app/2fa/server/code/index.ts
+/// (`checkCodeForUser` throws `totp-required` with `{method, codeGenerated,
+/// availableMethods}`; the e-mail method sends a new code on each such refusal).
+pub fn totp_error(method: &str) -> Value {
     let mut e = meteor_error("totp-required", "TOTP Required");
-    e["details"] = json!({"method": "totp", "codeGenerated": false});
+    let generated = method == "email";
+    e["details"] = json!({"method": method, "codeGenerated": generated,
+        "availableMethods": [method]});
     e
 }
 
 /// Checks password credentials (`user` as string or `{username}`/`{email}`; password plain or digest).
-pub fn check_password(w: &World, user: &Value, password: &Value) -> Result<String, Value> {
+pub fn check_password(w: &mut World, user: &Value, password: &Value) -> Result<String, Value> {
     match w.login_mode {
         LoginMode::WrongPassword => return Err(meteor_error(403, "Incorrect password")),
         LoginMode::UnknownUser => return Err(meteor_error(403, "User not found")),
@@ -95,8 +111,13 @@ pub fn check_password(w: &World, user: &Value, password: &Value) -> Result<Strin
     if digest.is_none() || digest != u.password.as_deref().map(sha256_hex) {
         return Err(meteor_error(403, "Incorrect password"));
     }
-    if w.login_mode == LoginMode::Totp {
-        return Err(totp_error());
+    match w.login_mode {
+        LoginMode::Totp => return Err(totp_error("totp")),
+        LoginMode::TotpEmail => {
+            w.log.email_codes += 1;
+            return Err(totp_error("email"));
+        }
+        _ => {}
     }
     Ok(u.id.clone())
 }

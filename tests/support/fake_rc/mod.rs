@@ -4,6 +4,8 @@ pub mod edit;
 mod methods;
 mod msgs;
 mod notify;
+mod post;
+pub mod ratelimit;
 mod rest;
 mod rooms;
 mod send;
@@ -52,8 +54,11 @@ pub enum LoginMode {
     Ok,
     WrongPassword,
     UnknownUser,
-    /// Right credentials answer `totp-required`.
+    /// Right credentials answer `totp-required` (`details.method: "totp"`).
     Totp,
+    /// Right credentials answer `totp-required` with `details.method: "email"`
+    /// (and the server e-mails a code each time).
+    TotpEmail,
 }
 
 /// A fault injected on the next HTTP requests whose path contains a text.
@@ -90,6 +95,12 @@ pub struct FakeRcOptions {
     pub info_404: bool,
     /// Port to listen on (0: OS-chosen).
     pub port: u16,
+    /// The DDP rate limiter of the real server (see fake_rc/ratelimit.rs). On by
+    /// default; a test turns it off only when it tests something else and says why.
+    pub ddp_rate_limit: bool,
+    /// 3.x servers before PR #20801 (Feb 2021) send `__my_messages__` args as
+    /// `[[msg], info]` instead of `[msg, info]`.
+    pub legacy_my_messages: bool,
 }
 
 impl Default for FakeRcOptions {
@@ -103,6 +114,8 @@ impl Default for FakeRcOptions {
             dup_id_mode: DupIdMode::StarredTypeError,
             info_404: false,
             port: 0,
+            ddp_rate_limit: true,
+            legacy_my_messages: false,
         }
     }
 }
@@ -167,9 +180,11 @@ impl FakeRocketChat {
     pub fn start(o: FakeRcOptions) -> Self {
         let tls = o.tls.then(|| tls::server_config(o.tls_cert));
         let port = o.port;
+        let mut world = World::new();
+        world.legacy_my_messages = o.legacy_my_messages;
         let shared = Arc::new(Shared {
             opts: o,
-            world: Mutex::new(World::new()),
+            world: Mutex::new(world),
             silent: AtomicBool::new(false),
             stop: AtomicBool::new(false),
             next_cid: AtomicU64::new(1),

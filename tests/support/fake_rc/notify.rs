@@ -38,7 +38,12 @@ impl World {
         if room.t != 'd' {
             extra["roomName"] = json!(room.name);
         }
-        let mine = json!([msg, extra]);
+        // server/stream/messages/index.js of 3.x servers before PR #20801 (Feb 2021)
+        // passed the message inside an array: args `[[msg], info]`.
+        let mine = match self.legacy_my_messages {
+            true => json!([[msg], extra]),
+            false => json!([msg, extra]),
+        };
         for (cid, uid) in self.subscribers("stream-room-messages", "__my_messages__") {
             if uid.is_some_and(|u| self.is_member(rid, &u)) {
                 let f = changed_frame("stream-room-messages", "__my_messages__", mine.clone());

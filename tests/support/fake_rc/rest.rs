@@ -91,6 +91,7 @@ fn exists(shared: &Shared, method: &str, name: &str) -> bool {
         ("GET", "me" | "rooms.get" | "subscriptions.get" | "chat.getMessage") => true,
         ("GET", "channels.history" | "groups.history" | "im.history" | "dm.history") => true,
         ("POST", "login" | "logout" | "chat.sendMessage" | "im.create" | "dm.create") => true,
+        ("POST", "chat.postMessage") => true,
         ("POST", "rooms.media" | "rooms.mediaConfirm") => v >= (6, 10, 0),
         ("POST", "rooms.upload") => v < (8, 0, 0),
         _ => false,
@@ -122,6 +123,7 @@ fn route(shared: &Shared, req: &Request) -> Answer {
         "subscriptions.get" => subs_get(&shared.world(), &uid),
         "chat.sendMessage" => send_message(shared, &uid, req),
         "chat.getMessage" => get_message(&shared.world(), &uid, req),
+        "chat.postMessage" => super::post::post_message(shared, &uid, req),
         "im.create" | "dm.create" => im_create(&mut shared.world(), &uid, req),
         "rooms.media" | "rooms.mediaConfirm" | "rooms.upload" => {
             upload::route(shared, &uid, name, &args, req)
@@ -163,7 +165,7 @@ fn login(shared: &Shared, req: &Request) -> Answer {
             .get("user")
             .or(body.get("username"))
             .unwrap_or(&Value::Null);
-        match check_password(&w, user, &body["password"]) {
+        match check_password(&mut w, user, &body["password"]) {
             Ok(uid) => {
                 let (token, _) = issue_token(&mut w, &uid);
                 (uid, token, "rest:password")
@@ -318,11 +320,19 @@ fn history(w: &World, uid: &str, name: &str, req: &Request) -> Answer {
     let q = |k: &str| req.query.get(k).and_then(|s| parse_iso(s));
     let (oldest, latest) = (q("oldest").unwrap_or(0), q("latest").unwrap_or(u64::MAX));
     let inclusive = req.query.get("inclusive").is_some_and(|v| v == "true");
+    // apps/meteor/app/api/server/helpers/getPaginationItems.ts: `offset` and
+    // `count`, the count capped at API_Upper_Count_Limit (100 by default).
     let count: usize = req
         .query
         .get("count")
         .and_then(|c| c.parse().ok())
-        .unwrap_or(20);
+        .unwrap_or(20)
+        .min(100);
+    let offset: usize = req
+        .query
+        .get("offset")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let inside = |ts: u64| match inclusive {
         true => ts >= oldest && ts <= latest,
         false => ts > oldest && ts < latest,
@@ -333,6 +343,7 @@ fn history(w: &World, uid: &str, name: &str, req: &Request) -> Answer {
         .filter(|m| date_ms(&m["ts"]).is_some_and(&inside))
         .collect();
     msgs.reverse();
+    let mut msgs: Vec<Value> = msgs.into_iter().skip(offset).collect();
     msgs.truncate(count);
     let msgs: Vec<Value> = msgs.iter().map(to_rest).collect();
     send(200, json!({"messages": msgs, "success": true}))

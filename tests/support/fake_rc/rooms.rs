@@ -6,22 +6,77 @@ use serde_json::{json, Map};
 impl World {
     /// Creates a room with these members (user ids); tells each of them. Returns the id.
     pub fn create_room(&mut self, t: char, name: &str, members: Vec<String>) -> String {
+        let id = self.store_room(t, name, name, members, None);
+        self.announce_room(&id);
+        id
+    }
+
+    /// Stores a new room without telling anyone yet; returns its id.
+    fn store_room(
+        &mut self,
+        t: char,
+        name: &str,
+        fname: &str,
+        members: Vec<String>,
+        prid: Option<String>,
+    ) -> String {
         let now = self.now();
         let id = if t == 'd' { dm_id(&members) } else { new_id() };
         self.rooms.push(Room {
             id: id.clone(),
             t,
             name: name.into(),
-            fname: name.into(),
+            fname: fname.into(),
             members,
             ts: now,
             updated: now,
             msgs: 0,
             last_message: None,
+            prid,
         });
-        self.notify_room(&id, "inserted");
-        self.notify_subs(&id, "inserted");
         id
+    }
+
+    /// Tells the members of a new room: room and subscription `inserted`.
+    fn announce_room(&mut self, id: &str) {
+        self.notify_room(id, "inserted");
+        self.notify_subs(id, "inserted");
+    }
+
+    /// Creates a discussion of `parent` titled `title`: a private group whose
+    /// `name` is a random id and `fname` the title, with `prid` set
+    /// (apps/meteor/app/discussion/server/methods/createDiscussion.ts:
+    /// `name = Random.id()`, `fname = t_name`; the type follows the parent,
+    /// `c` or `p`: here always `p`). Returns its id.
+    pub fn create_discussion(&mut self, parent: &str, title: &str, members: Vec<String>) -> String {
+        let name = new_id();
+        let id = self.store_room('p', &name, title, members, Some(parent.into()));
+        self.announce_room(&id);
+        id
+    }
+
+    /// A person's first message to `to` as `chat.postMessage` with `channel:"@to"`
+    /// does it: the direct room is created and the message posted in one call.
+    /// The message's `__my_messages__` frame goes out first; the room and
+    /// subscription notifications follow, because the server sends those
+    /// asynchronously (apps/meteor/app/lib/server/functions/createDirectRoom.ts
+    /// inserts the subscriptions, whose change-stream watchers notify later:
+    /// apps/meteor/server/modules/watchers/watchers.module.ts), while
+    /// sendMessage broadcasts the message as soon as it is inserted.
+    /// Returns `(room id, message id)`.
+    pub fn post_to_new_direct(&mut self, from: &str, to: &str, text: &str) -> (String, String) {
+        let (id, existing) = match self.room(&dm_id(&[from.into(), to.into()])) {
+            Some(r) => (r.id.clone(), true),
+            None => {
+                let members = vec![from.to_string(), to.to_string()];
+                (self.store_room('d', "", "", members, None), false)
+            }
+        };
+        let mid = self.post(&id, from, text);
+        if !existing {
+            self.announce_room(&id);
+        }
+        (id, mid)
     }
 
     /// The direct room of two users, created (and announced) if needed; `(id, created)`.

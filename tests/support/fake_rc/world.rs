@@ -31,6 +31,8 @@ pub struct Room {
     pub updated: u64,
     pub msgs: u64,
     pub last_message: Option<Value>,
+    /// Parent room of a discussion (then `name` is a random id, `fname` the title).
+    pub prid: Option<String>,
 }
 
 /// Kinds of login tokens.
@@ -95,6 +97,10 @@ pub struct Log {
     pub rest_bodies: Vec<(String, Value)>,
     pub logins: Vec<String>,
     pub ddp_total: usize,
+    /// Names of the DDP methods and subscriptions the rate limiter refused, in order.
+    pub rate_limited: Vec<String>,
+    /// Two-factor codes sent by e-mail (logins refused with `details.method: "email"`).
+    pub email_codes: usize,
 }
 
 /// The whole state, behind one mutex.
@@ -110,6 +116,9 @@ pub struct World {
     pub log: Log,
     /// Edit and post permissions (see `edit.rs`).
     pub edit_policy: super::edit::Policy,
+    pub limiter: super::ratelimit::RateLimiter,
+    /// `__my_messages__` args as `[[msg], info]` (3.x before PR #20801).
+    pub legacy_my_messages: bool,
     clock: u64,
 }
 
@@ -127,6 +136,8 @@ impl World {
             login_mode: LoginMode::Ok,
             log: Log::default(),
             edit_policy: Default::default(),
+            limiter: Default::default(),
+            legacy_my_messages: false,
             clock: 0,
         };
         w.push_user(BOT_ID, "jeedombot", "Jeedom Bot", Some("s3cret"));
@@ -143,6 +154,7 @@ impl World {
             updated: now,
             msgs: 0,
             last_message: None,
+            prid: None,
         });
         w
     }
@@ -240,6 +252,9 @@ impl World {
             v["sysMes"] = json!(true);
             v["default"] = json!(r.id == "GENERAL");
         }
+        if let Some(prid) = &r.prid {
+            v["prid"] = json!(prid);
+        }
         if r.t == 'l' {
             v["open"] = json!(true);
             v["v"] = json!({"_id": "visitorid", "username": "guest-1", "token": "visitortoken"});
@@ -276,12 +291,16 @@ impl World {
             .user(uid)
             .map(|u| u.username.clone())
             .unwrap_or_default();
-        json!({
+        let mut s = json!({
             "_id": World::sub_id(&r.id, uid), "rid": r.id, "name": name, "fname": fname,
             "t": r.t.to_string(), "u": {"_id": uid, "username": u}, "open": true,
             "alert": false, "unread": 0, "userMentions": 0, "groupMentions": 0,
             "ts": ejson_date(r.ts), "ls": ejson_date(r.ts), "_updatedAt": ejson_date(r.updated),
-        })
+        });
+        if let Some(prid) = &r.prid {
+            s["prid"] = json!(prid);
+        }
+        s
     }
 
     pub fn username_of(&self, uid: &str) -> String {
