@@ -5,17 +5,18 @@
 //! reply channel carried in the message.
 use crate::model::{Incoming, Outgoing, Room, Session};
 use serde_json::Value;
+use std::net::TcpStream;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 /// Everything the core thread receives.
 #[derive(Debug)]
 pub enum CoreMsg {
-    /// An accepted `send`/`ask` (files already spooled): persist, then reply.
-    Accept {
-        item: Outgoing,
-        reply: Sender<Value>,
-    },
+    /// What became of command-socket connection `ticket` (numbered in the
+    /// order they were accepted): requests are taken in that order.
+    Ticket { ticket: u64, state: TicketState },
+    /// The saver thread finished durable write `id` (an error: not written).
+    Saved { id: u64, error: Option<String> },
     /// The `status` action.
     Status { reply: Sender<Value> },
     /// The `rooms` action: queue the `rooms` event again.
@@ -28,6 +29,41 @@ pub enum CoreMsg {
     Send(SendOutcome),
     /// SIGTERM, SIGINT or the `stop` action.
     Stop,
+}
+
+/// Where a command-socket connection stands.
+#[derive(Debug)]
+pub enum TicketState {
+    /// A `send`/`ask` was read; its files are being spooled.
+    Reading,
+    /// No complete request yet: later connections need not wait for it.
+    Idle,
+    /// A `send`/`ask` ready to queue (files spooled); the reply goes out
+    /// once it is on disk.
+    Accept { item: Box<Outgoing>, reply: Reply },
+    /// Nothing to queue (another action, a refusal, a closed connection).
+    Done,
+}
+
+/// Where a reply goes.
+#[derive(Debug)]
+pub enum Reply {
+    /// A connection thread waits for it.
+    Channel(Sender<Value>),
+    /// The client's socket itself: its thread has ended, nobody waits.
+    Stream(TcpStream),
+}
+
+impl Reply {
+    /// Sends the reply; a client that left is not an error.
+    pub fn send(self, answer: Value) {
+        match self {
+            Reply::Channel(tx) => {
+                let _ = tx.send(answer);
+            }
+            Reply::Stream(s) => crate::jeedom::socket::reply_now(&s, &answer),
+        }
+    }
 }
 
 /// Reports of the realtime (websocket) thread.

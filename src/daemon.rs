@@ -1,6 +1,7 @@
 //! The daemon's life: pid file, state, threads, and a clean stop on SIGTERM.
 use crate::bus::CoreMsg;
 use crate::config::{Config, Credentials};
+use crate::core::saver::Saver;
 use crate::core::{Core, CoreConfig, Links};
 use crate::error::{Error, Result};
 use crate::jeedom::{callback, files::FileRules, socket, spool::Spool};
@@ -57,6 +58,7 @@ pub fn run(cfg: Config) -> Result<()> {
         &shutdown,
     )?;
     threads.extend(more);
+    let saver = Saver::spawn(cfg.state.clone(), to_core.clone(), test_sync_delay())?;
     drop(to_core);
     log::info!(
         "rocketchatd {} started; command socket on {}",
@@ -71,11 +73,25 @@ pub fn run(cfg: Config) -> Result<()> {
         cycle: cfg.cycle,
         on_status: status_hook(notifier.clone()),
     };
-    Core::new(core_cfg, links, state).run(inbox);
+    Core::new(core_cfg, links, state, saver).run(inbox);
     // An upload in flight would otherwise hold the stop for its whole timeout.
     rest.shutdown();
     stop(&cfg, &shutdown, notifier.as_ref(), threads);
     Ok(())
+}
+
+/// Test hook: `RCD_TEST_SYNC_DELAY_MS` slows every durable write by that
+/// many milliseconds, as a slow SD card would. Not for production use.
+fn test_sync_delay() -> Duration {
+    let ms = std::env::var("RCD_TEST_SYNC_DELAY_MS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+        .min(10_000);
+    if ms > 0 {
+        log::warn!("test hook: durable writes slowed by {ms} ms (RCD_TEST_SYNC_DELAY_MS)");
+    }
+    Duration::from_millis(ms)
 }
 
 fn load_state(cfg: &Config) -> State {

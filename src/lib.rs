@@ -13,6 +13,7 @@ pub mod error;
 pub mod http_tls;
 pub mod instance;
 pub mod jeedom;
+pub mod journal;
 pub mod logging;
 pub mod model;
 pub mod pidfile;

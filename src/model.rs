@@ -117,6 +117,10 @@ pub struct SpooledFile {
     pub path: String,
     /// Original file name, shown in the chat.
     pub name: String,
+    /// Bytes copied: a copy found shorter at upload time was cut by a power
+    /// cut, and fails its request instead of being posted truncated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 /// What an accepted request asks for beyond posting text.

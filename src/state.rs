@@ -2,6 +2,7 @@
 use crate::error::{Error, Result};
 use crate::model::{Outgoing, Room, Secret};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::fs;
@@ -39,6 +40,8 @@ pub struct State {
     /// was left by a crash: what that run delivered after its last write may
     /// be delivered again, so such deliveries carry `"replay": true`.
     pub clean_stop: bool,
+    /// Number of the last journal record this file holds (see `journal`).
+    pub journal_applied: u64,
 }
 
 /// A room and how far Jeedom has acknowledged its messages.
@@ -111,13 +114,75 @@ pub struct PendingAsk {
 }
 
 /// A callback event with its sequence number.
+///
+/// The event is kept as its JSON text: 10,000 of them wait while Jeedom is
+/// away, and a text costs a fraction of a `Value` tree.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QueuedEvent {
     pub seq: u64,
     /// For `message` events: room id and server time, to advance the watermark.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mark: Option<(String, i64)>,
-    pub event: Value,
+    event: Box<RawValue>,
+    /// The event's `type`, read once (set by [`QueuedEvent::refresh_kind`]).
+    #[serde(skip)]
+    pub kind: EventKind,
+}
+
+/// The event types the queue handles apart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EventKind {
+    Message,
+    Dropped,
+    Rooms,
+    #[default]
+    Other,
+}
+
+impl QueuedEvent {
+    pub fn new(seq: u64, mark: Option<(String, i64)>, event: &Value) -> QueuedEvent {
+        let mut e = QueuedEvent {
+            seq,
+            mark,
+            event: to_raw(event),
+            kind: EventKind::Other,
+        };
+        e.refresh_kind();
+        e
+    }
+
+    /// The event as a JSON value.
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.event.get()).unwrap_or(Value::Null)
+    }
+
+    pub fn set_event(&mut self, event: &Value) {
+        self.event = to_raw(event);
+        self.refresh_kind();
+    }
+
+    pub fn refresh_kind(&mut self) {
+        #[derive(Deserialize)]
+        struct Typed<'a> {
+            #[serde(borrow, rename = "type")]
+            kind: Option<&'a str>,
+        }
+        let kind = serde_json::from_str::<Typed>(self.event.get())
+            .ok()
+            .and_then(|t| t.kind);
+        self.kind = match kind {
+            Some("message") => EventKind::Message,
+            Some("dropped") => EventKind::Dropped,
+            Some("rooms") => EventKind::Rooms,
+            _ => EventKind::Other,
+        };
+    }
+}
+
+/// A value as JSON text (a `Value` always serializes).
+fn to_raw(v: &Value) -> Box<RawValue> {
+    serde_json::value::to_raw_value(v)
+        .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"))
 }
 
 /// What [`load`] found, for the log.
@@ -165,7 +230,11 @@ pub fn load(path: &Path, server_url: &str, login: &str) -> (State, Loaded) {
         }
     };
     match serde_json::from_slice::<State>(&bytes) {
-        Ok(s) if s.belongs_to(server_url, login) => (s, Loaded::Resumed),
+        Ok(mut s) if s.belongs_to(server_url, login) => {
+            crate::journal::replay_files(&mut s, path);
+            s.events.iter_mut().for_each(QueuedEvent::refresh_kind);
+            (s, Loaded::Resumed)
+        }
         Ok(_) => (State::fresh(server_url, login), Loaded::OtherAccount),
         Err(e) => (
             State::fresh(server_url, login),
@@ -194,27 +263,49 @@ fn move_aside(path: &Path, reason: String) -> Loaded {
 /// Writes the state atomically: temp file in the same directory, fsync, rename.
 /// The JSON is streamed to the file, never held whole in memory.
 pub fn save(path: &Path, state: &State) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let tmp = write_temp(path, state)?;
+    commit_temp(&tmp, path)
+}
+
+/// Writes the state into a temporary file beside `path`, not yet synced
+/// (a fold writes it on the core thread and leaves the waiting to the saver).
+pub fn write_temp(path: &Path, state: &State) -> Result<PathBuf> {
+    let dir = dir_of(path);
     fs::create_dir_all(&dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    write_synced(&tmp, state).map_err(|e| match e {
-        Written::Io(e) => Error::io(tmp.display().to_string(), e),
-        Written::Json(source) => Error::Json {
-            what: "state".into(),
-            source,
-        },
+    write_unsynced(&tmp, state).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        match e {
+            Written::Io(e) => Error::io(tmp.display().to_string(), e),
+            Written::Json(source) => Error::Json {
+                what: "state".into(),
+                source,
+            },
+        }
     })?;
-    fs::rename(&tmp, path).map_err(|e| Error::io(path.display().to_string(), e))?;
+    Ok(tmp)
+}
+
+/// Syncs the temporary file, renames it over `path` and syncs the directory.
+pub fn commit_temp(tmp: &Path, path: &Path) -> Result<()> {
+    let synced = fs::File::open(tmp).and_then(|f| f.sync_all());
+    synced.map_err(|e| Error::io(tmp.display().to_string(), e))?;
+    fs::rename(tmp, path).map_err(|e| Error::io(path.display().to_string(), e))?;
     // The rename is durable only once the directory itself is synced.
-    if let Ok(d) = fs::File::open(&dir) {
+    if let Ok(d) = fs::File::open(dir_of(path)) {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The directory holding `path`.
+pub fn dir_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
 }
 
 /// Why a write failed: the disk, or a value JSON cannot hold.
@@ -223,7 +314,7 @@ enum Written {
     Json(serde_json::Error),
 }
 
-fn write_synced(path: &Path, state: &State) -> std::result::Result<(), Written> {
+fn write_unsynced(path: &Path, state: &State) -> std::result::Result<(), Written> {
     // Never through a symlink planted at the temporary path.
     let f = crate::safe_file::create_temp(path).map_err(Written::Io)?;
     let mut w = BufWriter::new(f);
@@ -232,8 +323,8 @@ fn write_synced(path: &Path, state: &State) -> std::result::Result<(), Written> 
         None => Written::Json(e),
     })?;
     w.write_all(b"\n").map_err(Written::Io)?;
-    let f = w.into_inner().map_err(|e| Written::Io(e.into_error()))?;
-    f.sync_all().map_err(Written::Io)
+    w.into_inner().map_err(|e| Written::Io(e.into_error()))?;
+    Ok(())
 }
 
 impl RoomState {

@@ -180,26 +180,27 @@ fn slow_client_is_cut_off_after_5_s() {
 }
 
 #[test]
-fn hundred_parallel_connections() {
+fn hundred_idle_connections_do_not_starve_the_socket() {
     let d = daemon("parallel");
-    // 100 clients that connect and say nothing yet: at most 32 are served at once.
+    // Another local process holds 100 connections open and says nothing.
     let idle: Vec<TcpStream> = (0..100)
         .map(|_| TcpStream::connect(("127.0.0.1", d.port)).unwrap())
         .collect();
-    let mut refused = 0;
+    // A request still gets its answer while they are open.
+    assert_still_serving(&d);
+    // To make room, the oldest of them were closed, without a reply.
+    let mut closed = 0;
     for mut s in idle {
         s.set_read_timeout(Some(Duration::from_millis(300)))
             .unwrap();
         let mut buf = [0u8; 256];
-        if let Ok(n) = s.read(&mut buf) {
-            if String::from_utf8_lossy(&buf[..n]).contains("too many connections") {
-                refused += 1;
-            }
+        if matches!(s.read(&mut buf), Ok(0) | Err(_)) {
+            closed += 1;
         }
     }
     assert!(
-        refused >= 100 - 32,
-        "only {refused} connections were refused over the limit"
+        closed >= 100 - 64,
+        "only {closed} idle connections were closed over the limit"
     );
     // And 100 real requests in parallel all get an answer (ok or a clear refusal).
     let port = d.port;
@@ -223,10 +224,7 @@ fn hundred_parallel_connections() {
         .collect();
     for h in handles {
         let out = h.join().unwrap();
-        assert!(
-            out.contains("\"ok\":true") || out.contains("too many connections"),
-            "{out:?}"
-        );
+        assert!(out.contains("\"ok\":true"), "{out:?}");
     }
     support::wait::wait_until(Duration::from_secs(10), "daemon serves again", || {
         d.try_request(&json!({"apikey": APIKEY, "action": "status"}).to_string())

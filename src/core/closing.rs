@@ -9,6 +9,7 @@
 use super::Core;
 use crate::jeedom::events;
 use crate::jeedom::socket::now_ms;
+use crate::journal::Op;
 use crate::model::{OutKind, Outgoing, Room};
 use crate::rocketchat::ask::closing_notice;
 use crate::state::PendingAsk;
@@ -22,7 +23,7 @@ impl Core {
             return;
         };
         let ask = self.state.asks.remove(pos);
-        self.dirty = true;
+        self.log_asks();
         let Some(error) = error else {
             return;
         };
@@ -31,7 +32,9 @@ impl Core {
              posting a message saying it is closed",
             ask.ask_id
         );
-        self.state.outbox.push_back(notice_request(&ask, &error));
+        let item = notice_request(&ask, &error);
+        self.log(Op::Accept { item: item.clone() });
+        self.state.outbox.push_back(item);
     }
 }
 

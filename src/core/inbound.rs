@@ -3,6 +3,7 @@ use super::Core;
 use crate::bus::{RtCommand, RtEvent};
 use crate::jeedom::events;
 use crate::jeedom::socket::now_ms;
+use crate::journal::Op;
 use crate::model::{Incoming, Room, RoomKind, Session};
 use crate::rocketchat::ask::{closed_text, match_answer, Closed};
 use crate::rocketchat::message::query;
@@ -44,6 +45,11 @@ impl Core {
         self.state.user_id = Some(s.user_id.clone());
         self.state.username = Some(s.username.clone());
         self.state.resume_token = Some(s.token.clone());
+        self.log(Op::Session {
+            user_id: self.state.user_id.clone(),
+            username: self.state.username.clone(),
+            resume_token: self.state.resume_token.clone(),
+        });
         self.push_event(
             events::connected(&s.user_id, &s.username, &s.server_version),
             None,
@@ -82,9 +88,13 @@ impl Core {
             next.insert(rs.room.id.clone(), rs);
         }
         let changed = !same_rooms(&self.state.rooms, &next);
-        self.save_now |= next.keys().any(|id| !self.state.rooms.contains_key(id));
+        // Until a new room's starting point is on disk, a power cut would
+        // make its first messages look older than the room.
+        self.sync_now |= next.keys().any(|id| !self.state.rooms.contains_key(id));
         self.state.rooms = next;
-        self.dirty = true;
+        self.log(Op::Rooms {
+            rooms: self.state.rooms.clone(),
+        });
         if changed || !self.rooms_announced {
             log::info!("{} rooms", self.state.rooms.len());
             self.rooms_announced = true;
@@ -110,6 +120,11 @@ impl Core {
         }
         rs.remember(&m.id, m.ts_ms);
         let room = rs.room.clone();
+        self.log(Op::Seen {
+            room: m.room_id.clone(),
+            id: m.id.clone(),
+            ts_ms: m.ts_ms,
+        });
         let mut ev = match self.answer_ask(&m, &room) {
             Some(answer) => answer,
             None => {
@@ -141,8 +156,8 @@ impl Core {
         let bot = self.state.username.clone().unwrap_or_default();
         let rs = unknown_room(m, &bot);
         let direct = rs.room.kind == RoomKind::Direct;
+        self.log(Op::Room { room: rs.clone() });
         self.state.rooms.insert(m.room_id.clone(), rs);
-        self.dirty = true;
         if direct {
             log::info!("new direct message from {}", m.user.username);
             self.queue_room_change();
@@ -181,6 +196,7 @@ impl Core {
             ask.room.id.clone(),
             ask.closing.clone().unwrap_or_default(),
         );
+        self.log_asks();
         self.request_edit(id, rid, text);
         Some(ev)
     }
@@ -202,6 +218,9 @@ impl Core {
                 a.closing.clone().unwrap_or_default(),
             ));
         }
+        if !expired.is_empty() {
+            self.log_asks();
+        }
         for (ask_id, id, rid, text) in expired {
             log::info!("ask {ask_id} expired");
             self.push_event(events::ask_expired(&ask_id), None);
@@ -221,8 +240,14 @@ impl Core {
         Some(Instant::now() + Duration::from_millis(wait))
     }
 
+    /// Records the pending asks (a short list: written whole).
+    pub(super) fn log_asks(&mut self) {
+        self.log(Op::Asks {
+            asks: self.state.asks.clone(),
+        });
+    }
+
     fn request_edit(&mut self, message_id: String, room_id: String, text: String) {
-        self.dirty = true;
         if self.session.is_some() {
             let _ = self.links.realtime.send(RtCommand::UpdateMessage {
                 message_id,

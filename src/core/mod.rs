@@ -1,13 +1,18 @@
 //! The core thread: owns the state, routes between Jeedom and Rocket.Chat.
 mod closing;
 mod inbound;
+mod intake;
 mod outbound;
 mod queue;
 mod replay;
+pub mod saver;
 
-use crate::bus::{CallbackJob, CoreMsg, RtCommand, SendJob};
+use crate::bus::{CallbackJob, CoreMsg, Reply, RtCommand, SendJob};
+use crate::journal::Op;
 use crate::model::Session;
-use crate::state::{self, State};
+use crate::state::State;
+use intake::Intake;
+use saver::{Saver, Ticket};
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
@@ -19,6 +24,7 @@ const IDLE: Duration = Duration::from_secs(60);
 /// Settings the core needs.
 pub struct CoreConfig {
     pub state_path: PathBuf,
+    /// Kept for the option; the state is no longer written per cycle.
     pub cycle: Duration,
     /// Called with a one-line connection status (systemd `STATUS=`).
     pub on_status: Box<dyn Fn(&str) + Send>,
@@ -37,12 +43,13 @@ pub struct Core {
     cfg: CoreConfig,
     links: Links,
     state: State,
-    dirty: bool,
-    /// Write at the next pump, whatever the cycle.
-    save_now: bool,
-    last_save: Option<Instant>,
+    saver: Saver,
+    /// Make the next changes durable now, though nobody waits for them.
+    sync_now: bool,
+    /// Socket connections, to take their requests in order.
+    intake: Intake,
     /// Socket replies held until the request they answer is on disk.
-    waiters: Vec<Sender<serde_json::Value>>,
+    waiters: Vec<Waiter>,
     session: Option<Session>,
     last_error: Option<String>,
     callback_error: Option<String>,
@@ -61,15 +68,25 @@ pub struct Core {
     stopping: bool,
 }
 
+/// A reply waiting for its request to be on disk.
+struct Waiter {
+    key: String,
+    reply: Reply,
+    /// Its request is in the journal (or a fold), and may be handed out.
+    written: bool,
+    /// The durable write it waits for.
+    ticket: Option<Ticket>,
+}
+
 impl Core {
-    pub fn new(cfg: CoreConfig, links: Links, state: State) -> Core {
+    pub fn new(cfg: CoreConfig, links: Links, state: State, saver: Saver) -> Core {
         let mut core = Core {
             cfg,
             links,
             state,
-            dirty: false,
-            save_now: false,
-            last_save: None,
+            saver,
+            sync_now: false,
+            intake: Intake::default(),
             waiters: Vec::new(),
             session: None,
             last_error: None,
@@ -85,7 +102,13 @@ impl Core {
             stopping: false,
         };
         core.after_unclean_start();
+        core.saver.open(&mut core.state);
         core
+    }
+
+    /// Records a change of the state for the journal.
+    fn log(&mut self, op: Op) {
+        self.saver.log(&op);
     }
 
     /// Runs until `Stop` (or every sender is gone); saves the state at the end.
@@ -98,20 +121,26 @@ impl Core {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => self.stopping = true,
             }
-            // Take everything already waiting before paying for a save.
+            // Take everything already waiting: one write for all of it.
             while let Ok(msg) = inbox.try_recv() {
                 self.handle(msg);
             }
             self.pump();
         }
         self.prepare_clean_stop();
-        self.save();
+        let done = self.saver.close(&mut self.state);
+        self.answer_waiters(done.map_err(|e| format!("cannot write the state file: {e}")));
         self.state
     }
 
     fn handle(&mut self, msg: CoreMsg) {
         match msg {
-            CoreMsg::Accept { item, reply } => self.accept(item, reply),
+            CoreMsg::Ticket { ticket, state } => {
+                for (item, reply) in self.intake.report(ticket, state) {
+                    self.accept(item, reply);
+                }
+            }
+            CoreMsg::Saved { id, error } => self.on_saved(id, error),
             CoreMsg::Status { reply } => {
                 let _ = reply.send(self.status());
             }
@@ -126,20 +155,24 @@ impl Core {
         }
     }
 
-    /// Everything time-driven: expiries, saving, handing out work.
+    /// Everything time-driven: expiries, writing, handing out work. The
+    /// changes are written (not synced) before a request goes out, so that a
+    /// request the disk refuses is answered with an error and never posted.
     fn pump(&mut self) {
         self.expire_asks();
-        if self.dirty && self.save_due() <= Instant::now() {
-            self.save();
-        }
+        // Events first: what they change is written right after, and a
+        // crash in between only makes Jeedom get them again, as replays.
         self.dispatch_callback();
+        self.write_changes();
         self.dispatch_send();
+        // After the work is handed out: its threads are woken first.
+        self.make_durable();
     }
 
     fn next_wakeup(&self) -> Instant {
         let mut at = Instant::now() + IDLE;
-        if self.dirty {
-            at = at.min(self.save_due());
+        if let Some(t) = self.saver.next_due() {
+            at = at.min(t);
         }
         if let Some(t) = self.send_retry_at {
             at = at.min(t);
@@ -150,38 +183,94 @@ impl Core {
         at
     }
 
-    /// The state is written at most once per cycle, except when a socket
-    /// client waits for its request to be on disk (Jeedom's PHP never reads
-    /// the reply: a burst held for a whole cycle would fill the 32 connection
-    /// slots and lose requests; the clients waiting together share one write)
-    /// and right after the bot joined a room (until that room's starting point
-    /// is on disk, a crash would make its first messages look older than it).
-    fn save_due(&self) -> Instant {
-        if self.save_now || !self.waiters.is_empty() {
-            return Instant::now();
+    /// Writes the changes (a request the disk refuses is answered with an
+    /// error here, before anything of it went out).
+    fn write_changes(&mut self) {
+        if let Err(e) = self.saver.flush() {
+            self.refuse_unwritten(&e);
         }
-        self.last_save
-            .map_or_else(Instant::now, |t| t + self.cfg.cycle)
+        for w in self.waiters.iter_mut() {
+            w.written = true;
+        }
     }
 
-    fn save(&mut self) {
-        match state::save(&self.cfg.state_path, &self.state) {
-            Ok(()) => {
-                self.dirty = false;
-                self.save_now = false;
-                for w in self.waiters.drain(..) {
-                    let _ = w.send(serde_json::json!({"ok": true}));
-                }
-            }
-            Err(e) => {
-                log::error!("cannot write the state file: {e}");
-                let error = format!("cannot write the state file: {e}");
-                for w in self.waiters.drain(..) {
-                    let _ = w.send(crate::jeedom::socket::error_json(&error));
-                }
+    /// Asks for a sync when a reply waits for one (the replies that arrived
+    /// together share it), or when the last sync is old; folds when due.
+    fn make_durable(&mut self) {
+        let now = Instant::now();
+        let fresh = self.waiters.iter().any(|w| w.ticket.is_none());
+        if fresh || std::mem::take(&mut self.sync_now) || self.saver.sync_due(now) {
+            match self.saver.sync() {
+                Some(ticket) => self.assign(ticket),
+                // Everything written is already synced.
+                None if self.saver.fault().is_none() => self.on_saved(0, None),
+                None => {}
             }
         }
-        self.last_save = Some(Instant::now());
+        if self.saver.fold_due(now) {
+            if let Ok(ticket) = self.saver.fold(&mut self.state) {
+                self.assign(ticket);
+            }
+        }
+    }
+
+    /// The waiters without a durable write wait for `ticket`.
+    fn assign(&mut self, ticket: Ticket) {
+        for w in self.waiters.iter_mut().filter(|w| w.ticket.is_none()) {
+            w.ticket = Some(ticket);
+        }
+    }
+
+    /// The journal write failed: the requests it carried are taken back
+    /// (none was handed out yet) and their clients told.
+    fn refuse_unwritten(&mut self, error: &str) {
+        let (refused, kept) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|w| !w.written);
+        self.waiters = kept;
+        for w in refused {
+            self.take_back(&w.key);
+            w.reply.send(crate::jeedom::socket::error_json(error));
+        }
+    }
+
+    /// Durable write `id` is done: the replies waiting for it go out. After
+    /// an error they wait for the next successful write (their requests may
+    /// already be posted: an error reply would say they were not).
+    fn on_saved(&mut self, id: Ticket, error: Option<String>) {
+        if id == 0 {
+            self.answer_done(|w| w.written && w.ticket.is_none());
+            return;
+        }
+        if !self.saver.on_saved(id, error) {
+            for w in self.waiters.iter_mut() {
+                w.ticket = w.ticket.filter(|t| *t > id);
+            }
+            return;
+        }
+        self.answer_done(|w| w.ticket.is_some_and(|t| t <= id));
+    }
+
+    fn answer_done(&mut self, durable: impl Fn(&Waiter) -> bool) {
+        let (done, kept) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|w| durable(w));
+        self.waiters = kept;
+        for w in done {
+            w.reply.send(serde_json::json!({"ok": true}));
+        }
+    }
+
+    /// At the stop: every reply still waiting gets its `ok` once the state
+    /// is written whole. If even that fails, they get no answer: their
+    /// requests were handed out, and an error would say they were not.
+    fn answer_waiters(&mut self, written: Result<(), String>) {
+        for w in self.waiters.drain(..) {
+            match &written {
+                Ok(()) => w.reply.send(serde_json::json!({"ok": true})),
+                Err(e) => log::error!("request {}: not on disk at the stop: {e}", w.key),
+            }
+        }
     }
 
     fn status(&self) -> serde_json::Value {

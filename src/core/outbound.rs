@@ -1,20 +1,44 @@
 //! What goes to Rocket.Chat: accepted requests, the send queue and its outcomes.
-use super::Core;
-use crate::bus::{RtCommand, SendJob, SendOutcome};
+use super::{Core, Waiter};
+use crate::bus::{Reply, RtCommand, SendJob, SendOutcome};
 use crate::jeedom::events;
+use crate::journal::Op;
 use crate::model::{OutKind, Outgoing, Room};
 use crate::state::PendingAsk;
 use serde_json::Value;
-use std::sync::mpsc::Sender;
 use std::time::Instant;
 
 impl Core {
-    /// Queues an accepted request; the reply waits for the next save.
-    pub(super) fn accept(&mut self, item: Outgoing, reply: Sender<Value>) {
+    /// Queues an accepted request: it goes out once written (not synced);
+    /// the reply waits for the sync. While the disk refuses writes, requests
+    /// are refused at once, and nothing of them is queued or posted.
+    pub(super) fn accept(&mut self, item: Outgoing, reply: Reply) {
+        if let Some(e) = self.saver.fault() {
+            log::warn!("request {} refused: {e}", item.key);
+            let error = crate::jeedom::socket::error_json(e);
+            remove_files(&item);
+            reply.send(error);
+            return;
+        }
         log::info!("request {} accepted for {}", item.key, item.room);
+        self.log(Op::Accept { item: item.clone() });
+        self.saver.spooled(&item.files);
+        self.waiters.push(Waiter {
+            key: item.key.clone(),
+            reply,
+            written: false,
+            ticket: None,
+        });
         self.state.outbox.push_back(item);
-        self.dirty = true;
-        self.waiters.push(reply);
+    }
+
+    /// Removes a request the disk refused (never handed out).
+    pub(super) fn take_back(&mut self, key: &str) {
+        if let Some(pos) = self.state.outbox.iter().position(|i| i.key == key) {
+            if let Some(item) = self.state.outbox.remove(pos) {
+                remove_files(&item);
+            }
+        }
     }
 
     /// Gives the oldest request to the send worker when it is free and logged in.
@@ -42,7 +66,7 @@ impl Core {
             SendOutcome::Progress { key, steps_done } => {
                 if let Some(item) = self.state.outbox.iter_mut().find(|i| i.key == key) {
                     item.steps_done = steps_done;
-                    self.dirty = true;
+                    self.log(Op::Step { key, steps_done });
                 }
             }
             SendOutcome::Sent {
@@ -77,6 +101,9 @@ impl Core {
         let Some(item) = self.state.outbox.remove(pos) else {
             return;
         };
+        self.log(Op::Done {
+            key: key.to_string(),
+        });
         let ask_id = match &item.kind {
             OutKind::Ask { ask_id, .. } => Some(ask_id.as_str()),
             OutKind::Send => None,
@@ -92,9 +119,7 @@ impl Core {
             }
             Err(e) => {
                 log::error!("request {key} for {} failed: {e}", item.room);
-                for f in &item.files {
-                    let _ = std::fs::remove_file(&f.path);
-                }
+                remove_files(&item);
                 events::send_failed(item.reference.as_deref(), ask_id, e)
             }
         };
@@ -121,6 +146,7 @@ impl Core {
                 ),
                 closing: None,
             });
+            self.log_asks();
         }
     }
 
@@ -131,6 +157,13 @@ impl Core {
             super::replay::mark(&mut ev);
         }
         self.push_event(ev, None);
+    }
+}
+
+/// Removes a request's spooled files.
+fn remove_files(item: &Outgoing) {
+    for f in &item.files {
+        let _ = std::fs::remove_file(&f.path);
     }
 }
 

@@ -2,7 +2,8 @@
 use super::Core;
 use crate::bus::{CallbackJob, CallbackReport};
 use crate::jeedom::events;
-use crate::state::QueuedEvent;
+use crate::journal::Op;
+use crate::state::{EventKind, QueuedEvent};
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -23,10 +24,11 @@ impl Core {
         let seq = self.state.next_seq;
         self.state.next_seq += 1;
         log::debug!("event {seq} queued: {}", event["type"]);
-        self.state
-            .events
-            .push_back(QueuedEvent { seq, mark, event });
-        self.dirty = true;
+        let queued = QueuedEvent::new(seq, mark, &event);
+        self.log(Op::Push {
+            event: queued.clone(),
+        });
+        self.state.events.push_back(queued);
     }
 
     /// Drops the oldest `message` event not being posted and counts it in
@@ -38,30 +40,34 @@ impl Core {
         let events = &mut self.state.events;
         let Some(pos) = events
             .iter()
-            .position(|e| free(e) && e.event["type"] == "message")
+            .position(|e| free(e) && e.kind == EventKind::Message)
         else {
             return;
         };
-        match events
+        let (seq, event) = match events
             .iter()
-            .position(|e| free(e) && e.event["type"] == "dropped")
+            .position(|e| free(e) && e.kind == EventKind::Dropped)
         {
             Some(d) => {
-                let n = events[d].event["count"].as_u64().unwrap_or(0) + 1;
-                events[d].event = events::dropped(n);
-                events.remove(pos);
+                let n = events[d].value()["count"].as_u64().unwrap_or(0) + 1;
+                let ev = events::dropped(n);
+                events[d].set_event(&ev);
+                let seq = events[d].seq;
+                if let Some(gone) = events.remove(pos) {
+                    self.log(Op::Remove { seq: gone.seq });
+                }
+                (seq, ev)
             }
             None => {
                 self.warn_dropping();
-                let events = &mut self.state.events;
-                let seq = events[pos].seq;
-                events[pos] = QueuedEvent {
-                    seq,
-                    mark: None,
-                    event: events::dropped(1),
-                };
+                let ev = events::dropped(1);
+                let e = &mut self.state.events[pos];
+                e.set_event(&ev);
+                e.mark = None;
+                (e.seq, ev)
             }
-        }
+        };
+        self.log(Op::Set { seq, event });
     }
 
     /// Says that messages are dropped, once a minute at most: during a long
@@ -92,7 +98,7 @@ impl Core {
             .events
             .iter()
             .take(MAX_BATCH)
-            .map(|e| (e.seq, e.event.clone()))
+            .map(|e| (e.seq, e.value()))
             .collect();
         let last = batch.last().map(|(s, _)| *s);
         if tx.send(CallbackJob::Batch { events: batch }).is_ok() {
@@ -104,7 +110,7 @@ impl Core {
     fn log_and_forget(&mut self) {
         let last = self.state.events.back().map(|e| e.seq).unwrap_or(0);
         for e in &self.state.events {
-            log::info!("event (no --callback): {}", e.event);
+            log::info!("event (no --callback): {}", e.value());
         }
         self.acknowledge(last);
     }
@@ -124,6 +130,9 @@ impl Core {
     /// per room and batch: each advance also prunes the room's ids).
     fn acknowledge(&mut self, upto: u64) {
         let mut newest: HashMap<String, i64> = HashMap::new();
+        if self.state.events.front().is_some_and(|e| e.seq <= upto) {
+            self.log(Op::Ack { upto });
+        }
         while self.state.events.front().is_some_and(|e| e.seq <= upto) {
             let Some(e) = self.state.events.pop_front() else {
                 break;
@@ -133,12 +142,12 @@ impl Core {
                 *at = (*at).max(ts);
             }
         }
-        for (rid, ts) in newest {
+        for (rid, ts_ms) in newest {
             if let Some(room) = self.state.rooms.get_mut(&rid) {
-                room.acknowledged(ts);
+                room.acknowledged(ts_ms);
+                self.log(Op::RoomAck { room: rid, ts_ms });
             }
         }
-        self.dirty = true;
     }
 
     /// Queues the `rooms` event with the current list (Jeedom's `rooms`
@@ -156,10 +165,11 @@ impl Core {
         let inflight = self.cb_inflight;
         match self.state.events.back_mut() {
             Some(last)
-                if last.event["type"] == "rooms" && inflight.is_none_or(|s| last.seq > s) =>
+                if last.kind == EventKind::Rooms && inflight.is_none_or(|s| last.seq > s) =>
             {
-                last.event = ev;
-                self.dirty = true;
+                last.set_event(&ev);
+                let seq = last.seq;
+                self.log(Op::Set { seq, event: ev });
             }
             _ => self.push_event(ev, None),
         }

@@ -1,11 +1,12 @@
 //! After a crash, what may reach Jeedom a second time carries `"replay": true`.
 //!
-//! The state is written at most once per cycle, so a `kill -9` can lose the
-//! record of what Jeedom acknowledged since the last write. Those events are
+//! A power cut can lose the record of what Jeedom acknowledged since the
+//! last sync of the journal (a `kill -9` loses nothing written). Those events are
 //! delivered again rather than lost; the flag lets Jeedom skip the ones it
 //! has already handled (same message `id`), and only those can be repeats.
 use super::Core;
 use crate::model::Incoming;
+use crate::state::QueuedEvent;
 use serde_json::Value;
 
 impl Core {
@@ -13,16 +14,12 @@ impl Core {
     /// file, the outcome of the requests still in the outbox, and the rooms
     /// whose missed messages are to be loaded again.
     pub(super) fn after_unclean_start(&mut self) {
+        // Until the file says "running", a crash would look like a clean
+        // stop: the saver writes the state whole at start.
         if std::mem::take(&mut self.state.clean_stop) {
-            // Until the file says "running", a crash would look like a clean stop.
-            self.dirty = true;
-            self.save_now = true;
             return;
         }
-        self.state
-            .events
-            .iter_mut()
-            .for_each(|e| mark(&mut e.event));
+        self.state.events.iter_mut().for_each(mark_queued);
         self.suspect = self
             .state
             .rooms
@@ -49,7 +46,9 @@ impl Core {
             self.on_message(m, replay);
         }
         for r in rooms {
-            self.suspect.remove(&r);
+            if self.suspect.remove(&r) {
+                log::debug!("room {r} caught up: its new messages are no replays");
+            }
         }
     }
 
@@ -61,10 +60,17 @@ impl Core {
                 .events
                 .iter_mut()
                 .take_while(|e| e.seq <= upto)
-                .for_each(|e| mark(&mut e.event));
+                .for_each(mark_queued);
         }
         self.state.clean_stop = self.suspect.is_empty();
     }
+}
+
+/// Flags a queued event (written whole at start or stop, not journaled).
+fn mark_queued(e: &mut QueuedEvent) {
+    let mut v = e.value();
+    mark(&mut v);
+    e.set_event(&v);
 }
 
 /// Flags an event as possibly delivered before.

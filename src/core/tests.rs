@@ -9,7 +9,10 @@ struct Rig {
     core: Core,
     callback: Receiver<CallbackJob>,
     realtime: Receiver<RtCommand>,
-    _sender: Receiver<SendJob>,
+    sender: Receiver<SendJob>,
+    /// The saver thread's reports (`Saved`), handed to the core by [`settle`].
+    saved: Receiver<CoreMsg>,
+    path: std::path::PathBuf,
 }
 
 fn rig() -> Rig {
@@ -22,13 +25,17 @@ fn rig_with(state: State) -> Rig {
     let (cb_tx, callback) = mpsc::channel();
     let (send_tx, send_rx) = mpsc::channel();
     let (rt_tx, realtime) = mpsc::channel();
-    let path = std::env::temp_dir().join(format!(
-        "rcd-core-{}-{:?}.json",
+    let dir = std::env::temp_dir().join(format!(
+        "rcd-core-{}-{:?}",
         std::process::id(),
         std::thread::current().id()
     ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let path = dir.join("state.json");
+    let (saved_tx, saved) = mpsc::channel();
+    let saver = Saver::spawn(path.clone(), saved_tx, Duration::ZERO).expect("saver");
     let cfg = CoreConfig {
-        state_path: path,
+        state_path: path.clone(),
         cycle: Duration::from_millis(1),
         on_status: Box::new(|_| {}),
     };
@@ -38,11 +45,38 @@ fn rig_with(state: State) -> Rig {
         realtime: rt_tx,
     };
     Rig {
-        core: Core::new(cfg, links, state),
+        core: Core::new(cfg, links, state, saver),
         callback,
         realtime,
-        _sender: send_rx,
+        sender: send_rx,
+        saved,
+        path,
     }
+}
+
+/// Pumps, then hands the saver's reports to the core until none is pending.
+fn settle(r: &mut Rig) {
+    r.core.pump();
+    while r.core.waiters.iter().any(|w| w.ticket.is_some()) {
+        let msg = r
+            .saved
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a saver report");
+        r.core.handle(msg);
+    }
+}
+
+/// The state file and its journal, read back as a restart would, equal the
+/// state in memory.
+fn assert_journal_matches(r: &mut Rig) {
+    r.core.pump();
+    let (mut loaded, how) = crate::state::load(&r.path, "http://x", "jeedombot");
+    assert_eq!(how, crate::state::Loaded::Resumed);
+    loaded.journal_applied = r.core.state.journal_applied;
+    assert_eq!(
+        serde_json::to_value(&loaded).unwrap(),
+        serde_json::to_value(&r.core.state).unwrap()
+    );
 }
 
 fn general() -> Room {
@@ -78,7 +112,7 @@ fn types(core: &Core) -> Vec<String> {
     core.state
         .events
         .iter()
-        .map(|e| e.event["type"].as_str().unwrap_or("").to_string())
+        .map(|e| e.value()["type"].as_str().unwrap_or("").to_string())
         .collect()
 }
 
@@ -130,13 +164,13 @@ fn queue_bound_drops_oldest_messages_and_counts_them() {
     let events = &r.core.state.events;
     assert!(events.len() <= queue::MAX_EVENTS + 1, "{}", events.len());
     assert_eq!(
-        events.front().unwrap().event["type"],
+        events.front().unwrap().value()["type"],
         "rooms",
         "non-message events are kept"
     );
     let dropped: Vec<_> = events
         .iter()
-        .filter(|e| e.event["type"] == "dropped")
+        .filter(|e| e.value()["type"] == "dropped")
         .collect();
     assert_eq!(dropped.len(), 1, "one dropped event counts them all");
     let dropped = dropped[0];
@@ -149,20 +183,20 @@ fn queue_bound_drops_oldest_messages_and_counts_them() {
     );
     let kept = events
         .iter()
-        .filter(|e| e.event["type"] == "message")
+        .filter(|e| e.value()["type"] == "message")
         .count() as u64;
     assert_eq!(
-        kept + dropped.event["count"].as_u64().unwrap(),
+        kept + dropped.value()["count"].as_u64().unwrap(),
         n as u64,
         "every message kept or counted"
     );
     let last_kept = events
         .iter()
         .rev()
-        .find(|e| e.event["type"] == "message")
+        .find(|e| e.value()["type"] == "message")
         .unwrap();
     assert_eq!(
-        last_kept.event["id"],
+        last_kept.value()["id"],
         format!("m{}", n - 1),
         "the newest are kept"
     );
@@ -199,13 +233,7 @@ fn newest_pending_ask_gets_the_reply_and_it_is_not_a_message() {
     r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![msg(
         "a2", 3001, "alice", "YES",
     )])));
-    let evs: Vec<_> = r
-        .core
-        .state
-        .events
-        .iter()
-        .map(|e| e.event.clone())
-        .collect();
+    let evs: Vec<_> = r.core.state.events.iter().map(|e| e.value()).collect();
     let answers: Vec<(String, String)> = evs
         .iter()
         .filter(|e| e["type"] == "ask_answer")
@@ -250,8 +278,8 @@ fn replayed(core: &mut Core, ids: &[&str], rooms: &[&str]) {
 }
 
 fn flags(core: &Core) -> Vec<(String, bool)> {
-    let flag = |e: &crate::state::QueuedEvent| e.event["replay"] == true;
-    let id = |e: &crate::state::QueuedEvent| e.event["id"].as_str().unwrap_or("").to_string();
+    let flag = |e: &crate::state::QueuedEvent| e.value()["replay"] == true;
+    let id = |e: &crate::state::QueuedEvent| e.value()["id"].as_str().unwrap_or("").to_string();
     core.state.events.iter().map(|e| (id(e), flag(e))).collect()
 }
 
@@ -314,7 +342,7 @@ fn a_clean_stop_marks_the_batch_in_flight_and_says_clean() {
     let flagged: Vec<bool> = state
         .events
         .iter()
-        .map(|e| e.event["replay"] == true)
+        .map(|e| e.value()["replay"] == true)
         .collect();
     assert_eq!(flagged, [true, true], "both events were being posted");
 }
@@ -335,7 +363,7 @@ fn after_a_crash_the_outcome_of_a_request_left_in_the_outbox_is_marked() {
         message_id: format!("{key}-0"),
     };
     r.core.handle(CoreMsg::Send(sent("k1")));
-    let last = &r.core.state.events.back().unwrap().event;
+    let last = r.core.state.events.back().unwrap().value();
     assert_eq!(
         (&last["type"], &last["replay"]),
         (&"sent".into(), &true.into())
@@ -354,7 +382,7 @@ fn a_rooms_event_still_waiting_is_updated_not_repeated() {
         CoreMsg::Realtime(RtEvent::Rooms(list.collect()))
     };
     let listed = |core: &Core| {
-        let last = &core.state.events.back().expect("an event").event;
+        let last = core.state.events.back().expect("an event").value();
         last["rooms"].as_array().map_or(0, Vec::len)
     };
     r.core.handle(rooms(&["GENERAL"]));
@@ -416,7 +444,7 @@ fn a_refused_closing_edit_queues_a_notice_that_ends_in_ask_close_failed() {
         message_id: "N1".into(),
     }));
     assert_eq!(types(&r.core), ["ask_close_failed"]);
-    let ev = &r.core.state.events.back().unwrap().event;
+    let ev = r.core.state.events.back().unwrap().value();
     assert_eq!(ev["ask_id"], "1");
     assert_eq!(ev["error"], "Message editing is blocked");
     assert_eq!(ev["notice_id"], "N1");
@@ -455,7 +483,7 @@ fn ids_not_server_times_decide_what_was_delivered() {
         .state
         .events
         .iter()
-        .map(|e| e.event["id"].clone())
+        .map(|e| e.value()["id"].clone())
         .collect();
     assert_eq!(ids, [serde_json::json!("a")], "delivered once");
 }
@@ -499,15 +527,19 @@ fn a_direct_message_before_its_room_is_known_is_direct() {
     m.room_kind = Some(RoomKind::Direct);
     r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![m])));
     assert_eq!(types(&r.core), ["rooms", "message"], "the room first");
-    let rooms = &r.core.state.events[0].event["rooms"];
+    let rooms = &r.core.state.events[0].value()["rooms"];
     assert!(rooms
         .as_array()
         .unwrap()
         .iter()
         .any(|r| r["id"] == "carolidbotid"));
-    let ev = &r.core.state.events.back().unwrap().event;
+    let ev = r.core.state.events.back().unwrap().value();
     assert_eq!(ev["room"]["kind"], "direct");
     assert_eq!(ev["direct"], true);
     assert_eq!(ev["interaction"], true);
     assert_eq!(ev["room"]["name"], "carol");
+    assert_journal_matches(&mut r);
 }
+
+#[path = "durability_tests.rs"]
+mod durability;

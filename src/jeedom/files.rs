@@ -180,8 +180,11 @@ impl FileRules {
         Ok(())
     }
 
+    /// The state's siblings include its journal (`state.json.journal`,
+    /// `.journal.new`); an own file's `.tmp` is the pid file's temporary copy.
     fn is_own_path(&self, p: &Path) -> bool {
-        if self.own.iter().any(|o| o == p) || self.own_dirs.iter().any(|d| p.starts_with(d)) {
+        let own_or_tmp = |o: &PathBuf| o == p || crate::safe_file::beside(o, ".tmp") == p;
+        if self.own.iter().any(own_or_tmp) || self.own_dirs.iter().any(|d| p.starts_with(d)) {
             return true;
         }
         let s = &self.state;

@@ -90,7 +90,16 @@ fn own_files_are_refused_even_inside_an_allowed_directory() {
     fs::write(d.join("state.json"), "{}").unwrap();
     fs::write(d.join("state.json.tmp"), "{}").unwrap();
     fs::write(d.join("daemon.pid"), "1").unwrap();
-    for name in ["password", "state.json", "state.json.tmp", "daemon.pid"] {
+    let more = [
+        "state.json.journal",
+        "state.json.journal.new",
+        "daemon.pid.tmp",
+    ];
+    for name in more {
+        fs::write(d.join(name), "x").unwrap();
+    }
+    let own = ["password", "state.json", "state.json.tmp", "daemon.pid"];
+    for name in own.into_iter().chain(more) {
         assert_eq!(refusal(&r, &d.join(name)), Refusal::OwnFile, "{name}");
     }
 }

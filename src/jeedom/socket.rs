@@ -1,15 +1,17 @@
 //! The command socket: one thread per connection, one JSON request, one reply line.
 use crate::backoff::random_id;
-use crate::bus::CoreMsg;
+use crate::bus::{CoreMsg, Reply, TicketState};
 use crate::jeedom::request::{self, AskRequest, Request, RequestError, SendRequest};
 use crate::jeedom::spool::Spool;
 use crate::model::{OutKind, Outgoing, Secret};
 use serde_json::{json, Value};
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -17,9 +19,18 @@ use std::time::{Duration, Instant};
 pub const MAX_REQUEST: usize = 1024 * 1024;
 /// Time a client has to send its whole request.
 pub const REQUEST_TIME: Duration = Duration::from_secs(5);
-/// Connections served at once; more get an error line.
-pub const MAX_CONNECTIONS: usize = 32;
-/// Longest wait for the core to take a request (it persists before answering).
+/// Connections still sending their request; when one more comes, the one
+/// waiting longest is closed (a client writes its request at once: only an
+/// idle or very slow one can be that old).
+pub const MAX_UNREAD: usize = 64;
+/// Connection threads at once (reading, spooling files, waiting for
+/// `status`); more get an error line. A `send` waiting for its `ok` holds
+/// no thread: the core keeps its socket and answers once it is on disk.
+pub const MAX_THREADS: usize = 256;
+/// A connection without a whole request after this long is idle: later
+/// requests stop waiting for it (they are taken in connection order).
+const IDLE_AFTER: Duration = Duration::from_millis(50);
+/// Longest wait for the core's answer to `status` or `rooms`.
 const CORE_TIME: Duration = Duration::from_secs(30);
 
 /// What every connection thread needs.
@@ -51,7 +62,8 @@ fn accept_loop(
     to_core: Sender<CoreMsg>,
     shutdown: Arc<AtomicBool>,
 ) {
-    let active = Arc::new(AtomicUsize::new(0));
+    let slots = Arc::new(Slots::default());
+    let mut next_ticket = 0;
     for conn in listener.incoming() {
         if shutdown.load(Ordering::SeqCst) {
             break;
@@ -64,20 +76,20 @@ fn accept_loop(
                 continue;
             }
         };
-        if active.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
-            log::warn!(
-                "command socket: more than {MAX_CONNECTIONS} connections at once, refusing one"
-            );
+        if slots.threads.load(Ordering::SeqCst) >= MAX_THREADS {
+            log::warn!("command socket: {MAX_THREADS} connections busy, refusing one");
             reply(&stream, &error_json("too many connections, try again"));
             continue;
         }
-        let guard = ActiveGuard::new(&active);
+        let ticket = TicketGuard::new(next_ticket, to_core.clone());
+        next_ticket += 1;
+        let slot = slots.open(ticket.ticket, &stream);
         let (ctx, to_core) = (ctx.clone(), to_core.clone());
         let spawned = thread::Builder::new()
             .name("socket-conn".into())
             .spawn(move || {
-                let _guard = guard;
-                serve(stream, &ctx, &to_core);
+                let _slot = slot;
+                serve(stream, &ctx, &to_core, ticket, &_slot);
             });
         if let Err(e) = spawned {
             log::error!("command socket: cannot start a connection thread: {e}");
@@ -85,29 +97,132 @@ fn accept_loop(
     }
 }
 
-/// Counts a live connection until dropped.
-struct ActiveGuard(Arc<AtomicUsize>);
+/// The connections being served, and those still sending their request.
+#[derive(Default)]
+struct Slots {
+    threads: AtomicUsize,
+    unread: Mutex<VecDeque<(u64, TcpStream)>>,
+}
 
-impl ActiveGuard {
-    fn new(active: &Arc<AtomicUsize>) -> ActiveGuard {
-        active.fetch_add(1, Ordering::SeqCst);
-        ActiveGuard(active.clone())
+impl Slots {
+    /// Counts a new connection; when too many are still unread, closes the
+    /// oldest of them (it had all the time a real client needs).
+    fn open(self: &Arc<Slots>, id: u64, stream: &TcpStream) -> Slot {
+        self.threads.fetch_add(1, Ordering::SeqCst);
+        if let Ok(clone) = stream.try_clone() {
+            let mut unread = self.unread.lock().unwrap_or_else(|p| p.into_inner());
+            if unread.len() >= MAX_UNREAD {
+                if let Some((_, oldest)) = unread.pop_front() {
+                    log::warn!(
+                        "command socket: {MAX_UNREAD} connections without a request, \
+                         closing the oldest"
+                    );
+                    let _ = oldest.shutdown(Shutdown::Both);
+                }
+            }
+            unread.push_back((id, clone));
+        }
+        Slot {
+            slots: self.clone(),
+            id,
+        }
     }
 }
 
-impl Drop for ActiveGuard {
+/// A connection's place in [`Slots`], given back when dropped.
+struct Slot {
+    slots: Arc<Slots>,
+    id: u64,
+}
+
+impl Slot {
+    /// The request was read (or given up): no longer a candidate for closing.
+    fn read_done(&self) {
+        let mut unread = self.slots.unread.lock().unwrap_or_else(|p| p.into_inner());
+        unread.retain(|(id, _)| *id != self.id);
+    }
+}
+
+impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.read_done();
+        self.slots.threads.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-fn serve(mut stream: TcpStream, ctx: &Context, to_core: &Sender<CoreMsg>) {
+/// A connection's number in accept order; tells the core what became of
+/// it, at the latest when dropped (so that later requests never wait for it).
+struct TicketGuard {
+    ticket: u64,
+    to_core: Sender<CoreMsg>,
+    finished: Cell<bool>,
+}
+
+impl TicketGuard {
+    fn new(ticket: u64, to_core: Sender<CoreMsg>) -> TicketGuard {
+        TicketGuard {
+            ticket,
+            to_core,
+            finished: Cell::new(false),
+        }
+    }
+
+    /// Nothing to queue: later requests need not wait for this connection.
+    fn done(&self) {
+        if !self.finished.replace(true) {
+            self.tell(TicketState::Done);
+        }
+    }
+
+    fn tell(&self, state: TicketState) -> bool {
+        let msg = CoreMsg::Ticket {
+            ticket: self.ticket,
+            state,
+        };
+        self.to_core.send(msg).is_ok()
+    }
+
+    /// Hands over the request with the client's socket, which the core answers.
+    fn accept(self, item: Box<Outgoing>, stream: TcpStream) -> bool {
+        self.finished.set(true);
+        let reply = Reply::Stream(stream);
+        self.tell(TicketState::Accept { item, reply })
+    }
+}
+
+impl Drop for TicketGuard {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
+fn serve(
+    mut stream: TcpStream,
+    ctx: &Context,
+    to_core: &Sender<CoreMsg>,
+    ticket: TicketGuard,
+    slot: &Slot,
+) {
     let peer = stream
         .peer_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
-    let answer = match read_request(&mut stream, Instant::now() + REQUEST_TIME) {
-        Ok(bytes) => handle(&bytes, ctx, to_core, &peer),
+    let read = read_request(&mut stream, Instant::now() + REQUEST_TIME, || {
+        ticket.tell(TicketState::Idle);
+    });
+    slot.read_done();
+    let answer = match read {
+        Ok(bytes) => match handle(&bytes, ctx, to_core, &peer, &ticket) {
+            Handled::Answer(a) => a,
+            Handled::Queue(item) => {
+                if let Ok(s) = stream.try_clone() {
+                    if ticket.accept(item, s) {
+                        return;
+                    }
+                }
+                error_json("the daemon is stopping")
+            }
+        },
         Err(ReadError::TooLarge) => {
             reply(&stream, &error_json("request larger than 1 MiB"));
             drain(&mut stream);
@@ -131,20 +246,32 @@ enum ReadError {
 }
 
 /// Reads until a newline or EOF (PHP closes its side, `nc` sends a line).
-fn read_request(stream: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, ReadError> {
+/// Calls `on_idle` once if the request is not whole after [`IDLE_AFTER`].
+fn read_request(
+    stream: &mut TcpStream,
+    deadline: Instant,
+    on_idle: impl FnOnce(),
+) -> Result<Vec<u8>, ReadError> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 16 * 1024];
+    let mut on_idle = Some(on_idle);
+    let idle_at = Instant::now() + IDLE_AFTER;
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let until = if on_idle.is_some() { idle_at } else { deadline };
+        let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(ReadError::TooSlow);
+            match on_idle.take() {
+                Some(f) => {
+                    f();
+                    continue;
+                }
+                None => return Err(ReadError::TooSlow),
+            }
         }
         stream.set_read_timeout(Some(left)).map_err(ReadError::Io)?;
         let n = match stream.read(&mut chunk) {
             Ok(n) => n,
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                return Err(ReadError::TooSlow)
-            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(ReadError::Io(e)),
         };
@@ -167,52 +294,63 @@ fn read_request(stream: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, Re
     }
 }
 
-fn handle(bytes: &[u8], ctx: &Context, to_core: &Sender<CoreMsg>, peer: &str) -> Value {
+/// What a request comes to: an answer now, or a request for the core.
+enum Handled {
+    Answer(Value),
+    Queue(Box<Outgoing>),
+}
+
+fn handle(
+    bytes: &[u8],
+    ctx: &Context,
+    to_core: &Sender<CoreMsg>,
+    peer: &str,
+    ticket: &TicketGuard,
+) -> Handled {
     let request = match request::parse(bytes, &ctx.apikey) {
         Ok(r) => r,
         Err(RequestError::BadApikey) => {
             log::warn!("command socket: request from {peer} refused: bad apikey");
-            return error_json("bad apikey");
+            return Handled::Answer(error_json("bad apikey"));
         }
         Err(e) => {
             log::warn!("command socket: request from {peer} refused: {e}");
-            return error_json(&e.to_string());
+            return Handled::Answer(error_json(&e.to_string()));
         }
     };
-    dispatch(request, ctx, to_core)
-}
-
-fn dispatch(request: Request, ctx: &Context, to_core: &Sender<CoreMsg>) -> Value {
-    match request {
-        Request::Send(s) => accept(outgoing_send(s), ctx, to_core),
-        Request::Ask(a) => accept(outgoing_ask(a), ctx, to_core),
+    if !matches!(request, Request::Send(_) | Request::Ask(_)) {
+        // Nothing to queue: later requests need not wait for this answer.
+        ticket.done();
+    }
+    let answer = match request {
+        Request::Send(s) => return spool(outgoing_send(s), ctx, ticket),
+        Request::Ask(a) => return spool(outgoing_ask(a), ctx, ticket),
         Request::Status => ask_core(to_core, |reply| CoreMsg::Status { reply }),
         Request::Rooms => ask_core(to_core, |reply| CoreMsg::ResendRooms { reply }),
         Request::Stop => {
             let _ = to_core.send(CoreMsg::Stop);
             json!({"ok": true, "stopping": true})
         }
-    }
+    };
+    Handled::Answer(answer)
 }
 
-/// Spools the files, then hands the request to the core, which persists it
-/// before answering: an `ok` means the request survives a crash.
-fn accept(pending: (Outgoing, Vec<String>), ctx: &Context, to_core: &Sender<CoreMsg>) -> Value {
+/// Spools the files; the core then queues the request in connection order,
+/// and answers `ok` once it is on disk (it survives a crash).
+fn spool(pending: (Outgoing, Vec<String>), ctx: &Context, ticket: &TicketGuard) -> Handled {
     let (mut item, sources) = pending;
+    if !sources.is_empty() {
+        ticket.tell(TicketState::Reading);
+    }
     match ctx.spool.store(&item.key, &sources) {
         Ok(files) => item.files = files,
         Err(e) => {
             // Jeedom does not read the reply: the log is where this shows.
             log::warn!("command socket: request refused: {e}");
-            return error_json(&e.to_string());
+            return Handled::Answer(error_json(&e.to_string()));
         }
     }
-    let files = item.files.clone();
-    let answer = ask_core(to_core, |reply| CoreMsg::Accept { item, reply });
-    if answer.get("ok") != Some(&Value::Bool(true)) {
-        ctx.spool.remove(&files);
-    }
-    answer
+    Handled::Queue(Box::new(item))
 }
 
 fn ask_core(to_core: &Sender<CoreMsg>, msg: impl FnOnce(Sender<Value>) -> CoreMsg) -> Value {
@@ -284,6 +422,13 @@ fn drain(stream: &mut TcpStream) {
             Err(_) => return,
         }
     }
+}
+
+/// Writes the reply line without ever blocking (the core thread calls it: a
+/// line fits in a fresh socket's buffer, and a client that left is no error).
+pub fn reply_now(stream: &TcpStream, answer: &Value) {
+    let _ = stream.set_nonblocking(true);
+    reply(stream, answer);
 }
 
 /// Writes the reply line; a peer that already closed is not an error.

@@ -53,20 +53,26 @@ impl Spool {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "file".into());
         let dest = self.dir.join(format!("{key}-{i}-{name}"));
-        if let Err(refusal) = self.copy_bounded(&mut file, &dest) {
+        let size = self.copy_bounded(&mut file, &dest).inspect_err(|_| {
             let _ = fs::remove_file(&dest);
-            return Err(refusal);
-        }
+        })?;
         Ok(SpooledFile {
             path: dest.to_string_lossy().into_owned(),
             name,
+            size: Some(size),
         })
     }
 
     /// Copies at most `--max-file-size` bytes (the file may grow while
-    /// copied). There is no free-space check before (std has no statvfs):
-    /// a full disk fails the copy, and the caller deletes it.
-    fn copy_bounded(&self, file: &mut File, dest: &Path) -> Result<(), Refusal> {
+    /// copied); returns the bytes copied. There is no free-space check before
+    /// (std has no statvfs): a full disk fails the copy, and the caller deletes it.
+    ///
+    /// The copy is not synced here, on the connection's thread: that would
+    /// put an fsync (up to 500 ms on an SD card) between Jeedom's request and
+    /// its post, and make the connections after it wait too. The saver syncs
+    /// it instead, with the journal write that accepts its request, before
+    /// the `ok` (core/saver.rs).
+    fn copy_bounded(&self, file: &mut File, dest: &Path) -> Result<u64, Refusal> {
         let limit = self.rules.max_size();
         let copied = create(dest).and_then(|mut out| {
             let mut bounded = io::Read::take(&mut *file, limit + 1);
@@ -77,7 +83,7 @@ impl Spool {
                 let size = file.metadata().map_or(n, |m| m.len().max(n));
                 Err(Refusal::TooLarge { size, limit })
             }
-            Ok(_) => Ok(()),
+            Ok(n) => Ok(n),
             Err(e) if files::is_disk_full(&e) => {
                 Err(Refusal::DiskFull(self.dir.display().to_string()))
             }
@@ -142,6 +148,7 @@ mod tests {
             .unwrap();
         fs::remove_file(&src).unwrap();
         assert_eq!(files[0].name, "snap shot.jpg");
+        assert_eq!(files[0].size, Some(9), "the size copied, checked at upload");
         assert_eq!(fs::read(&files[0].path).unwrap(), b"jpegbytes");
         spool.remove(&files);
         assert!(!Path::new(&files[0].path).exists());

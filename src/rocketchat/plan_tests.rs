@@ -13,6 +13,7 @@ fn item(text: &str, files: usize) -> Outgoing {
             .map(|i| SpooledFile {
                 path: format!("/spool/{i}"),
                 name: format!("f{i}.jpg"),
+                size: None,
             })
             .collect(),
         description: None,

@@ -344,9 +344,7 @@ impl Rest {
         let boundary = format!("----rocketchatd{}", random_id());
         let mime = shapes::content_type(&up.file.name);
         let (head, tail) = shapes::multipart_frame(&boundary, fields, &up.file.name, mime);
-        let spooled = |e| Error::io(format!("spooled file {}", up.file.path), e);
-        let file = File::open(&up.file.path).map_err(spooled)?;
-        let size = file.metadata().map_err(spooled)?.len();
+        let (file, size) = open_spooled(up.file)?;
         let length = head.len() as u64 + size + tail.len() as u64;
         let body = Cursor::new(head)
             .chain(file.take(size))
@@ -376,6 +374,22 @@ struct Upload<'a> {
     file: &'a SpooledFile,
     caption: Option<&'a str>,
     tmid: Option<&'a str>,
+}
+
+/// Opens a spooled copy with its size. A copy missing, or not of the size
+/// copied, was lost in a power cut: an I/O error, final, that fails the
+/// request naming the file rather than posting it empty or cut.
+fn open_spooled(f: &SpooledFile) -> Result<(File, u64)> {
+    let spooled = |e| Error::io(format!("spooled file {}", f.path), e);
+    let file = File::open(&f.path).map_err(spooled)?;
+    let size = file.metadata().map_err(spooled)?.len();
+    match f.size {
+        Some(copied) if copied != size => Err(spooled(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("{size} bytes on disk, {copied} were copied (lost in a crash)"),
+        ))),
+        _ => Ok((file, size)),
+    }
 }
 
 fn upload_timeout(bytes: u64) -> Duration {

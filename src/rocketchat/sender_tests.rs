@@ -62,6 +62,7 @@ fn spool(tag: &str, names: &[&str]) -> Vec<SpooledFile> {
             SpooledFile {
                 path: path.display().to_string(),
                 name: n.to_string(),
+                size: None,
             }
         })
         .collect()

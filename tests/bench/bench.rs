@@ -12,7 +12,7 @@
 //! - `RCD_BENCH_IDLE_SECS`, `RCD_BENCH_LATENCY_MESSAGES`,
 //!   `RCD_BENCH_MEMORY_MESSAGES`, `RCD_BENCH_THROUGHPUT_MESSAGES`,
 //!   `RCD_BENCH_SENDS`, `RCD_BENCH_STARTS`: override one size.
-//! - `RCD_BENCH_ONLY=startup,traffic,memory`: run only these sections
+//! - `RCD_BENCH_ONLY=startup,traffic,memory,durability`: run only these sections
 //!   (`traffic` is `idle,latency,roundtrip,throughput,sends`; `relay` is the
 //!   relay's own overhead, measured before any traffic).
 //! - `RCD_BENCH_BURST`: messages per burst of the forwarding throughput
@@ -33,6 +33,8 @@ mod support;
 
 mod common;
 mod daemon;
+mod disk;
+mod durability;
 mod idle;
 mod latency;
 mod marks;
@@ -170,6 +172,9 @@ fn run_sections(cfg: &Config, bin: &Path, rows: &mut Vec<Row>, details: &mut Map
     }
     if want("upload") {
         upload::upload(cfg, rows, details);
+    }
+    if want("durability") {
+        durability::durability(cfg, rows, details);
     }
 }
 

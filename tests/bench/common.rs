@@ -1,5 +1,5 @@
 //! What the measuring sections share: the fakes behind their taps, marker numbers, Jeedom-style requests.
-use crate::daemon::Daemon;
+use crate::daemon::{Daemon, Launch};
 use crate::harness;
 use crate::marks::{Marks, Moment, Seen, Side};
 use crate::report::ms;
@@ -71,6 +71,14 @@ impl Fakes {
     pub fn daemon(&self, cfg: &Config, name: &str) -> Daemon {
         let dir = harness::temp_dir(name);
         Daemon::start(&dir, &self.rc_url(), &self.callback(), &cfg.loglevel)
+    }
+
+    /// A daemon with its state in `dir`, started as `how` says, once connected.
+    pub fn daemon_in(&self, cfg: &Config, dir: &Path, how: &Launch) -> Daemon {
+        let d = Daemon::launch(dir, &self.rc_url(), &self.callback(), &cfg.loglevel, how);
+        self.wait_connected(&d, d.started);
+        settle(Duration::from_secs(2));
+        d
     }
 
     /// A daemon that has connected and then had 2 s to settle, so that

@@ -17,9 +17,28 @@ pub struct Daemon {
     log: Arc<Mutex<VecDeque<String>>>,
 }
 
+/// How to start the daemon beyond its options.
+#[derive(Default)]
+pub struct Launch {
+    pub env: Vec<(String, String)>,
+    /// A program (and its arguments) that runs the daemon: `strace ... --`.
+    pub wrapper: Vec<String>,
+}
+
 impl Daemon {
     /// Starts the binary against `rc_url` and `callback`.
     pub fn start(dir: &Path, rc_url: &str, callback: &str, loglevel: &str) -> Daemon {
+        Daemon::launch(dir, rc_url, callback, loglevel, &Launch::default())
+    }
+
+    /// Like [`Daemon::start`], with an environment and a wrapper.
+    pub fn launch(
+        dir: &Path,
+        rc_url: &str,
+        callback: &str,
+        loglevel: &str,
+        how: &Launch,
+    ) -> Daemon {
         let port = harness::free_port();
         let pid = dir.join("daemon.pid");
         let state = dir.join("state.json");
@@ -52,8 +71,17 @@ impl Daemon {
         .map(|s| s.to_string())
         .collect();
         let started = Instant::now();
-        let mut child = harness::command()
+        let mut cmd = match how.wrapper.split_first() {
+            Some((prog, rest)) => {
+                let mut c = std::process::Command::new(prog);
+                c.args(rest).arg(harness::binary());
+                c
+            }
+            None => harness::command(),
+        };
+        let mut child = cmd
             .args(&args)
+            .envs(how.env.iter().map(|(k, v)| (k, v)))
             .current_dir(dir)
             .env_remove("JOURNAL_STREAM")
             .env_remove("NOTIFY_SOCKET")
@@ -88,6 +116,15 @@ impl Daemon {
         self.child.id()
     }
 
+    /// The daemon's own pid, from its pid file (under a wrapper, the child
+    /// is the wrapper).
+    pub fn daemon_pid(&self) -> u32 {
+        std::fs::read_to_string(self.pid_path())
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| self.pid())
+    }
+
     pub fn pid_path(&self) -> PathBuf {
         self.dir.join("daemon.pid")
     }
@@ -107,9 +144,10 @@ impl Daemon {
         }
     }
 
-    /// SIGTERM and wait for the exit.
+    /// SIGTERM and wait for the exit (of the daemon itself under a
+    /// wrapper: strace lets its tracee run on when it is stopped).
     pub fn stop(mut self) {
-        harness::signal(self.child.id(), "TERM");
+        harness::signal(self.daemon_pid(), "TERM");
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -124,6 +162,11 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // Under a wrapper still running, the daemon is its live tracee.
+        let pid = self.daemon_pid();
+        if pid != self.child.id() && matches!(self.child.try_wait(), Ok(None)) {
+            harness::signal(pid, "KILL");
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -258,9 +258,13 @@ impl Daemon {
             .to_string()
     }
 
+    /// The state as a restart would read it: the file and its journal.
     pub fn state(&self) -> Value {
         let text = std::fs::read_to_string(&self.state_path).expect("state file");
-        serde_json::from_str(&text).expect("state file is JSON")
+        let mut st: rocketchatd::state::State =
+            serde_json::from_str(&text).expect("state file is JSON");
+        rocketchatd::journal::replay_files(&mut st, &self.state_path);
+        serde_json::to_value(&st).expect("state as JSON")
     }
 }
 

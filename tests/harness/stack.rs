@@ -26,6 +26,16 @@ impl Stack {
 
     /// Starts Jeedom and the daemon against an already running (and prepared) server.
     pub fn start_on(name: &str, rc: FakeRocketChat, extra: &[&str]) -> Stack {
+        Stack::start_env(name, rc, extra, &[])
+    }
+
+    /// Like [`Stack::start_on`], with extra environment variables for the daemon.
+    pub fn start_env(
+        name: &str,
+        rc: FakeRocketChat,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Stack {
         let jeedom = FakeJeedom::start(APIKEY);
         let dir = super::temp_dir(name);
         let (url, cb) = (rc.url(), jeedom.url());
@@ -37,7 +47,7 @@ impl Stack {
             args.extend_from_slice(&["--user", "jeedombot", "--password", "s3cret"]);
         }
         args.extend_from_slice(extra);
-        let daemon = Daemon::start_in(&dir, &args);
+        let daemon = Daemon::start_env(&dir, &args, env);
         Stack { rc, jeedom, daemon }
     }
 

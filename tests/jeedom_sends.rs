@@ -1,0 +1,87 @@
+//! Jeedom's real send pattern: PHP connects, writes, closes, never reads the
+//! reply. Every send of a scenario loop must be posted, once, in order, also
+//! on a slow disk and while another process holds idle connections open.
+mod harness;
+mod support;
+
+use harness::stack::Stack;
+use harness::APIKEY;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+use support::fake_rc::{FakeRcOptions, FakeRocketChat, BOT_ID};
+use support::wait::wait_until;
+
+/// Deadline for a whole loop to be posted (the fake takes a few ms per post).
+const LOOP_TIME: Duration = Duration::from_secs(60);
+
+/// Jeedom's PHP: one connection per request, write, close, never read.
+fn php_send(port: u16, text: &str) {
+    let req = json!({"apikey": APIKEY, "action": "send", "room": "#general", "message": text});
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(req.to_string().as_bytes()).expect("write");
+    drop(s);
+}
+
+fn posted_texts(s: &Stack) -> Vec<String> {
+    s.rc.messages("GENERAL")
+        .into_iter()
+        .filter(|m| m["u"]["_id"] == BOT_ID && m["t"].is_null())
+        .map(|m: Value| m["msg"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Runs a loop of `n` back-to-back sends; checks all are posted once, in order.
+fn loop_is_posted_whole_in_order(s: &Stack, n: usize) {
+    let port = s.daemon.port;
+    let texts: Vec<String> = (0..n).map(|i| format!("loop {i}")).collect();
+    for t in &texts {
+        php_send(port, t);
+    }
+    wait_until(LOOP_TIME, &format!("{n} posted messages"), || {
+        posted_texts(s).len() >= n
+    });
+    let posted = posted_texts(s);
+    assert_eq!(posted, texts, "{}", s.daemon.log_text());
+}
+
+fn stack(name: &str, env: &[(&str, &str)]) -> Stack {
+    let s = Stack::start_env(
+        name,
+        FakeRocketChat::start(FakeRcOptions::default()),
+        &[],
+        env,
+    );
+    s.wait_connected();
+    s
+}
+
+#[test]
+fn a_loop_of_200_sends_is_posted_whole_and_in_order() {
+    let s = stack("php-loop", &[]);
+    loop_is_posted_whole_in_order(&s, 200);
+}
+
+#[test]
+fn a_loop_of_200_sends_on_a_slow_disk_is_posted_whole_and_in_order() {
+    // Every durable write takes 300 ms, as on a slow SD card.
+    let s = stack("php-loop-slow", &[("RCD_TEST_SYNC_DELAY_MS", "300")]);
+    loop_is_posted_whole_in_order(&s, 200);
+    // The hook did slow the writes: the replies waited for it, not the posts.
+    assert!(s
+        .daemon
+        .log_text()
+        .contains("durable writes slowed by 300 ms"));
+}
+
+#[test]
+fn sends_get_through_while_another_process_holds_100_idle_connections() {
+    let s = stack("php-idle", &[]);
+    let port = s.daemon.port;
+    let idle: Vec<TcpStream> = (0..100)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    loop_is_posted_whole_in_order(&s, 20);
+    drop(idle);
+}
