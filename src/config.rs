@@ -147,10 +147,20 @@ const FILE_KEYS: &[&str] = &[
     "max-file-size",
 ];
 
+/// Switches that choose what a run does, not how: a service's file that
+/// said `"check": true` would make every start a check that exits.
+const COMMAND_LINE_ONLY: &[&str] = &["check", "config", "version", "help"];
+
 impl Args {
     /// Fills every option missing from the command line with the file's value.
     pub fn merge_file(&mut self, file: &Map<String, Value>) -> Result<()> {
         for key in file.keys() {
+            if COMMAND_LINE_ONLY.contains(&key.as_str()) {
+                return Err(Error::usage(
+                    "config",
+                    format!("\"{key}\" is not read from a file: give --{key} on the command line"),
+                ));
+            }
             if !FILE_KEYS.contains(&key.as_str()) {
                 return Err(Error::usage("config", format!("unknown key \"{key}\"")));
             }

@@ -196,6 +196,19 @@ fn config_file_rejects_unknown_keys_and_bad_types() {
 }
 
 #[test]
+fn config_file_says_which_switches_stay_on_the_command_line() {
+    for key in ["check", "config", "version", "help"] {
+        let mut file = serde_json::Map::new();
+        file.insert(key.into(), json!(true));
+        let e = Args::default().merge_file(&file).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("invalid --config: \"{key}\" is not read from a file: give --{key} on the command line")
+        );
+    }
+}
+
+#[test]
 fn files_dirs_repeat_and_come_from_the_config_file_as_a_list() {
     let c = config(&[]).unwrap();
     assert!(c.files_dirs.is_empty(), "empty: the Jeedom defaults");

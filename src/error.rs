@@ -192,6 +192,25 @@ mod tests {
     }
 
     #[test]
+    fn a_startup_failure_names_its_option_once_and_exits_1() {
+        let io = Error::io(
+            "cannot create /proc/x",
+            io::Error::new(io::ErrorKind::NotFound, "No such file or directory"),
+        );
+        let e = io.for_option("state");
+        assert_eq!(
+            e.to_string(),
+            "invalid --state: cannot create /proc/x: No such file or directory"
+        );
+        assert_eq!(e.exit_code(), EXIT_FAILURE);
+        let e = e.for_option("pid");
+        assert!(e.to_string().starts_with("invalid --state: "), "{e}");
+        let e = Error::usage("ca-file", "empty").for_option("state");
+        assert_eq!(e.to_string(), "invalid --ca-file: empty");
+        assert_eq!(e.exit_code(), EXIT_USAGE);
+    }
+
+    #[test]
     fn io_error_keeps_its_source() {
         let e = Error::io("/tmp/x", io::Error::new(io::ErrorKind::NotFound, "gone"));
         assert!(std::error::Error::source(&e).is_some());

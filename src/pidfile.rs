@@ -15,10 +15,11 @@ impl PidFile {
     /// at the path is replaced, its target never written.
     pub fn create(path: &Path) -> Result<PidFile> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+            fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
         }
         safe_file::replace(path, own_pid().as_bytes())
-            .map_err(|e| Error::io(format!("pid file {}", path.display()), e))?;
+            .map_err(|e| Error::io(format!("cannot write {}", path.display()), e))?;
         Ok(PidFile {
             path: path.to_path_buf(),
         })

@@ -23,7 +23,7 @@ impl Spool {
             .recursive(true)
             .mode(0o700)
             .create(&dir)
-            .map_err(|e| Error::io(dir.display().to_string(), e))?;
+            .map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
         rules.forbid_dir(&dir);
         Ok(Spool { dir, rules })
     }

@@ -24,6 +24,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use catchup::{select_missed, MAX_AGE_MS, MAX_PER_ROOM};
+pub use session::Progress;
 
 /// Longest delay between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
@@ -104,11 +105,17 @@ pub fn spawn(
 
 /// For `--check`: connects, logs in, lists the rooms and disconnects, each
 /// server answer bounded by `timeout`.
-pub fn probe(cfg: &RealtimeConfig, timeout: Duration) -> Result<(Session, Vec<Room>), Error> {
+/// The error comes with the step it stopped at.
+pub fn probe(
+    cfg: &RealtimeConfig,
+    timeout: Duration,
+) -> Result<(Session, Vec<Room>), (Progress, Error)> {
     let shutdown = Arc::new(AtomicBool::new(false));
     let inbox = Inbox::new();
     let mut resume = initial_resume(cfg);
-    let opened = session::open(cfg, &mut resume, (&inbox, &shutdown), timeout)?;
+    let mut step = Progress::Connect;
+    let opened = session::open(cfg, &mut resume, (&inbox, &shutdown), timeout, &mut step)
+        .map_err(|e| (step, e))?;
     opened.link.close();
     Ok((opened.session, opened.rooms))
 }
@@ -164,7 +171,13 @@ fn serve(
     updates: &mut VecDeque<Update>,
     backoff: &mut Backoff,
 ) -> Result<End, Error> {
-    let opened = session::open(cfg, resume, (&w.inbox, &w.shutdown), REPLY_TIMEOUT);
+    let opened = session::open(
+        cfg,
+        resume,
+        (&w.inbox, &w.shutdown),
+        REPLY_TIMEOUT,
+        &mut Progress::Connect,
+    );
     let opened = opened.inspect_err(|e| {
         if !matches!(e, Error::Shutdown) {
             error!("cannot connect to Rocket.Chat: {e}");

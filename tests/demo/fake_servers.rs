@@ -70,12 +70,26 @@ fn main() {
     });
 }
 
+/// A port free right now, for the daemon's command socket.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
 fn print_command(rc: &FakeRocketChat, jeedom: &FakeJeedom, tls: bool) {
+    // Pid and state files in a directory of this run, not in the checkout.
+    let dir = std::env::temp_dir().join(format!("rocketchatd-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    let port = free_port();
     let mut args = format!(
-        "--loglevel debug --callback {} --apikey {APIKEY} --url {} --user jeedombot --password s3cret \
-         --pid /tmp/rocketchatd-demo.pid --state /tmp/rocketchatd-demo-state.json",
+        "--loglevel info --socketport {port} --callback {} --apikey {APIKEY} --url {} \
+         --user jeedombot --password s3cret --pid {} --state {}",
         jeedom.url(),
-        rc.url()
+        rc.url(),
+        dir.join("daemon.pid").display(),
+        dir.join("state.json").display(),
     );
     if tls {
         args.push_str(&format!(
@@ -83,24 +97,28 @@ fn print_command(rc: &FakeRocketChat, jeedom: &FakeJeedom, tls: bool) {
             FakeRocketChat::ca_file().display()
         ));
     }
-    println!(
-        "Fake Rocket.Chat: {}   fake Jeedom callback: {}",
-        rc.url(),
-        jeedom.url()
+    println!("Fake Rocket.Chat: {}", rc.url());
+    println!("Fake Jeedom callback: {}", jeedom.url());
+    println!("API key of the demo (socket and callback): {APIKEY}\n");
+    println!("In a second terminal, from this source checkout, run the daemon:\n");
+    println!("  cargo run --release --bin rocketchatd -- {args}\n");
+    println!("(or with an installed binary: rocketchatd {args})\n");
+    println!("Then, in a third one, ask it to post (the reply is one JSON line):\n");
+    let send = format!(
+        r##"{{"apikey":"{APIKEY}","action":"send","room":"#general","message":"Hello from the house"}}"##
     );
-    println!("Run the daemon against them with:\n\n  rocketchatd {args}\n");
-    println!("or from the source tree:\n\n  cargo run --bin rocketchatd -- {args}\n");
+    println!("  echo '{send}' | nc 127.0.0.1 {port}\n");
 }
 
-/// Prints the event batches Jeedom accepts and the bot's own posts and edits.
+/// Prints each event Jeedom accepts, one line each, and the bot's own posts and edits.
 fn watch(rc: &FakeRocketChat, jeedom: &FakeJeedom) {
     let mut batches_seen = 0;
     let mut bot_msgs: HashMap<String, Value> = HashMap::new();
     loop {
         let batches = jeedom.batches();
-        for b in &batches[batches_seen..] {
-            let pretty = serde_json::to_string_pretty(&serde_json::json!({"events": b}));
-            println!("<< Jeedom received:\n{}", pretty.unwrap_or_default());
+        for event in batches[batches_seen..].iter().flatten() {
+            let kind = event["type"].as_str().unwrap_or("?");
+            println!("<< Jeedom received {kind}: {event}");
         }
         batches_seen = batches.len();
         for m in bot_messages(rc) {
@@ -111,11 +129,8 @@ fn watch(rc: &FakeRocketChat, jeedom: &FakeJeedom) {
                 Some(b) if b["_updatedAt"] != m["_updatedAt"] => "updated",
                 Some(_) => continue,
             };
-            println!(
-                "<< bot {label} in {} (id {id}):\n{}",
-                m["rid"],
-                bot_summary(&m)
-            );
+            let room = m["rid"].as_str().unwrap_or_default();
+            println!("<< bot {label} in {room} (id {id}): {}", bot_summary(&m));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -131,9 +146,9 @@ fn bot_messages(rc: &FakeRocketChat) -> Vec<Value> {
 }
 
 fn bot_summary(m: &Value) -> String {
-    let mut out = format!("   {}", m["msg"].as_str().unwrap_or_default());
+    let mut out = m["msg"].as_str().unwrap_or_default().replace('\n', "\\n");
     for a in m["attachments"].as_array().into_iter().flatten() {
-        out.push_str(&format!("\n   attachment: {a}"));
+        out.push_str(&format!(" [attachment: {a}]"));
     }
     out
 }

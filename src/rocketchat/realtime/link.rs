@@ -319,8 +319,7 @@ fn handshake(
             return Err(Error::Shutdown);
         }
         if left.is_zero() {
-            let e = io::Error::new(ErrorKind::TimedOut, "no answer to the websocket handshake");
-            return Err(Error::io(format!("connecting to {url}"), e));
+            return Err(no_answer(server));
         }
         if source.wait(left.min(TICK)) == Waited::Stop {
             return Err(Error::Shutdown);
@@ -398,11 +397,24 @@ fn handshake_error(server: &ServerUrl, e: tungstenite::Error) -> Error {
         tungstenite::Error::Io(io)
             if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
         {
-            let e = io::Error::new(ErrorKind::TimedOut, "no answer to the websocket handshake");
-            Error::io(format!("connecting to {}", server.websocket), e)
+            no_answer(server)
         }
         other => ws_error(other),
     }
+}
+
+/// The handshake got no answer in time; over TLS, a plain HTTP server that
+/// waits for the end of a request head would look the same.
+fn no_answer(server: &ServerUrl) -> Error {
+    let text = match server.tls {
+        true => {
+            "no answer to the TLS and websocket handshakes (if this port speaks plain \
+                 HTTP, use http:// in --url)"
+        }
+        false => "no answer to the websocket handshake",
+    };
+    let e = io::Error::new(ErrorKind::TimedOut, text);
+    Error::io(format!("connecting to {}", server.websocket), e)
 }
 
 /// Maps a websocket error, naming a TLS problem and the `--ca-file` remedy.
@@ -425,12 +437,21 @@ pub(super) fn ws_error(e: tungstenite::Error) -> Error {
 }
 
 fn tls_context(e: &rustls::Error) -> String {
-    if matches!(e, rustls::Error::InvalidCertificate(_)) {
-        format!(
-            "the server certificate was refused ({})",
-            crate::tls::hint(e)
-        )
-    } else {
-        "secure connection to Rocket.Chat failed".into()
+    use rustls::InvalidMessage::InvalidContentType;
+    match e {
+        rustls::Error::InvalidCertificate(_) => {
+            format!(
+                "the server certificate was refused ({})",
+                crate::tls::hint(e)
+            )
+        }
+        // A plain HTTP server answers the TLS hello with an HTTP error
+        // ("HTTP/1.1 400"), whose first byte is no TLS record type.
+        rustls::Error::InvalidMessage(InvalidContentType) => {
+            "the server answered in plain HTTP, not TLS: use http:// in --url, or the port \
+             where the server speaks TLS"
+                .into()
+        }
+        _ => "secure connection to Rocket.Chat failed".into(),
     }
 }

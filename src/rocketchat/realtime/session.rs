@@ -23,6 +23,16 @@ pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// login, kept across reconnections.
 pub(super) type Resume = Option<(String, Secret)>;
 
+/// How far [`open`] got: `--check` reports the step that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// TCP, TLS, the websocket and DDP handshakes.
+    Connect,
+    Login,
+    /// Subscriptions, the username and the server version.
+    Rooms,
+}
+
 /// A logged-in, subscribed link.
 pub(super) struct Opened<'a> {
     pub link: Link<'a>,
@@ -31,11 +41,13 @@ pub(super) struct Opened<'a> {
 }
 
 /// Connects, logs in and subscribes; `timeout` bounds each server answer.
+/// `progress` says how far it got.
 pub(super) fn open<'a>(
     cfg: &RealtimeConfig,
     resume: &mut Resume,
     (inbox, shutdown): (&'a Inbox, &Arc<AtomicBool>),
     timeout: Duration,
+    progress: &mut Progress,
 ) -> Result<Opened<'a>, Error> {
     info!("connecting to {}", cfg.server.websocket);
     let opening = Opening {
@@ -46,7 +58,7 @@ pub(super) fn open<'a>(
         inbox,
     };
     let mut link = Link::open(&cfg.server, opening)?;
-    match setup(&mut link, cfg, resume, timeout) {
+    match setup(&mut link, cfg, (resume, progress), timeout) {
         Ok((session, rooms)) => Ok(Opened {
             link,
             session,
@@ -62,11 +74,13 @@ pub(super) fn open<'a>(
 fn setup(
     link: &mut Link,
     cfg: &RealtimeConfig,
-    resume: &mut Resume,
+    (resume, progress): (&mut Resume, &mut Progress),
     timeout: Duration,
 ) -> Result<(Session, Vec<Room>), Error> {
     ddp_connect(link, timeout)?;
+    *progress = Progress::Login;
     let (user_id, token) = login(link, cfg, resume, timeout)?;
+    *progress = Progress::Rooms;
     let raw_rooms = subscribe(link, &user_id, timeout)?;
     let username = username(link, cfg, &user_id, &token)?;
     let (base, tls, uid, tok) = rest_args(cfg, &user_id, &token);

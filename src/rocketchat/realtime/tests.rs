@@ -366,11 +366,12 @@ fn totp_and_unreachable_servers_have_clear_errors() {
         alive: Arc::new(|| {}),
         alive_every: None,
     };
-    let e = probe(&cfg, Duration::from_secs(2)).expect_err("refused");
+    let (step, e) = probe(&cfg, Duration::from_secs(2)).expect_err("refused");
+    assert_eq!(step, Progress::Connect);
     assert!(e.to_string().contains("connection refused"), "{e}");
     let mut bad_dns = cfg.clone();
     bad_dns.server = parse_url("http://no-such-host.invalid").expect("url");
-    let e = probe(&bad_dns, Duration::from_secs(2)).expect_err("dns");
+    let (_, e) = probe(&bad_dns, Duration::from_secs(2)).expect_err("dns");
     assert!(
         e.to_string()
             .contains("cannot resolve no-such-host.invalid"),

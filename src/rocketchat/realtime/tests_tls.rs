@@ -94,7 +94,8 @@ fn config(port: u16, tls: Arc<rustls::ClientConfig>) -> RealtimeConfig {
 fn private_ca_is_refused_with_a_hint() {
     let (port, _peers) = tls_server();
     let cfg = config(port, crate::tls::client_config(None).expect("tls"));
-    let e = probe(&cfg, Duration::from_secs(5)).expect_err("untrusted");
+    let (step, e) = probe(&cfg, Duration::from_secs(5)).expect_err("untrusted");
+    assert_eq!(step, Progress::Connect);
     let text = e.to_string();
     assert!(matches!(e, Error::Tls { .. }), "{text}");
     assert!(

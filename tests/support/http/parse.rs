@@ -11,7 +11,11 @@ const MAX_BODY: usize = 256 * 1024 * 1024;
 /// Reads the request head byte by byte (so nothing past it is consumed), then the body
 /// (`Content-Length` or chunked; `Expect: 100-continue` is answered).
 pub fn read_request<S: Read + Write>(s: &mut S) -> io::Result<Request> {
-    let head = read_head(s)?;
+    let head = read_head(s).inspect_err(|e| {
+        if e.kind() == io::ErrorKind::InvalidData {
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+        }
+    })?;
     let text = String::from_utf8_lossy(&head).into_owned();
     let mut lines = text.split("\r\n");
     let first = lines.next().unwrap_or("");
@@ -109,6 +113,12 @@ fn read_head(s: &mut impl Read) -> io::Result<Vec<u8>> {
     while !head.ends_with(b"\r\n\r\n") {
         if s.read(&mut b)? == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        // Node's HTTP parser stops at the first byte that cannot start a
+        // method (a TLS hello starts with 0x16) and Node's server answers 400
+        // and closes (lib/_http_server.js, socketOnError), as Rocket.Chat does.
+        if head.is_empty() && !b[0].is_ascii_uppercase() {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "not HTTP"));
         }
         head.push(b[0]);
         if head.len() > MAX_HEAD {
