@@ -48,7 +48,8 @@ pub enum TicketState {
 /// Where a reply goes.
 #[derive(Debug)]
 pub enum Reply {
-    /// A connection thread waits for it.
+    /// A test stands in for the client.
+    #[cfg(test)]
     Channel(Sender<Value>),
     /// The client's socket itself: its thread has ended, nobody waits.
     Stream(TcpStream),
@@ -58,6 +59,7 @@ impl Reply {
     /// Sends the reply; a client that left is not an error.
     pub fn send(self, answer: Value) {
         match self {
+            #[cfg(test)]
             Reply::Channel(tx) => {
                 let _ = tx.send(answer);
             }
@@ -105,6 +107,29 @@ pub enum RtCommand {
     },
     /// The REST side saw its token refused: log in again.
     Relogin,
+}
+
+/// The core's end of the realtime thread's inbox: each command goes straight
+/// in, and dropping it (the daemon is stopping) wakes the thread to stop.
+pub struct ToRealtime(Box<dyn Fn(Option<RtCommand>) + Send>);
+
+impl ToRealtime {
+    /// `deliver` gets `Some` for each command, then `None` once, on drop.
+    pub fn new(deliver: impl Fn(Option<RtCommand>) + Send + 'static) -> ToRealtime {
+        ToRealtime(Box::new(deliver))
+    }
+
+    /// Hands a command over; after the thread's end it is dropped (nobody
+    /// is left to carry it out).
+    pub fn send(&self, command: RtCommand) {
+        (self.0)(Some(command))
+    }
+}
+
+impl Drop for ToRealtime {
+    fn drop(&mut self) {
+        (self.0)(None)
+    }
 }
 
 /// Reports of the callback worker.

@@ -47,7 +47,7 @@ fn report_failure(cfg: &Config, step: Progress, e: &Error) -> bool {
     };
     match step {
         Progress::Connect => {
-            line("server", &format!("{base}: {e}"), Mark::Fail);
+            line("server", &format!("{base}: {}", e.chain()), Mark::Fail);
             line(
                 "login",
                 "not tried: no connection to the server",
@@ -57,12 +57,12 @@ fn report_failure(cfg: &Config, step: Progress, e: &Error) -> bool {
         Progress::Login => {
             let answered = format!("{base} (answered; its version is read after a login)");
             line("server", &answered, Mark::Ok);
-            line("login", &format!("{login}: {e}"), Mark::Fail);
+            line("login", &format!("{login}: {}", e.chain()), Mark::Fail);
         }
         Progress::Rooms => {
             line("server", base, Mark::Ok);
             line("login", &login, Mark::Ok);
-            line("rooms", &e.to_string(), Mark::Fail);
+            line("rooms", &e.chain().to_string(), Mark::Fail);
             return false;
         }
     }

@@ -87,7 +87,7 @@ fn parse_error(argh_text: &str) -> String {
 /// --<option>: <reason>` when an option is behind them; the run has not
 /// started, so the log is not the place (Jeedom and journald keep stderr).
 fn report(e: &Error) -> i32 {
-    err_line(&format!("rocketchatd: {e}"), e.exit_code())
+    err_line(&format!("rocketchatd: {}", e.chain()), e.exit_code())
 }
 
 /// Prints on stdout and returns 0; a closed pipe (`--help | head -1`) is

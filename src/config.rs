@@ -106,10 +106,7 @@ pub struct Config {
     pub socket: SocketAddr,
     pub callback: Option<String>,
     pub apikey: Secret,
-    /// Where the key was read from, if from a file (never to be sent).
-    pub apikey_file: Option<PathBuf>,
     pub pid: Option<PathBuf>,
-    pub cycle: Duration,
     pub server: ServerUrl,
     pub credentials: Credentials,
     pub ca_file: Option<PathBuf>,
@@ -266,14 +263,14 @@ impl Config {
             None => default_state(getenv("STATE_DIRECTORY"), pid.as_deref()),
         };
         let apikey = apikey(a, getenv(APIKEY_ENV))?;
+        // Still accepted and checked (README "Options"), though nothing waits on it any more.
+        parse_seconds("cycle", a.cycle.as_deref(), 0.5, (0.0, 10.0))?;
         Ok(Config {
             log_level: parse_level(a.loglevel.as_deref().unwrap_or("error"))?,
             socket: parse_socket(a.sockethost.as_deref(), a.socketport.as_deref())?,
             callback: a.callback.as_deref().map(parse_callback).transpose()?,
             apikey,
-            apikey_file: a.apikey_file.as_ref().map(PathBuf::from),
             pid,
-            cycle: parse_seconds("cycle", a.cycle.as_deref(), 0.5, (0.0, 10.0))?,
             server: parse_url(
                 a.url
                     .as_deref()

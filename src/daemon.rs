@@ -69,8 +69,6 @@ pub fn run(cfg: Config) -> Result<()> {
         n.ready();
     }
     let core_cfg = CoreConfig {
-        state_path: cfg.state.clone(),
-        cycle: cfg.cycle,
         on_status: status_hook(notifier.clone()),
     };
     Core::new(core_cfg, links, state, saver).run(inbox);
@@ -173,11 +171,10 @@ fn start_workers(
     threads.push(
         sender::spawn(rest, send_rx, to_core.clone(), shutdown.clone()).map_err(thread_error)?,
     );
-    let (rt_tx, rt_rx) = mpsc::channel();
     let rt_cfg = realtime_config(cfg, state, tls, notifier.clone());
-    threads.push(
-        realtime::spawn(rt_cfg, to_core.clone(), rt_rx, shutdown.clone()).map_err(thread_error)?,
-    );
+    let (rt_thread, rt_tx) =
+        realtime::spawn(rt_cfg, to_core.clone(), shutdown.clone()).map_err(thread_error)?;
+    threads.push(rt_thread);
     Ok((
         Links {
             callback,

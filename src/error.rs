@@ -61,8 +61,6 @@ pub enum Error {
     TotpRequired { method: String },
     /// A peer broke the protocol (unexpected frame, missing field).
     Protocol(String),
-    /// The daemon is stopping; the operation was abandoned.
-    Shutdown,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -97,7 +95,7 @@ impl Error {
     pub fn for_option(self, option: &'static str) -> Error {
         match self {
             Error::Usage { .. } | Error::Startup { .. } => self,
-            other => Error::startup(option, other.to_string()),
+            other => Error::startup(option, other.chain().to_string()),
         }
     }
 
@@ -115,13 +113,17 @@ impl fmt::Display for Error {
         match self {
             Error::Usage { option, reason } => write!(f, "invalid --{option}: {reason}"),
             Error::Startup { option, reason } => write!(f, "invalid --{option}: {reason}"),
-            Error::Io { what, source } => write!(f, "{what}: {source}"),
-            Error::Json { what, source } => write!(f, "{what}: invalid JSON: {source}"),
-            Error::Http { what, source } => write!(f, "{what}: {}", describe_http(source)),
+            // The variants with a source leave it to `source()` (see `chain`).
+            Error::Io { what, .. } => f.write_str(what),
+            Error::Json { what, .. } => write!(f, "{what}: invalid JSON"),
+            Error::Http { what, source } => match source.as_ref() {
+                ureq::Error::Rustls(tls) => write!(f, "{what} ({})", crate::tls::hint(tls)),
+                _ => f.write_str(what),
+            },
             Error::Status { what, status, reason } => write!(f, "{what}: HTTP {status}: {reason}"),
             Error::RateLimited { what, reason, .. } => write!(f, "{what}: HTTP 429: {reason}"),
-            Error::WebSocket(e) => write!(f, "websocket: {e}"),
-            Error::Tls { what, source } => write!(f, "{what}: TLS: {source}"),
+            Error::WebSocket(_) => f.write_str("websocket"),
+            Error::Tls { what, .. } => write!(f, "{what}: TLS"),
             Error::Login { reason } => write!(f, "login failed: {reason}"),
             Error::TotpRequired { method } if method == "email" => f.write_str(
                 "login failed: the bot account has two-factor authentication by e-mail enabled \
@@ -136,16 +138,29 @@ impl fmt::Display for Error {
                 if method == "totp" { "TOTP, an authenticator app" } else { method }
             ),
             Error::Protocol(what) => write!(f, "protocol error: {what}"),
-            Error::Shutdown => f.write_str("stopping"),
         }
     }
 }
 
-/// A readable text for a transport-level HTTP error, with a hint for TLS.
-fn describe_http(e: &ureq::Error) -> String {
-    match e {
-        ureq::Error::Rustls(tls) => format!("TLS: {tls} ({})", crate::tls::hint(tls)),
-        other => other.to_string(),
+impl Error {
+    /// The text a person reads (exit message, log lines, events, replies):
+    /// this error, then `: cause`. One level only: the sources here (io,
+    /// serde_json, ureq, tungstenite, rustls) already print their own causes.
+    pub fn chain(&self) -> Chain<'_> {
+        Chain(self)
+    }
+}
+
+/// See [`Error::chain`].
+pub struct Chain<'a>(&'a Error);
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        match std::error::Error::source(self.0) {
+            Some(cause) => write!(f, ": {cause}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -211,9 +226,11 @@ mod tests {
     }
 
     #[test]
-    fn io_error_keeps_its_source() {
+    fn io_error_keeps_its_source_and_the_chain_shows_it_once() {
         let e = Error::io("/tmp/x", io::Error::new(io::ErrorKind::NotFound, "gone"));
         assert!(std::error::Error::source(&e).is_some());
+        assert_eq!(e.to_string(), "/tmp/x");
+        assert_eq!(e.chain().to_string(), "/tmp/x: gone");
         assert_eq!(e.exit_code(), EXIT_FAILURE);
     }
 }

@@ -60,7 +60,7 @@ fn https_with_the_ca_file_works_by_name_and_by_ip() {
     let port = https_server();
     for host in ["localhost", "127.0.0.1"] {
         let r = rest(&format!("https://{host}:{port}"), Some(CA));
-        assert_eq!(r.server_version().unwrap(), "7.4.1", "{host}");
+        assert_eq!(r.version(None).unwrap(), "7.4.1", "{host}");
     }
 }
 
@@ -68,7 +68,7 @@ fn https_with_the_ca_file_works_by_name_and_by_ip() {
 fn unknown_ca_is_refused_with_the_ca_file_hint() {
     let port = https_server();
     let r = rest(&format!("https://localhost:{port}"), None);
-    let e = r.server_version().unwrap_err();
+    let e = r.version(None).unwrap_err();
     assert!(matches!(e, Error::Http { .. }), "{e:?}");
     let text = e.to_string();
     assert!(text.contains("--ca-file"), "{text}");

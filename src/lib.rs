@@ -1,24 +1,50 @@
 //! rocketchatd: bridge between a Jeedom box and a Rocket.Chat server.
 #![forbid(unsafe_code)]
 
-pub mod backoff;
-pub mod bus;
-pub mod cert_dates;
-pub mod check;
-pub mod cli;
-pub mod config;
-pub mod core;
-pub mod daemon;
-pub mod error;
-pub mod http_tls;
-pub mod instance;
-pub mod jeedom;
-pub mod journal;
-pub mod logging;
-pub mod model;
-pub mod pidfile;
-pub mod rocketchat;
-pub mod safe_file;
-pub mod state;
-pub mod systemd;
-pub mod tls;
+mod backoff;
+mod bus;
+mod cert_dates;
+mod check;
+mod cli;
+mod config;
+mod core;
+mod daemon;
+mod error;
+mod http_tls;
+mod instance;
+mod jeedom;
+mod journal;
+mod logging;
+mod model;
+mod pidfile;
+mod rocketchat;
+mod safe_file;
+mod state;
+mod systemd;
+mod tls;
+
+pub use cli::main_with_args;
+
+/// What the tests outside the crate use (fuzz targets and their replay test,
+/// endurance, the harness): the parsers under fuzz and the state file as a
+/// restart reads it. Not an API.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::journal::replay_files;
+    pub use crate::model::Secret;
+    pub mod ddp {
+        pub use crate::rocketchat::ddp::{parse_frame, redacted, ServerFrame};
+    }
+    pub mod message {
+        pub use crate::rocketchat::message::{parse, parse_missed, parse_room, parse_rooms};
+    }
+    pub mod options {
+        pub use crate::jeedom::options::parse;
+    }
+    pub mod request {
+        pub use crate::jeedom::request::parse;
+    }
+    pub mod state {
+        pub use crate::state::{load, Loaded, State};
+    }
+}

@@ -13,5 +13,5 @@ fn main() {
     let argv: Vec<String> = std::env::args_os()
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    std::process::exit(rocketchatd::cli::main_with_args(&argv));
+    std::process::exit(rocketchatd::main_with_args(&argv));
 }

@@ -40,29 +40,6 @@ impl Notifier {
         )
     }
 
-    /// A notifier that writes to the datagram socket at `path` (a filesystem
-    /// path; for an abstract address use a `NOTIFY_SOCKET`-style `@name`
-    /// through [`Notifier::from_env`]). No watchdog interval: see
-    /// [`Notifier::with_watchdog_interval`]. Meant for tests and tools.
-    pub fn with_path(path: impl AsRef<Path>) -> Notifier {
-        let path = path.as_ref();
-        match SocketAddr::from_pathname(path) {
-            Ok(addr) => Notifier::new(addr, path.display().to_string(), None),
-            Err(e) => {
-                // Too long for sun_path: keep a notifier whose sends fail
-                // (and are logged), as with any other unusable socket.
-                log::debug!("sd_notify: unusable socket path {}: {e}", path.display());
-                Notifier::new(unnamed_addr(), path.display().to_string(), None)
-            }
-        }
-    }
-
-    /// The same notifier with the given watchdog interval (as if
-    /// `$WATCHDOG_USEC` said so). Meant for tests.
-    pub fn with_watchdog_interval(self, interval: Option<Duration>) -> Notifier {
-        Notifier::new(self.inner.addr.clone(), self.inner.name.clone(), interval)
-    }
-
     fn new(addr: SocketAddr, name: String, watchdog: Option<Duration>) -> Notifier {
         Notifier {
             inner: Arc::new(Inner {
@@ -180,25 +157,6 @@ fn parse_watchdog(usec: Option<&OsStr>, pid: Option<&OsStr>, our_pid: u32) -> Op
     (usec > 0).then(|| Duration::from_micros(usec))
 }
 
-/// An address nothing listens on (an unbound socket's own, unnamed address).
-fn unnamed_addr() -> SocketAddr {
-    UnixDatagram::unbound()
-        .and_then(|s| s.local_addr())
-        .or_else(|_| SocketAddr::from_abstract_name(b"rocketchatd-unusable-notify-socket"))
-        .expect("an abstract socket address is always valid")
-}
-
-/// True when this process was started by systemd (as a service or with
-/// `systemd-run`): `$JOURNAL_STREAM` or `$INVOCATION_ID` is set. Used to drop
-/// log timestamps (journald adds its own) and to pick `$STATE_DIRECTORY`.
-pub fn under_systemd() -> bool {
-    is_set(std::env::var_os("JOURNAL_STREAM")) || is_set(std::env::var_os("INVOCATION_ID"))
-}
-
-fn is_set(v: Option<OsString>) -> bool {
-    v.is_some_and(|v| !v.is_empty())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,10 +215,17 @@ mod tests {
         Some(OsString::from(s))
     }
 
+    /// A notifier for the socket at `path`, as `$NOTIFY_SOCKET` and
+    /// `$WATCHDOG_USEC` would give it.
+    fn notifier(path: &Path, watchdog: Option<Duration>) -> Notifier {
+        let usec = watchdog.map(|d| OsString::from(d.as_micros().to_string()));
+        Notifier::from_vars(Some(path.as_os_str().into()), usec, None, 1).unwrap()
+    }
+
     #[test]
     fn ready_status_stopping_reach_the_socket() {
         let sd = FakeSystemd::new();
-        let n = Notifier::with_path(&sd.path);
+        let n = notifier(&sd.path, None);
         n.ready();
         assert_eq!(sd.recv(), "READY=1");
         n.status("connected to https://chat.example.org (7.4.1)");
@@ -276,7 +241,7 @@ mod tests {
     #[test]
     fn status_newlines_cannot_inject_assignments() {
         let sd = FakeSystemd::new();
-        let n = Notifier::with_path(&sd.path);
+        let n = notifier(&sd.path, None);
         n.status("line one\nREADY=1");
         assert_eq!(sd.recv(), "STATUS=line one READY=1");
     }
@@ -284,8 +249,7 @@ mod tests {
     #[test]
     fn watchdog_is_rate_limited_to_a_quarter_interval() {
         let sd = FakeSystemd::new();
-        let n =
-            Notifier::with_path(&sd.path).with_watchdog_interval(Some(Duration::from_secs(120)));
+        let n = notifier(&sd.path, Some(Duration::from_secs(120)));
         n.watchdog();
         assert_eq!(sd.recv(), "WATCHDOG=1");
         // Clones share the limit.
@@ -300,8 +264,7 @@ mod tests {
     #[test]
     fn watchdog_pings_again_after_a_quarter_interval() {
         let sd = FakeSystemd::new();
-        let n =
-            Notifier::with_path(&sd.path).with_watchdog_interval(Some(Duration::from_millis(40)));
+        let n = notifier(&sd.path, Some(Duration::from_millis(40)));
         n.watchdog();
         assert_eq!(sd.recv(), "WATCHDOG=1");
         std::thread::sleep(Duration::from_millis(30)); // > 40 ms / 4
@@ -312,7 +275,7 @@ mod tests {
     #[test]
     fn no_watchdog_interval_means_no_ping() {
         let sd = FakeSystemd::new();
-        let n = Notifier::with_path(&sd.path);
+        let n = notifier(&sd.path, None);
         assert_eq!(n.watchdog_interval(), None);
         n.watchdog();
         sd.assert_nothing_pending();
@@ -322,13 +285,13 @@ mod tests {
     fn errors_are_ignored() {
         let sd = FakeSystemd::new();
         let gone = sd.dir.join("nobody-listens-here");
-        let n = Notifier::with_path(&gone).with_watchdog_interval(Some(Duration::from_secs(1)));
+        let n = notifier(&gone, Some(Duration::from_secs(1)));
         n.ready();
         n.status("x");
         n.watchdog();
         n.stopping();
-        let too_long = Notifier::with_path(format!("/{}", "x".repeat(200)));
-        too_long.ready();
+        let too_long = format!("/{}", "x".repeat(200));
+        assert!(Notifier::from_vars(os(&too_long), None, None, 1).is_none());
     }
 
     #[test]
@@ -387,13 +350,6 @@ mod tests {
         assert_eq!(get(Some("0"), None), None);
         assert_eq!(get(Some("soon"), None), None);
         assert_eq!(get(None, Some("4242")), None);
-    }
-
-    #[test]
-    fn under_systemd_needs_a_non_empty_variable() {
-        assert!(!is_set(None));
-        assert!(!is_set(os("")));
-        assert!(is_set(os("8:12345")));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 mod harness;
 mod support;
 
+use harness::disk::SmallDisk;
 use harness::stack::{Stack, T};
 use harness::APIKEY;
 use serde_json::{json, Value};
@@ -194,46 +195,6 @@ fn files_over_the_size_limit_are_refused_before_copying() {
         [json!("leak at"), json!("")],
         "the text, then the file"
     );
-}
-
-/// A small tmpfs mounted on the spool, unmounted when the test ends.
-struct SmallDisk(PathBuf);
-
-impl SmallDisk {
-    /// `None` without the right to mount (CAP_SYS_ADMIN: a developer's
-    /// account, a locked-down container); CI runs as root on a machine of
-    /// its own, where a failed mount fails the test.
-    fn mount(at: &Path, size: &str) -> Option<SmallDisk> {
-        if !may_mount() {
-            eprintln!("SKIPPED: mounting a small tmpfs needs CAP_SYS_ADMIN (root)");
-            return None;
-        }
-        let opts = format!("size={size},mode=0700");
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &opts, "tmpfs"])
-            .arg(at)
-            .status()
-            .expect("mount");
-        assert!(st.success(), "mount -t tmpfs on {}", at.display());
-        Some(SmallDisk(at.to_path_buf()))
-    }
-}
-
-/// True when this process holds CAP_SYS_ADMIN (bit 21 of `CapEff`).
-fn may_mount() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let caps = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0);
-    caps & (1 << 21) != 0
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
 }
 
 /// Issue 12: a file that does not fit on the spool's disk is an error reply

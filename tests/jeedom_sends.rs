@@ -4,14 +4,16 @@
 mod harness;
 mod support;
 
-use harness::stack::Stack;
-use harness::APIKEY;
+use harness::disk::SmallDisk;
+use harness::stack::{Stack, T};
+use harness::{Daemon, APIKEY};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
+use support::fake_jeedom::FakeJeedom;
 use support::fake_rc::{FakeRcOptions, FakeRocketChat, BOT_ID};
-use support::wait::wait_until;
+use support::wait::{assert_never, wait_until};
 
 /// Deadline for a whole loop to be posted (the fake takes a few ms per post).
 const LOOP_TIME: Duration = Duration::from_secs(60);
@@ -84,4 +86,75 @@ fn sends_get_through_while_another_process_holds_100_idle_connections() {
         .collect();
     loop_is_posted_whole_in_order(&s, 20);
     drop(idle);
+}
+
+/// A daemon whose state directory is a small tmpfs (`None` where mounting is
+/// not allowed), and that tmpfs.
+fn stack_on_small_disk(name: &str) -> Option<(Stack, SmallDisk)> {
+    let dir = harness::temp_dir(name);
+    let disk = SmallDisk::mount(&dir, "1m")?;
+    let (rc, jeedom) = (
+        FakeRocketChat::start(FakeRcOptions::default()),
+        FakeJeedom::start(APIKEY),
+    );
+    let (url, cb) = (rc.url(), jeedom.url());
+    let args = ["--url", &url, "--callback", &cb, "--heartbeat", "2"];
+    let args = [&args[..], &["--user", "jeedombot", "--password", "s3cret"]].concat();
+    let daemon = Daemon::start_env(&dir, &args, &[]);
+    let s = Stack { rc, jeedom, daemon };
+    s.wait_connected();
+    Some((s, disk))
+}
+
+/// Fills the disk holding `dir` with a file, to the last byte it takes.
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).expect("filler");
+    let chunk = vec![7u8; 4096];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.write_all(&[7u8]);
+    path
+}
+
+fn send_text(s: &Stack, text: &str) -> Value {
+    s.request(json!({"action": "send", "room": "#general", "message": text}))
+}
+
+/// Issue 12, disk faults: with the state's disk full, a send gets an error
+/// reply and nothing is posted or queued; once space is freed, sends are
+/// accepted and posted again, without a restart.
+#[test]
+fn a_full_state_disk_refuses_sends_and_recovers_without_a_restart() {
+    let Some((s, _disk)) = stack_on_small_disk("state-disk-full") else {
+        return;
+    };
+    let filler = fill(&s.daemon.dir);
+    // Longer than the slack left in the journal's last page: it needs room.
+    let lost = format!("lost while full {}", "x".repeat(20_000));
+    let reply = send_text(&s, &lost);
+    assert_eq!(reply["ok"], false, "{reply}");
+    assert_eq!(
+        s.request(json!({"action": "status"}))["queues"]["outbox"],
+        0
+    );
+    assert_never(Duration::from_millis(500), "a refused send posted", || {
+        posted_texts(&s)
+            .iter()
+            .any(|t| t.starts_with("lost while full"))
+    });
+    std::fs::remove_file(filler).expect("free the disk");
+    let mut n = 0;
+    wait_until(T, "a send accepted after the disk was freed", || {
+        n += 1;
+        send_text(&s, &format!("after {n}"))["ok"] == true
+    });
+    let accepted = format!("after {n}");
+    wait_until(T, "the accepted send posted", || {
+        posted_texts(&s).contains(&accepted)
+    });
+    assert_eq!(
+        posted_texts(&s),
+        vec![accepted],
+        "only the accepted send is posted"
+    );
 }

@@ -249,7 +249,7 @@ impl Core {
 
     fn request_edit(&mut self, message_id: String, room_id: String, text: String) {
         if self.session.is_some() {
-            let _ = self.links.realtime.send(RtCommand::UpdateMessage {
+            self.links.realtime.send(RtCommand::UpdateMessage {
                 message_id,
                 room_id,
                 text,

@@ -5,16 +5,15 @@ mod intake;
 mod outbound;
 mod queue;
 mod replay;
-pub mod saver;
+pub(crate) mod saver;
 
-use crate::bus::{CallbackJob, CoreMsg, Reply, RtCommand, SendJob};
+use crate::bus::{CallbackJob, CoreMsg, Reply, SendJob, ToRealtime};
 use crate::journal::Op;
 use crate::model::Session;
 use crate::state::State;
 use intake::Intake;
 use saver::{Saver, Ticket};
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -23,9 +22,6 @@ const IDLE: Duration = Duration::from_secs(60);
 
 /// Settings the core needs.
 pub struct CoreConfig {
-    pub state_path: PathBuf,
-    /// Kept for the option; the state is no longer written per cycle.
-    pub cycle: Duration,
     /// Called with a one-line connection status (systemd `STATUS=`).
     pub on_status: Box<dyn Fn(&str) + Send>,
 }
@@ -35,7 +31,7 @@ pub struct Links {
     /// `None` without `--callback`: events are only logged.
     pub callback: Option<Sender<CallbackJob>>,
     pub sender: Sender<SendJob>,
-    pub realtime: Sender<RtCommand>,
+    pub realtime: ToRealtime,
 }
 
 /// The core's own state besides the persisted [`State`].
@@ -129,7 +125,9 @@ impl Core {
         }
         self.prepare_clean_stop();
         let done = self.saver.close(&mut self.state);
-        self.answer_waiters(done.map_err(|e| format!("cannot write the state file: {e}")));
+        self.answer_waiters(
+            done.map_err(|e| format!("cannot write the state file: {}", e.chain())),
+        );
         self.state
     }
 

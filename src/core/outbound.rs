@@ -87,7 +87,7 @@ impl Core {
                 log::warn!("request {key}: the server refused the session; logging in again");
                 self.send_inflight = None;
                 self.session = None;
-                let _ = self.links.realtime.send(RtCommand::Relogin);
+                self.links.realtime.send(RtCommand::Relogin);
             }
         }
     }

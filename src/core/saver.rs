@@ -105,7 +105,7 @@ impl Saver {
     pub fn open(&mut self, state: &mut State) {
         self.next_n = state.journal_applied + 1;
         if let Err(e) = self.write_whole(state) {
-            self.set_fault(format!("cannot write the state file: {e}"));
+            self.set_fault(format!("cannot write the state file: {}", e.chain()));
             return;
         }
         let [journal, next] = journal::paths(&self.path);
@@ -243,7 +243,7 @@ impl Saver {
             Ok(s) => s,
             Err(e) => {
                 self.retry_at = Some(Instant::now() + RETRY_EVERY);
-                let error = format!("cannot write the state file: {e}");
+                let error = format!("cannot write the state file: {}", e.chain());
                 self.set_fault(error.clone());
                 return Err(error);
             }
@@ -424,7 +424,7 @@ impl Disk {
     /// the journal says "accepted", the copies are on the disk too.
     fn commit(&mut self, g: Group) -> (Ticket, Option<String>) {
         if let Err(e) = self.sync_spool(&g.spool) {
-            return (g.id, Some(e.to_string()));
+            return (g.id, Some(e.chain().to_string()));
         }
         std::thread::sleep(self.delay);
         self.synced.push(Synced::Journal);
@@ -437,11 +437,12 @@ impl Disk {
 
     fn fold(&mut self, spool: &[PathBuf], tmp: &Path, path: &Path) -> Option<String> {
         if let Err(e) = self.sync_spool(spool) {
-            return Some(e.to_string());
+            return Some(e.chain().to_string());
         }
         std::thread::sleep(self.delay);
         let r = state::commit_temp(tmp, path);
-        r.err().map(|e| format!("cannot write the state file: {e}"))
+        r.err()
+            .map(|e| format!("cannot write the state file: {}", e.chain()))
     }
 
     /// `sync_data` on each copy (data and size), then one fsync of each

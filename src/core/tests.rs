@@ -1,6 +1,6 @@
 //! Unit tests of the core: event queue bound, dedupe, watermarks, asks.
 use super::*;
-use crate::bus::{CallbackJob, CallbackReport, RtEvent};
+use crate::bus::{CallbackJob, CallbackReport, RtCommand, RtEvent};
 use crate::model::{Incoming, Room, RoomKind, UserRef};
 use crate::state::PendingAsk;
 use std::sync::mpsc::{self, Receiver};
@@ -25,6 +25,11 @@ fn rig_with(state: State) -> Rig {
     let (cb_tx, callback) = mpsc::channel();
     let (send_tx, send_rx) = mpsc::channel();
     let (rt_tx, realtime) = mpsc::channel();
+    let rt_tx = ToRealtime::new(move |c| {
+        if let Some(c) = c {
+            let _ = rt_tx.send(c);
+        }
+    });
     let dir = std::env::temp_dir().join(format!(
         "rcd-core-{}-{:?}",
         std::process::id(),
@@ -35,8 +40,6 @@ fn rig_with(state: State) -> Rig {
     let (saved_tx, saved) = mpsc::channel();
     let saver = Saver::spawn(path.clone(), saved_tx, Duration::ZERO).expect("saver");
     let cfg = CoreConfig {
-        state_path: path.clone(),
-        cycle: Duration::from_millis(1),
         on_status: Box::new(|_| {}),
     };
     let links = Links {
@@ -320,7 +323,7 @@ fn after_a_clean_stop_nothing_is_marked_and_the_file_says_running_at_once() {
         [("queued".to_string(), false), ("missed".to_string(), false)]
     );
     r.core.pump();
-    let text = std::fs::read_to_string(&r.core.cfg.state_path).unwrap();
+    let text = std::fs::read_to_string(&r.path).unwrap();
     let on_disk: State = serde_json::from_str(&text).unwrap();
     assert!(
         !on_disk.clean_stop,

@@ -1,8 +1,8 @@
 //! Everything that talks to Jeedom: the command socket and the callback.
-pub mod callback;
-pub mod events;
-pub mod files;
-pub mod options;
-pub mod request;
-pub mod socket;
-pub mod spool;
+pub(crate) mod callback;
+pub(crate) mod events;
+pub(crate) mod files;
+pub(crate) mod options;
+pub(crate) mod request;
+pub(crate) mod socket;
+pub(crate) mod spool;

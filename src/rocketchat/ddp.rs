@@ -33,9 +33,6 @@ pub enum ClientFrame {
         name: String,
         params: Vec<Value>,
     },
-    Unsub {
-        id: String,
-    },
 }
 
 impl ClientFrame {
@@ -214,7 +211,6 @@ impl Ids {
 pub fn frame_id(frame: &ClientFrame) -> Option<&str> {
     match frame {
         ClientFrame::Method { id, .. } | ClientFrame::Sub { id, .. } => Some(id),
-        ClientFrame::Unsub { id } => Some(id),
         _ => None,
     }
 }
@@ -245,11 +241,6 @@ pub fn login_password(user: &str, password: &str) -> Value {
 /// `login` parameter for a resume token (also a personal access token).
 pub fn login_resume(token: &str) -> Value {
     json!({ "resume": token })
-}
-
-/// An EJSON date.
-pub fn ejson_date(ms: i64) -> Value {
-    json!({ "$date": ms })
 }
 
 /// Reads a date as milliseconds since the epoch: EJSON `{"$date": ms}`, a

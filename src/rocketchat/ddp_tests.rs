@@ -178,10 +178,6 @@ fn client_frames_serialize() {
         m.to_text(),
         r#"{"msg":"method","id":"2","method":"rooms/get","params":[]}"#
     );
-    assert_eq!(
-        ClientFrame::Unsub { id: "1".into() }.to_text(),
-        r#"{"msg":"unsub","id":"1"}"#
-    );
 }
 
 #[test]
@@ -201,10 +197,6 @@ fn password_login_uses_a_sha256_digest() {
 
 #[test]
 fn ejson_and_iso_dates() {
-    assert_eq!(
-        ejson_date(1_700_000_000_123),
-        json!({"$date": 1_700_000_000_123_i64})
-    );
     assert_eq!(
         date_ms(&json!({"$date": 1_700_000_000_123_i64})),
         Some(1_700_000_000_123)

@@ -1,11 +1,11 @@
 //! Everything that talks to Rocket.Chat: DDP realtime API and REST.
-pub mod ask;
-pub mod ddp;
-pub mod message;
-pub mod plan;
-pub mod realtime;
-pub mod rest;
-pub mod rest_shapes;
-pub mod sender;
+pub(crate) mod ask;
+pub(crate) mod ddp;
+pub(crate) mod message;
+pub(crate) mod plan;
+pub(crate) mod realtime;
+pub(crate) mod rest;
+pub(crate) mod rest_shapes;
+pub(crate) mod sender;
 #[cfg(test)]
 pub(crate) mod test_http;

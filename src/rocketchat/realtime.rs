@@ -9,7 +9,7 @@ mod pacer;
 mod session;
 
 use crate::backoff::Backoff;
-use crate::bus::{CoreMsg, RtCommand, RtEvent};
+use crate::bus::{CoreMsg, RtCommand, RtEvent, ToRealtime};
 use crate::config::{Credentials, ServerUrl};
 use crate::error::Error;
 use crate::model::{Room, Secret, Session};
@@ -18,12 +18,31 @@ use live::{End, Live, Update};
 use log::{error, info, warn};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-pub use catchup::{select_missed, MAX_AGE_MS, MAX_PER_ROOM};
+/// Why a step of the realtime thread ended early: the daemon is stopping
+/// (control flow, not an error: nothing is reported), or it failed.
+#[derive(Debug)]
+enum Halt {
+    Stopping,
+    Failed(Error),
+}
+
+impl From<Error> for Halt {
+    fn from(e: Error) -> Halt {
+        Halt::Failed(e)
+    }
+}
+
+impl From<tungstenite::Error> for Halt {
+    fn from(e: tungstenite::Error) -> Halt {
+        Halt::Failed(Error::from(e))
+    }
+}
+
 pub use session::Progress;
 
 /// Longest delay between two connection attempts.
@@ -80,17 +99,16 @@ impl Wiring {
     }
 }
 
-/// Starts the `realtime` thread. It reports to the core and never gives up
-/// until the core drops `commands` (the stop's wake-up) or, while it is not
-/// sleeping, `shutdown` is set.
+/// Starts the `realtime` thread; answers it and the core's end of its inbox.
+/// It reports to the core and never gives up until the core drops that end
+/// (the stop's wake-up) or, while it is not sleeping, `shutdown` is set.
 pub fn spawn(
     cfg: RealtimeConfig,
     to_core: Sender<CoreMsg>,
-    commands: Receiver<RtCommand>,
     shutdown: Arc<AtomicBool>,
-) -> std::io::Result<JoinHandle<()>> {
+) -> std::io::Result<(JoinHandle<()>, ToRealtime)> {
     let inbox = Inbox::new();
-    inbox.forward(commands)?;
+    let commands = inbox.core_end();
     let wiring = Wiring {
         to_core,
         inbox,
@@ -98,9 +116,10 @@ pub fn spawn(
         alive: cfg.alive.clone(),
         longest_sleep: cfg.alive_every.unwrap_or(Duration::MAX),
     };
-    std::thread::Builder::new()
+    let handle = std::thread::Builder::new()
         .name("realtime".into())
-        .spawn(move || run(&cfg, &wiring))
+        .spawn(move || run(&cfg, &wiring))?;
+    Ok((handle, commands))
 }
 
 /// For `--check`: connects, logs in, lists the rooms and disconnects, each
@@ -114,8 +133,12 @@ pub fn probe(
     let inbox = Inbox::new();
     let mut resume = initial_resume(cfg);
     let mut step = Progress::Connect;
-    let opened = session::open(cfg, &mut resume, (&inbox, &shutdown), timeout, &mut step)
-        .map_err(|e| (step, e))?;
+    let opened = session::open(cfg, &mut resume, (&inbox, &shutdown), timeout, &mut step);
+    let opened = opened.map_err(|h| match h {
+        Halt::Failed(e) => (step, e),
+        // Nothing stops a probe: it has no core and no stop flag of its own.
+        Halt::Stopping => (step, Error::Protocol("the check was interrupted".into())),
+    })?;
     opened.link.close();
     Ok((opened.session, opened.rooms))
 }
@@ -136,7 +159,7 @@ fn run(cfg: &RealtimeConfig, w: &Wiring) {
     let mut updates = VecDeque::new();
     while !w.stopping() {
         match serve(cfg, w, &mut resume, &mut updates, &mut backoff) {
-            Ok(End::Shutdown) | Err(Error::Shutdown) => break,
+            Ok(End::Shutdown) | Err(Halt::Stopping) => break,
             Ok(End::Relogin) => {
                 info!("Rocket.Chat refused the token: logging in again");
                 forget_token(cfg, &mut resume);
@@ -147,11 +170,11 @@ fn run(cfg: &RealtimeConfig, w: &Wiring) {
                     },
                 );
             }
-            Err(e) => {
+            Err(Halt::Failed(e)) => {
                 emit(
                     w,
                     RtEvent::Disconnected {
-                        error: e.to_string(),
+                        error: e.chain().to_string(),
                     },
                 );
                 let delay = retry_delay(&mut backoff, &e);
@@ -170,7 +193,7 @@ fn serve(
     resume: &mut session::Resume,
     updates: &mut VecDeque<Update>,
     backoff: &mut Backoff,
-) -> Result<End, Error> {
+) -> Result<End, Halt> {
     let opened = session::open(
         cfg,
         resume,
@@ -179,8 +202,8 @@ fn serve(
         &mut Progress::Connect,
     );
     let opened = opened.inspect_err(|e| {
-        if !matches!(e, Error::Shutdown) {
-            error!("cannot connect to Rocket.Chat: {e}");
+        if let Halt::Failed(e) = e {
+            error!("cannot connect to Rocket.Chat: {}", e.chain());
         }
     })?;
     backoff.reset();
@@ -202,10 +225,8 @@ fn serve(
     let end = live.run(updates);
     updates.extend(live.unanswered());
     live.link.close();
-    if let Err(e) = &end {
-        if !matches!(e, Error::Shutdown) {
-            warn!("disconnected from Rocket.Chat: {e}");
-        }
+    if let Err(Halt::Failed(e)) = &end {
+        warn!("disconnected from Rocket.Chat: {}", e.chain());
     }
     end
 }

@@ -73,13 +73,6 @@ impl Rest {
         self.agent.clone().shutdown();
     }
 
-    /// The server version from `GET /api/info`; `"unknown"` when the server
-    /// does not say (404, or no `version` field as on recent servers for
-    /// anonymous callers). Cached once known.
-    pub fn server_version(&self) -> Result<String> {
-        self.version(None)
-    }
-
     /// `POST /api/v1/chat.sendMessage {"message": msg}`: the posted message.
     /// A retry of an `_id` the server already holds (after a lost answer or
     /// a restart) is refused in several ways across versions: `200` without
@@ -142,18 +135,6 @@ impl Rest {
         let answer = self.post_json("im.create", "/api/v1/im.create", s, &body)?;
         shapes::im_room_id(&answer)
             .ok_or_else(|| Error::Protocol("im.create: no room id in the answer".into()))
-    }
-
-    /// Every room of the bot (`GET /api/v1/rooms.get`), as the server gives them.
-    pub fn rooms(&self, s: &Session) -> Result<Vec<Value>> {
-        let req = authed(self.agent.get(self.url("/api/v1/rooms.get")), s);
-        let answer = finish("rooms.get", req.call())?;
-        match answer.get("update").and_then(Value::as_array) {
-            Some(rooms) => Ok(rooms.clone()),
-            None => Err(Error::Protocol(
-                "rooms.get: no room list in the answer".into(),
-            )),
-        }
     }
 
     /// The server's `Message_MaxAllowedSize`, or the default 5000 when it
@@ -305,7 +286,10 @@ impl Rest {
         self.cache().legacy_upload = Some(legacy);
     }
 
-    fn version(&self, s: Option<&Session>) -> Result<String> {
+    /// The server version from `GET /api/info`; `"unknown"` when the server
+    /// does not say (404, or no `version` field as on recent servers for
+    /// anonymous callers). Cached once known.
+    pub(crate) fn version(&self, s: Option<&Session>) -> Result<String> {
         if let Some(v) = self.cache().version.clone() {
             return Ok(v);
         }

@@ -205,7 +205,7 @@ impl Worker {
             .upload(&job.session, &room.id, file, caption, tmid, &mut uploaded);
         match result {
             Ok(message) => Ok(message_id_of(&message).unwrap_or_default()),
-            Err(e) if is_final(&e) => Err(Halt::Failed(format!("{}: {e}", file.name))),
+            Err(e) if is_final(&e) => Err(Halt::Failed(format!("{}: {}", file.name, e.chain()))),
             Err(e) => {
                 self.unconfirmed = uploaded.map(|file_id| Unconfirmed {
                     key: item.key.clone(),
@@ -235,7 +235,9 @@ impl Worker {
             }
             Ok(None) => {}
             // The history cannot be read here: confirm as before the check.
-            Err(e) if is_final(&e) => warn!("cannot check whether {name} was posted: {e}"),
+            Err(e) if is_final(&e) => {
+                warn!("cannot check whether {name} was posted: {}", e.chain())
+            }
             Err(e) => {
                 self.unconfirmed = Some(u);
                 return Err(Halt::Call(e));
@@ -249,7 +251,7 @@ impl Worker {
         match confirmed {
             Ok(message) => Ok(Some(message_id_of(&message).unwrap_or_default())),
             Err(Error::Status { reason, .. }) if is_invalid_file(&reason) => Ok(None),
-            Err(e) if is_final(&e) => Err(Halt::Failed(format!("{name}: {e}"))),
+            Err(e) if is_final(&e) => Err(Halt::Failed(format!("{name}: {}", e.chain()))),
             Err(e) => {
                 self.unconfirmed = Some(u);
                 Err(Halt::Call(e))
@@ -261,24 +263,28 @@ impl Worker {
     fn after_error(&mut self, item: &Outgoing, e: Error) -> SendOutcome {
         let key = item.key.clone();
         if matches!(e, Error::Status { status: 401, .. }) && !self.refused_since_success {
-            warn!("sending {key}: {e}: logging in again");
+            warn!("sending {key}: {}: logging in again", e.chain());
             self.refused_since_success = true;
             return SendOutcome::Unauthorized { key };
         }
         if is_final(&e) {
-            return self.failed(item, e.to_string());
+            return self.failed(item, e.chain().to_string());
         }
         if matches!(e, Error::Status { status: 401, .. }) {
-            warn!("sending {key}: {e} again after a new login: is a proxy refusing the REST API?");
+            warn!(
+                "sending {key}: {} again after a new login: is a proxy refusing the REST API?",
+                e.chain()
+            );
         }
         let after = rest::retry_after(&e).unwrap_or_else(|| self.backoff.next_delay());
         warn!(
-            "sending {key}: {e}: retrying in {:.1} s",
+            "sending {key}: {}: retrying in {:.1} s",
+            e.chain(),
             after.as_secs_f64()
         );
         SendOutcome::Retry {
             key,
-            error: e.to_string(),
+            error: e.chain().to_string(),
             after,
         }
     }

@@ -236,12 +236,15 @@ fn refused(tries: &[SendTry]) -> BTreeMap<String, usize> {
 
 fn state_file(path: &Path) -> StateFile {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let state: Result<rocketchatd::state::State, _> = serde_json::from_str(&text);
+    let state: Result<rocketchatd::testing::state::State, _> = serde_json::from_str(&text);
     let ok = match &state {
         Ok(s) => {
-            let (_, loaded) =
-                rocketchatd::state::load(path, &s.server_url, s.login.as_deref().unwrap_or(""));
-            loaded == rocketchatd::state::Loaded::Resumed
+            let (_, loaded) = rocketchatd::testing::state::load(
+                path,
+                &s.server_url,
+                s.login.as_deref().unwrap_or(""),
+            );
+            loaded == rocketchatd::testing::state::Loaded::Resumed
         }
         Err(_) => false,
     };

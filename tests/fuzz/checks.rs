@@ -4,11 +4,11 @@
 //! A check fails by panicking; the functions under test must never panic.
 #![allow(dead_code)]
 
-use rocketchatd::jeedom::{options, request};
-use rocketchatd::model::Secret;
-use rocketchatd::rocketchat::ddp::{self, ServerFrame};
-use rocketchatd::rocketchat::message;
-use rocketchatd::state::{self, Loaded, State};
+use rocketchatd::testing::ddp::{self, ServerFrame};
+use rocketchatd::testing::message;
+use rocketchatd::testing::state::{self, Loaded, State};
+use rocketchatd::testing::Secret;
+use rocketchatd::testing::{options, request};
 use serde_json::Value;
 use std::path::PathBuf;
 

@@ -1,5 +1,6 @@
 //! Runs the real `rocketchatd` binary as a child process and talks to its command socket.
 #![allow(dead_code)]
+pub mod disk;
 pub mod stack;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -261,9 +262,9 @@ impl Daemon {
     /// The state as a restart would read it: the file and its journal.
     pub fn state(&self) -> Value {
         let text = std::fs::read_to_string(&self.state_path).expect("state file");
-        let mut st: rocketchatd::state::State =
+        let mut st: rocketchatd::testing::state::State =
             serde_json::from_str(&text).expect("state file is JSON");
-        rocketchatd::journal::replay_files(&mut st, &self.state_path);
+        rocketchatd::testing::replay_files(&mut st, &self.state_path);
         serde_json::to_value(&st).expect("state as JSON")
     }
 }

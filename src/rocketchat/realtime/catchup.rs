@@ -225,6 +225,7 @@ fn load_room(room: &Room, oldest: i64, fetch: &Fetch, stop: &AtomicBool) -> Opti
             Err(e) => e,
         };
         let Some(wait) = history::retry_wait(&e, backoff.next_delay()) else {
+            let e = e.chain();
             warn!(
                 "cannot load the missed messages of {}: {e}; messages posted there while \
                  disconnected are not replayed",
@@ -233,8 +234,9 @@ fn load_room(room: &Room, oldest: i64, fetch: &Fetch, stop: &AtomicBool) -> Opti
             return None;
         };
         info!(
-            "loading the missed messages of {} failed ({e}): again in {} ms",
+            "loading the missed messages of {} failed ({}): again in {} ms",
             room.name,
+            e.chain(),
             wait.as_millis()
         );
         let until = Instant::now() + wait;

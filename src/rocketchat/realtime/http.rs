@@ -19,7 +19,7 @@ pub(super) fn server_version(base: &str, tls: &Arc<ClientConfig>, auth: Auth<'_>
     let info = match get_json(base, "/api/info", tls, auth) {
         Ok(v) => v,
         Err(e) => {
-            debug!("no server version: {e}");
+            debug!("no server version: {}", e.chain());
             return "unknown".into();
         }
     };

@@ -4,18 +4,19 @@
 //! message, and std has no `poll`. Reading with a short timeout to look at
 //! the commands and the stop flag made the idle daemon wake 5 times a second.
 //! Instead, a small `realtime-rx` thread per connection does nothing but the
-//! blocking read and passes the bytes on, and a `realtime-cmd` thread passes
-//! the core's commands on; the realtime thread sleeps in one `recv_timeout`
+//! blocking read and passes the bytes on, and the core sends its commands
+//! into the same channel ([`Inbox::core_end`]); the realtime thread sleeps in one `recv_timeout`
 //! until either comes, or until its heartbeat or the watchdog is due. The
 //! websocket (TLS included) reads those bytes from a [`Feed`], which never
 //! blocks: rustls and tungstenite resume after `WouldBlock`.
-use crate::bus::RtCommand;
+use crate::bus::{RtCommand, ToRealtime};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::rc::Rc;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -27,13 +28,51 @@ const CHUNK: usize = 16 * 1024;
 
 /// What the helper threads send.
 enum Input {
-    /// Bytes read from connection number `.0`.
-    Bytes(u64, Vec<u8>),
+    /// Bytes read from connection number `.0`, holding one of its reader's permits.
+    Bytes(u64, Vec<u8>, Permit),
     /// Connection `.0` reached its end: `Ok` for the peer's close, else the error.
     Ended(u64, io::Result<()>),
     Command(RtCommand),
-    /// The core dropped its end of the command channel: the daemon is stopping.
+    /// The core dropped its end ([`ToRealtime`]): the daemon is stopping.
     CoreGone,
+}
+
+/// The chunks one reader may have in the channel, not taken yet. The channel
+/// itself is unbounded, so that the core never waits to send a command.
+struct Permits {
+    left: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Permits {
+    fn new() -> Arc<Permits> {
+        Arc::new(Permits {
+            left: Mutex::new(QUEUE),
+            freed: Condvar::new(),
+        })
+    }
+
+    /// Waits until a chunk may be queued. Dropping the inputs (taken, of an
+    /// old connection, or with the inbox) frees their permits, so a reader
+    /// of a link that was left wakes up, finds its socket shut and ends.
+    fn take(self: &Arc<Permits>) -> Permit {
+        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
+        while *left == 0 {
+            left = self.freed.wait(left).unwrap_or_else(|e| e.into_inner());
+        }
+        *left -= 1;
+        Permit(self.clone())
+    }
+}
+
+/// One queued chunk's place; given back on drop.
+struct Permit(Arc<Permits>);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        *self.0.left.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+        self.0.freed.notify_one();
+    }
 }
 
 /// How a wait on the inbox ended.
@@ -61,7 +100,7 @@ pub(super) enum Waited {
 /// the thread that owns it.
 pub(super) struct Inbox {
     rx: Receiver<Input>,
-    tx: SyncSender<Input>,
+    tx: Sender<Input>,
     /// Commands taken off the channel, not handled yet.
     commands: RefCell<VecDeque<RtCommand>>,
     core_gone: Cell<bool>,
@@ -70,7 +109,7 @@ pub(super) struct Inbox {
 
 impl Inbox {
     pub fn new() -> Inbox {
-        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let (tx, rx) = mpsc::channel();
         Inbox {
             rx,
             tx,
@@ -80,22 +119,13 @@ impl Inbox {
         }
     }
 
-    /// Passes the core's commands on from a `realtime-cmd` thread, then
-    /// [`Next::Stop`] once the core drops its sender (the stop's wake-up).
-    /// The thread ends then, or as soon as this inbox is gone.
-    pub fn forward(&self, commands: Receiver<RtCommand>) -> io::Result<()> {
+    /// The core's end: its commands come straight into this inbox, then
+    /// [`Next::Stop`] once the core drops it (the stop's wake-up).
+    pub fn core_end(&self) -> ToRealtime {
         let tx = self.tx.clone();
-        thread::Builder::new()
-            .name("realtime-cmd".into())
-            .spawn(move || {
-                for c in commands {
-                    if tx.send(Input::Command(c)).is_err() {
-                        return;
-                    }
-                }
-                let _ = tx.send(Input::CoreGone);
-            })
-            .map(drop)
+        ToRealtime::new(move |c| {
+            let _ = tx.send(c.map_or(Input::CoreGone, Input::Command));
+        })
     }
 
     /// Starts reading a new connection on a `realtime-rx` thread; answers
@@ -111,7 +141,7 @@ impl Inbox {
         let tx = self.tx.clone();
         thread::Builder::new()
             .name("realtime-rx".into())
-            .spawn(move || read_into(reader, conn, &tx))?;
+            .spawn(move || read_into(reader, conn, &tx, &Permits::new()))?;
         let received = Rc::new(RefCell::new(Received::default()));
         let feed = Feed {
             received: received.clone(),
@@ -142,7 +172,9 @@ impl Inbox {
         loop {
             let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
             match self.rx.recv_timeout(left) {
-                Ok(Input::Bytes(c, bytes)) if Some(c) == conn => return Next::Bytes(bytes),
+                Ok(Input::Bytes(c, bytes, _permit)) if Some(c) == conn => {
+                    return Next::Bytes(bytes)
+                }
                 Ok(Input::Ended(c, end)) if Some(c) == conn => return Next::Ended(end),
                 Ok(Input::Bytes(..) | Input::Ended(..)) => {}
                 Ok(Input::Command(c)) => {
@@ -171,13 +203,17 @@ impl Inbox {
 }
 
 /// The reader thread's loop: chunks, then the end.
-fn read_into(mut tcp: TcpStream, conn: u64, tx: &SyncSender<Input>) {
+fn read_into(mut tcp: TcpStream, conn: u64, tx: &Sender<Input>, permits: &Arc<Permits>) {
     let mut buf = vec![0u8; CHUNK];
     let end = loop {
+        let permit = permits.take();
         match tcp.read(&mut buf) {
             Ok(0) => break Ok(()),
             Ok(n) => {
-                if tx.send(Input::Bytes(conn, buf[..n].to_vec())).is_err() {
+                if tx
+                    .send(Input::Bytes(conn, buf[..n].to_vec(), permit))
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -307,21 +343,36 @@ mod tests {
     #[test]
     fn inbox_keeps_commands_drops_old_connections_and_sees_the_core_go() {
         let inbox = Inbox::new();
-        let (core, commands) = mpsc::channel();
-        inbox.forward(commands).unwrap();
-        inbox.tx.send(Input::Bytes(7, vec![1])).unwrap();
-        core.send(RtCommand::Relogin).unwrap();
+        let core = inbox.core_end();
+        let permits = Permits::new();
+        let bytes = |conn, b: u8| Input::Bytes(conn, vec![b], permits.take());
+        inbox.tx.send(bytes(7, 1)).unwrap();
+        core.send(RtCommand::Relogin);
         assert!(matches!(inbox.next(Some(8), WAIT), Next::Command));
         assert!(matches!(inbox.take_command(), Some(RtCommand::Relogin)));
         assert!(inbox.take_command().is_none());
-        inbox.tx.send(Input::Bytes(8, vec![2])).unwrap();
+        inbox.tx.send(bytes(8, 2)).unwrap();
         assert!(matches!(inbox.next(Some(8), WAIT), Next::Bytes(b) if b == [2]));
-        inbox.tx.send(Input::Bytes(8, vec![3])).unwrap();
+        inbox.tx.send(bytes(8, 3)).unwrap();
         let quiet = Duration::from_millis(20);
         assert_eq!(inbox.wait(quiet), Waited::Timeout, "bytes are not for it");
         drop(core);
         assert_eq!(inbox.wait(WAIT), Waited::Stop);
         assert!(inbox.core_gone());
+    }
+
+    #[test]
+    fn a_reader_waits_once_its_chunks_fill_the_queue_until_one_is_taken() {
+        let permits = Permits::new();
+        let mut queued: Vec<Permit> = (0..QUEUE).map(|_| permits.take()).collect();
+        let (done_tx, done) = mpsc::channel();
+        let p = permits.clone();
+        thread::spawn(move || drop(done_tx.send(p.take())));
+        queued.pop();
+        done.recv_timeout(WAIT)
+            .expect("a place freed by the taken chunk");
+        drop(queued);
+        assert_eq!(*permits.left.lock().unwrap(), QUEUE, "all given back");
     }
 
     const WAIT: Duration = Duration::from_secs(10);

@@ -1,5 +1,6 @@
 //! One websocket to Rocket.Chat: connect, DDP keep-alive, frames in and out.
 use super::inbox::{Feed, Inbox, Source, Waited};
+use super::Halt;
 use crate::config::ServerUrl;
 use crate::error::Error;
 use crate::rocketchat::ddp::{self, ClientFrame, Ids, ServerFrame};
@@ -61,7 +62,7 @@ pub(super) struct Opening<'a> {
 impl<'a> Link<'a> {
     /// Connects the TCP socket, TLS and the websocket, within `timeout` each,
     /// giving up as soon as `shutdown` is set or the core is gone.
-    pub fn open(server: &ServerUrl, o: Opening<'a>) -> Result<Link<'a>, Error> {
+    pub fn open(server: &ServerUrl, o: Opening<'a>) -> Result<Link<'a>, Halt> {
         let (host, port, timeout) = (server.host.clone(), server.port, o.timeout);
         let tcp = interruptible(&o.shutdown, move || connect_tcp(&host, port, timeout))??;
         let io_err = |e| Error::io(format!("socket to {}", server.host), e);
@@ -83,14 +84,14 @@ impl<'a> Link<'a> {
     }
 
     /// Sends one frame.
-    pub fn send(&mut self, frame: &ClientFrame) -> Result<(), Error> {
+    pub fn send(&mut self, frame: &ClientFrame) -> Result<(), Halt> {
         let text = frame.to_text();
         debug!("-> {}", shown(&text));
-        self.ws.send(Message::text(text)).map_err(ws_error)
+        Ok(self.ws.send(Message::text(text)).map_err(ws_error)?)
     }
 
     /// Sends a `method` or `sub` frame built by `make` and returns its id.
-    pub fn request(&mut self, make: impl FnOnce(&mut Ids) -> ClientFrame) -> Result<String, Error> {
+    pub fn request(&mut self, make: impl FnOnce(&mut Ids) -> ClientFrame) -> Result<String, Halt> {
         let frame = make(&mut self.ids);
         self.send(&frame)?;
         Ok(ddp::frame_id(&frame).unwrap_or_default().to_string())
@@ -100,7 +101,7 @@ impl<'a> Link<'a> {
     /// heartbeat is due first); `None` when the wait ended without one, e.g.
     /// for a command (see [`Inbox::take_command`]). Answers the server's
     /// pings and keeps the heartbeat; an error means the link is gone.
-    pub fn recv(&mut self, wait: Duration) -> Result<Option<ServerFrame>, Error> {
+    pub fn recv(&mut self, wait: Duration) -> Result<Option<ServerFrame>, Halt> {
         if let Some(frame) = self.backlog.pop_front() {
             return Ok(Some(frame));
         }
@@ -110,7 +111,7 @@ impl<'a> Link<'a> {
             match self.ws.read() {
                 Ok(message) => return self.on_message(message),
                 Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
-                Err(e) => return Err(ws_error(e)),
+                Err(e) => return Err(ws_error(e).into()),
             }
             // Bounded even while bytes trickle in without making a frame.
             let left = deadline.saturating_duration_since(Instant::now());
@@ -122,7 +123,7 @@ impl<'a> Link<'a> {
             match waited {
                 Waited::Fed => {}
                 Waited::Command => return Ok(None),
-                Waited::Stop => return Err(Error::Shutdown),
+                Waited::Stop => return Err(Halt::Stopping),
                 Waited::Timeout => return self.check_heartbeat().map(|()| None),
             }
         }
@@ -133,7 +134,7 @@ impl<'a> Link<'a> {
         self.source.inbox()
     }
 
-    fn on_message(&mut self, message: Message) -> Result<Option<ServerFrame>, Error> {
+    fn on_message(&mut self, message: Message) -> Result<Option<ServerFrame>, Halt> {
         match message {
             Message::Text(text) => {
                 self.heard();
@@ -145,7 +146,7 @@ impl<'a> Link<'a> {
                     ErrorKind::ConnectionAborted,
                     format!("closed by the server {why}"),
                 );
-                Err(Error::io("websocket", e))
+                Err(Error::io("websocket", e).into())
             }
             _ => {
                 self.heard();
@@ -161,12 +162,12 @@ impl<'a> Link<'a> {
         what: &str,
         timeout: Duration,
         mut pick: impl FnMut(&ServerFrame) -> Option<T>,
-    ) -> Result<T, Error> {
+    ) -> Result<T, Halt> {
         let deadline = Instant::now() + timeout;
         let mut skipped = VecDeque::new();
         let found = loop {
             if self.shutdown.load(Ordering::Relaxed) || self.inbox().core_gone() {
-                break Err(Error::Shutdown);
+                break Err(Halt::Stopping);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -174,7 +175,7 @@ impl<'a> Link<'a> {
                     ErrorKind::TimedOut,
                     format!("no answer within {} s", timeout.as_secs()),
                 );
-                break Err(Error::io(format!("waiting for {what}"), e));
+                break Err(Error::io(format!("waiting for {what}"), e).into());
             }
             // Ticks: `shutdown` alone must still end a session being set up.
             match self.recv(left.min(TICK)) {
@@ -193,12 +194,12 @@ impl<'a> Link<'a> {
 
     /// Waits `d` (the server's rate limiter asked for it), answering pings;
     /// frames that come meanwhile are kept, in order, for later `recv`s.
-    pub fn pause(&mut self, d: Duration) -> Result<(), Error> {
+    pub fn pause(&mut self, d: Duration) -> Result<(), Halt> {
         let deadline = Instant::now() + d;
         let mut kept = VecDeque::new();
         let end = loop {
             if self.shutdown.load(Ordering::Relaxed) || self.inbox().core_gone() {
-                break Err(Error::Shutdown);
+                break Err(Halt::Stopping);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -219,7 +220,7 @@ impl<'a> Link<'a> {
     pub fn interruptible<T: Send + 'static>(
         &self,
         f: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, Error> {
+    ) -> Result<T, Halt> {
         interruptible(&self.shutdown, f)
     }
 
@@ -239,7 +240,7 @@ impl<'a> Link<'a> {
         self.ping_sent = None;
     }
 
-    fn on_text(&mut self, text: &str) -> Result<Option<ServerFrame>, Error> {
+    fn on_text(&mut self, text: &str) -> Result<Option<ServerFrame>, Halt> {
         debug!("<- {}", shown(text));
         match ddp::parse_frame(text) {
             Ok(Some(ServerFrame::Ping { id })) => {
@@ -262,7 +263,7 @@ impl<'a> Link<'a> {
 
     /// Pings after `heartbeat` of silence; a link silent for as long again
     /// after the ping is dead (half-open TCP never reports an error).
-    fn check_heartbeat(&mut self) -> Result<(), Error> {
+    fn check_heartbeat(&mut self) -> Result<(), Halt> {
         match self.ping_sent {
             None if self.last_rx.elapsed() >= self.heartbeat => {
                 self.ping_sent = Some(Instant::now());
@@ -274,7 +275,7 @@ impl<'a> Link<'a> {
                     ErrorKind::TimedOut,
                     format!("no frame from the server for {silent:.1} s"),
                 );
-                Err(Error::io("websocket heartbeat", e))
+                Err(Error::io("websocket heartbeat", e).into())
             }
             _ => Ok(()),
         }
@@ -303,7 +304,7 @@ fn handshake(
     tls: Arc<ClientConfig>,
     timeout: Duration,
     shutdown: &AtomicBool,
-) -> Result<WebSocket<MaybeTlsStream<Feed>>, Error> {
+) -> Result<WebSocket<MaybeTlsStream<Feed>>, Halt> {
     let deadline = Instant::now() + timeout;
     let url = server.websocket.as_str();
     let mut attempt =
@@ -311,18 +312,18 @@ fn handshake(
     loop {
         let mid = match attempt {
             Ok((ws, _response)) => return Ok(ws),
-            Err(HandshakeError::Failure(e)) => return Err(handshake_error(server, e)),
+            Err(HandshakeError::Failure(e)) => return Err(handshake_error(server, e).into()),
             Err(HandshakeError::Interrupted(mid)) => mid,
         };
         let left = deadline.saturating_duration_since(Instant::now());
         if shutdown.load(Ordering::Relaxed) {
-            return Err(Error::Shutdown);
+            return Err(Halt::Stopping);
         }
         if left.is_zero() {
-            return Err(no_answer(server));
+            return Err(no_answer(server).into());
         }
         if source.wait(left.min(TICK)) == Waited::Stop {
-            return Err(Error::Shutdown);
+            return Err(Halt::Stopping);
         }
         attempt = mid.handshake();
     }
@@ -333,7 +334,7 @@ fn handshake(
 pub(super) fn interruptible<T: Send + 'static>(
     shutdown: &AtomicBool,
     f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, Error> {
+) -> Result<T, Halt> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("realtime-io".into())
@@ -343,16 +344,16 @@ pub(super) fn interruptible<T: Send + 'static>(
         match rx.recv_timeout(TICK) {
             Ok(v) => return Ok(v),
             Err(RecvTimeoutError::Timeout) if !shutdown.load(Ordering::Relaxed) => {}
-            Err(RecvTimeoutError::Timeout) => return Err(Error::Shutdown),
+            Err(RecvTimeoutError::Timeout) => return Err(Halt::Stopping),
             Err(RecvTimeoutError::Disconnected) => {
-                return Err(Error::Protocol("a network call failed unexpectedly".into()))
+                return Err(Error::Protocol("a network call failed unexpectedly".into()).into())
             }
         }
     }
 }
 
 /// Resolves `host` and tries each address in turn.
-fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Error> {
+fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Halt> {
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(|e| Error::io(format!("cannot resolve {host}"), e))?
@@ -370,7 +371,8 @@ fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Er
     Err(Error::io(
         format!("cannot connect to {host}:{port}"),
         readable_connect_error(last, timeout),
-    ))
+    )
+    .into())
 }
 
 fn readable_connect_error(e: io::Error, timeout: Duration) -> io::Error {

@@ -3,6 +3,7 @@ use super::catchup::CatchUp;
 use super::history::History;
 use super::link::{Link, TICK};
 use super::pacer::Pacer;
+use super::Halt;
 use super::Wiring;
 use crate::bus::{CoreMsg, RtCommand, RtEvent};
 use crate::error::Error;
@@ -96,7 +97,7 @@ impl<'a> Live<'a> {
     }
 
     /// Serves the link until shutdown, a re-login order or an error.
-    pub fn run(&mut self, updates: &mut VecDeque<Update>) -> Result<End, Error> {
+    pub fn run(&mut self, updates: &mut VecDeque<Update>) -> Result<End, Halt> {
         while let Some(u) = updates.pop_front() {
             self.send_update(u)?;
         }
@@ -159,7 +160,7 @@ impl<'a> Live<'a> {
 
     /// Sends the queued calls the pacer allows now, in order per method;
     /// returns when the next held one may leave.
-    fn flush_calls(&mut self) -> Result<Option<Instant>, Error> {
+    fn flush_calls(&mut self) -> Result<Option<Instant>, Halt> {
         let now = Instant::now();
         let mut held = VecDeque::new();
         let mut release: Option<Instant> = None;
@@ -195,7 +196,7 @@ impl<'a> Live<'a> {
         let _ = self.wiring.to_core.send(CoreMsg::Realtime(event));
     }
 
-    fn take_commands(&mut self) -> Result<Option<End>, Error> {
+    fn take_commands(&mut self) -> Result<Option<End>, Halt> {
         while let Some(command) = self.wiring.inbox.take_command() {
             match command {
                 RtCommand::UpdateMessage {
@@ -215,7 +216,7 @@ impl<'a> Live<'a> {
 
     /// `updateMessage` with exactly `_id`, `rid`, `msg` and no attachments:
     /// this is how an ask loses its buttons.
-    fn send_update(&mut self, u: Update) -> Result<(), Error> {
+    fn send_update(&mut self, u: Update) -> Result<(), Halt> {
         let params = vec![json!({
             "_id": u.message_id, "rid": u.room_id, "msg": u.text, "attachments": []
         })];
@@ -223,7 +224,7 @@ impl<'a> Live<'a> {
         Ok(())
     }
 
-    fn drive_catchup(&mut self) -> Result<(), Error> {
+    fn drive_catchup(&mut self) -> Result<(), Halt> {
         if let Some(marks) = self.catchup.poll_watermarks(Instant::now()) {
             let rooms: Vec<(Room, i64)> = marks
                 .into_iter()
@@ -271,7 +272,7 @@ impl<'a> Live<'a> {
         Ok(())
     }
 
-    fn dispatch(&mut self, frame: ServerFrame) -> Result<(), Error> {
+    fn dispatch(&mut self, frame: ServerFrame) -> Result<(), Halt> {
         match frame {
             ServerFrame::Result { id, result, error } => self.on_result(&id, result, error),
             ServerFrame::Changed {
@@ -283,9 +284,7 @@ impl<'a> Live<'a> {
             },
             ServerFrame::Nosub { id, error } => {
                 let why = error.as_ref().map(DdpError::text).unwrap_or_default();
-                Err(Error::Protocol(format!(
-                    "the server ended subscription {id} {why}"
-                )))
+                Err(Error::Protocol(format!("the server ended subscription {id} {why}")).into())
             }
             ServerFrame::Error { reason } => {
                 warn!(
@@ -303,7 +302,7 @@ impl<'a> Live<'a> {
         id: &str,
         result: Option<Value>,
         error: Option<DdpError>,
-    ) -> Result<(), Error> {
+    ) -> Result<(), Halt> {
         let answer = error
             .is_none()
             .then(|| result.clone().unwrap_or(Value::Null));
@@ -337,7 +336,7 @@ impl<'a> Live<'a> {
         }
     }
 
-    fn on_message(&mut self, fields: Option<&Value>) -> Result<(), Error> {
+    fn on_message(&mut self, fields: Option<&Value>) -> Result<(), Halt> {
         let args = fields.and_then(|f| f.get("args")).and_then(Value::as_array);
         let Some(incoming) = args.and_then(|a| message::parse(a, &self.session.user_id)) else {
             return Ok(());
@@ -353,7 +352,7 @@ impl<'a> Live<'a> {
     }
 
     /// `[action, document]` of `<uid>/rooms-changed` and `<uid>/subscriptions-changed`.
-    fn on_notify(&mut self, fields: Option<&Value>) -> Result<(), Error> {
+    fn on_notify(&mut self, fields: Option<&Value>) -> Result<(), Halt> {
         let event = fields
             .and_then(|f| f.get("eventName"))
             .and_then(Value::as_str)
@@ -374,7 +373,7 @@ impl<'a> Live<'a> {
         }
     }
 
-    fn on_room_changed(&mut self, action: &str, doc: &Value) -> Result<(), Error> {
+    fn on_room_changed(&mut self, action: &str, doc: &Value) -> Result<(), Halt> {
         let id = doc.get("_id").and_then(Value::as_str).unwrap_or_default();
         if action == "removed" {
             let before = self.rooms.len();
@@ -407,7 +406,7 @@ impl<'a> Live<'a> {
     }
 
     /// The bot joined or left a room (a person opening a DM with it too).
-    fn on_subscription_changed(&mut self, action: &str, doc: &Value) -> Result<(), Error> {
+    fn on_subscription_changed(&mut self, action: &str, doc: &Value) -> Result<(), Halt> {
         let rid = doc.get("rid").and_then(Value::as_str);
         let known = rid.is_some_and(|rid| self.rooms.iter().any(|r| r.id == rid));
         if action == "inserted" && known {
@@ -427,7 +426,7 @@ impl<'a> Live<'a> {
         Ok(())
     }
 
-    fn refresh_rooms(&mut self) -> Result<(), Error> {
+    fn refresh_rooms(&mut self) -> Result<(), Halt> {
         if self
             .queue
             .iter()
@@ -450,7 +449,7 @@ impl<'a> Live<'a> {
         Ok(())
     }
 
-    fn on_rooms(&mut self, answer: Option<Value>) -> Result<(), Error> {
+    fn on_rooms(&mut self, answer: Option<Value>) -> Result<(), Halt> {
         self.refreshing = false;
         match answer {
             Some(v) => {

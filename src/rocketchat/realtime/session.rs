@@ -2,6 +2,7 @@
 use super::http;
 use super::inbox::Inbox;
 use super::link::{Link, Opening};
+use super::Halt;
 use super::RealtimeConfig;
 use crate::config::Credentials;
 use crate::error::Error;
@@ -48,7 +49,7 @@ pub(super) fn open<'a>(
     (inbox, shutdown): (&'a Inbox, &Arc<AtomicBool>),
     timeout: Duration,
     progress: &mut Progress,
-) -> Result<Opened<'a>, Error> {
+) -> Result<Opened<'a>, Halt> {
     info!("connecting to {}", cfg.server.websocket);
     let opening = Opening {
         tls: cfg.tls.clone(),
@@ -76,7 +77,7 @@ fn setup(
     cfg: &RealtimeConfig,
     (resume, progress): (&mut Resume, &mut Progress),
     timeout: Duration,
-) -> Result<(Session, Vec<Room>), Error> {
+) -> Result<(Session, Vec<Room>), Halt> {
     ddp_connect(link, timeout)?;
     *progress = Progress::Login;
     let (user_id, token) = login(link, cfg, resume, timeout)?;
@@ -96,7 +97,7 @@ fn setup(
     Ok((session, rooms))
 }
 
-fn ddp_connect(link: &mut Link, timeout: Duration) -> Result<(), Error> {
+fn ddp_connect(link: &mut Link, timeout: Duration) -> Result<(), Halt> {
     link.send(&ClientFrame::connect())?;
     link.wait_for("the DDP connected frame", timeout, |f| match f {
         ServerFrame::Connected { .. } => Some(Ok(())),
@@ -104,7 +105,8 @@ fn ddp_connect(link: &mut Link, timeout: Duration) -> Result<(), Error> {
             "the server does not speak DDP version {} (it offers {})",
             ddp::DDP_VERSION,
             version.as_deref().unwrap_or("none")
-        )))),
+        ))
+        .into())),
         _ => None,
     })?
 }
@@ -117,7 +119,7 @@ pub(super) fn call(
     method: &str,
     params: Vec<Value>,
     timeout: Duration,
-) -> Result<Result<Value, DdpError>, Error> {
+) -> Result<Result<Value, DdpError>, Halt> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -141,7 +143,7 @@ fn call_once(
     method: &str,
     params: Vec<Value>,
     timeout: Duration,
-) -> Result<Result<Value, DdpError>, Error> {
+) -> Result<Result<Value, DdpError>, Halt> {
     let id = link.request(|ids| ids.method(method, params))?;
     link.wait_for(&format!("the answer to {method}"), timeout, |f| match f {
         ServerFrame::Result {
@@ -163,11 +165,13 @@ fn login(
     cfg: &RealtimeConfig,
     resume: &mut Resume,
     timeout: Duration,
-) -> Result<(String, Secret), Error> {
+) -> Result<(String, Secret), Halt> {
     let (user, password) = match &cfg.credentials {
         Credentials::Token { token, .. } => {
             let answer = login_call(link, ddp::login_resume(token.expose()), timeout)?;
-            return answer.map_err(|e| token_refused(&e)).and_then(login_result);
+            return Ok(answer
+                .map_err(|e| token_refused(&e))
+                .and_then(login_result)?);
         }
         Credentials::Password { user, password } => (user, password),
     };
@@ -176,14 +180,14 @@ fn login(
     }
     let answer = login_call(link, ddp::login_password(user, password.expose()), timeout)?;
     let pair = answer.map_err(|e| login_error(&e)).and_then(login_result);
-    remember(resume, pair)
+    Ok(remember(resume, pair)?)
 }
 
 fn login_call(
     link: &mut Link,
     param: Value,
     timeout: Duration,
-) -> Result<Result<Value, DdpError>, Error> {
+) -> Result<Result<Value, DdpError>, Halt> {
     call(link, "login", vec![param], timeout)
 }
 
@@ -192,12 +196,12 @@ fn try_resume(
     link: &mut Link,
     resume: &mut Resume,
     timeout: Duration,
-) -> Result<Option<(String, Secret)>, Error> {
+) -> Result<Option<(String, Secret)>, Halt> {
     let Some((_, token)) = resume.clone() else {
         return Ok(None);
     };
     match login_call(link, ddp::login_resume(token.expose()), timeout)? {
-        Ok(v) => remember(resume, login_result(v)).map(Some),
+        Ok(v) => Ok(remember(resume, login_result(v)).map(Some)?),
         Err(e) => {
             info!(
                 "the saved session was refused ({}): logging in with the password",
@@ -269,7 +273,7 @@ fn token_refused(e: &DdpError) -> Error {
 /// Asks for the rooms and subscribes to messages and room changes; returns
 /// the raw `rooms/get` answer once every subscription is ready. A refusal of
 /// the DDP rate limiter is waited out and the request made again.
-fn subscribe(link: &mut Link, user_id: &str, timeout: Duration) -> Result<Value, Error> {
+fn subscribe(link: &mut Link, user_id: &str, timeout: Duration) -> Result<Value, Halt> {
     let mut rooms_id = link.request(|ids| ids.method("rooms/get", vec![]))?;
     let mut waiting: Waiting = HashMap::new();
     let mut wanted = vec![vec![json!("__my_messages__"), json!(false)]];
@@ -309,7 +313,7 @@ fn subscribe(link: &mut Link, user_id: &str, timeout: Duration) -> Result<Value,
 /// Subscriptions sent and not ready yet: their ids and parameters.
 type Waiting = HashMap<String, Vec<Value>>;
 
-fn sub(link: &mut Link, waiting: &mut Waiting, params: Vec<Value>) -> Result<(), Error> {
+fn sub(link: &mut Link, waiting: &mut Waiting, params: Vec<Value>) -> Result<(), Halt> {
     let name = sub_name(&params);
     let id = link.request(|ids| ids.sub(name, params.clone()))?;
     waiting.insert(id, params);
@@ -318,12 +322,11 @@ fn sub(link: &mut Link, waiting: &mut Waiting, params: Vec<Value>) -> Result<(),
 
 /// A refused subscription: subscribed again once the rate limiter allows,
 /// any other refusal ends the session.
-fn sub_again(link: &mut Link, waiting: &mut Waiting, id: &str, e: &DdpError) -> Result<(), Error> {
+fn sub_again(link: &mut Link, waiting: &mut Waiting, id: &str, e: &DdpError) -> Result<(), Halt> {
     let Some(wait) = e.rate_limit_wait() else {
-        return Err(Error::Protocol(format!(
-            "the server refused a subscription: {}",
-            e.text()
-        )));
+        return Err(
+            Error::Protocol(format!("the server refused a subscription: {}", e.text())).into(),
+        );
     };
     let params = waiting.remove(id).unwrap_or_default();
     link.pause(wait)?;
@@ -344,9 +347,9 @@ enum Step {
     Refused(String, DdpError),
 }
 
-fn rooms_answer(result: &Option<Value>, error: &Option<DdpError>) -> Result<Value, Error> {
+fn rooms_answer(result: &Option<Value>, error: &Option<DdpError>) -> Result<Value, Halt> {
     match error {
-        Some(e) => Err(Error::Protocol(format!("rooms/get refused: {}", e.text()))),
+        Some(e) => Err(Error::Protocol(format!("rooms/get refused: {}", e.text())).into()),
         None => Ok(result.clone().unwrap_or(Value::Null)),
     }
 }
@@ -358,7 +361,7 @@ fn username(
     cfg: &RealtimeConfig,
     user_id: &str,
     token: &Secret,
-) -> Result<String, Error> {
+) -> Result<String, Halt> {
     let published = link.backlog.iter().find_map(|f| match f {
         ServerFrame::Added {
             collection,
@@ -377,7 +380,7 @@ fn username(
         }
     }
     let (base, tls, uid, tok) = rest_args(cfg, user_id, token);
-    link.interruptible(move || http::my_username(&base, &tls, (&uid, &tok)))?
+    Ok(link.interruptible(move || http::my_username(&base, &tls, (&uid, &tok)))??)
 }
 
 /// Owned copies of what a REST call needs, for its own thread.

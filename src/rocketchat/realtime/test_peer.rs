@@ -3,7 +3,7 @@
 use super::*;
 use serde_json::{json, Value};
 use std::net::{TcpListener, TcpStream};
-use std::sync::mpsc;
+use std::sync::mpsc::{self, Receiver};
 use std::sync::Mutex;
 use tungstenite::{Message, WebSocket};
 

@@ -6,13 +6,13 @@ use crate::rocketchat::ddp::sha256_hex;
 use serde_json::json;
 use std::net::TcpListener;
 use std::sync::atomic::AtomicUsize;
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 
 const PASSWORD: &str = "pass-W0rd-never-logged";
 
 struct Harness {
     core: Receiver<CoreMsg>,
-    commands: Sender<RtCommand>,
+    commands: Option<ToRealtime>,
     shutdown: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
     peers: Receiver<Peer>,
@@ -39,12 +39,11 @@ impl Harness {
             alive_every: None,
         };
         let (to_core, core) = mpsc::channel();
-        let (commands, cmd_rx) = mpsc::channel();
         let shutdown = Arc::new(AtomicBool::new(false));
-        let handle = spawn(cfg, to_core, cmd_rx, shutdown.clone()).expect("spawn");
+        let (handle, commands) = spawn(cfg, to_core, shutdown.clone()).expect("spawn");
         Harness {
             core,
-            commands,
+            commands: Some(commands),
             shutdown,
             handle: Some(handle),
             peers,
@@ -91,11 +90,17 @@ impl Harness {
     }
 }
 
+impl Harness {
+    fn command(&self, c: RtCommand) {
+        self.commands.as_ref().expect("running").send(c);
+    }
+}
+
 impl Drop for Harness {
     fn drop(&mut self) {
         // The daemon's stop: the flag, and the wake-up (the core's sender goes).
         self.shutdown.store(true, Ordering::Relaxed);
-        drop(std::mem::replace(&mut self.commands, mpsc::channel().0));
+        drop(self.commands.take());
         if let Some(h) = self.handle.take() {
             let started = Instant::now();
             let _ = h.join();
@@ -192,7 +197,7 @@ fn a_rate_limited_edit_is_sent_again_after_the_time_the_server_said() {
         room_id: "GENERAL".into(),
         text: "closed".into(),
     };
-    h.commands.send(cmd).expect("command");
+    h.command(cmd);
     let call = peer.next();
     assert_eq!(call["method"], "updateMessage");
     let refused = Instant::now();
@@ -225,7 +230,7 @@ fn update_message_and_room_changes() {
         room_id: "GENERAL".into(),
         text: "answered by alice".into(),
     };
-    h.commands.send(cmd).expect("command");
+    h.command(cmd);
     let call = peer.next();
     assert_eq!(call["method"], "updateMessage");
     let expected =
@@ -284,7 +289,7 @@ fn refused_resume_falls_back_to_the_password_and_relogin_drops_it() {
     peer.serve_subscriptions(rooms());
     let session = h.connected(vec![]);
     assert_eq!(session.token.expose(), "NEW-TOKEN-y2");
-    h.commands.send(RtCommand::Relogin).expect("command");
+    h.command(RtCommand::Relogin);
     assert!(matches!(h.event(), RtEvent::Disconnected { .. }));
     let mut again = h.peer();
     let params = again.accept_session("NEW-TOKEN-z3");
@@ -368,7 +373,8 @@ fn totp_and_unreachable_servers_have_clear_errors() {
     };
     let (step, e) = probe(&cfg, Duration::from_secs(2)).expect_err("refused");
     assert_eq!(step, Progress::Connect);
-    assert!(e.to_string().contains("connection refused"), "{e}");
+    let text = e.chain().to_string();
+    assert!(text.contains("connection refused"), "{text}");
     let mut bad_dns = cfg.clone();
     bad_dns.server = parse_url("http://no-such-host.invalid").expect("url");
     let (_, e) = probe(&bad_dns, Duration::from_secs(2)).expect_err("dns");
@@ -387,7 +393,7 @@ fn tls_failure_names_the_certificate_problem() {
     let cert = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
     let io = std::io::Error::new(std::io::ErrorKind::InvalidData, cert);
     let e = link::ws_error(tungstenite::Error::Io(io));
-    let text = e.to_string();
+    let text = e.chain().to_string();
     assert!(
         text.contains("--ca-file") && text.contains("UnknownIssuer"),
         "{text}"

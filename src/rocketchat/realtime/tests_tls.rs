@@ -6,6 +6,7 @@ use crate::config::parse_url;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::TcpListener;
+use std::sync::mpsc::Receiver;
 
 /// A test CA and a certificate it signed for 127.0.0.1 and localhost (P-256,
 /// valid until 2126), generated with openssl for these tests only.
