@@ -135,6 +135,13 @@ pub enum OutKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         answers_per_line: Option<usize>,
     },
+    /// The daemon's own message saying that a question is closed, posted
+    /// when the closing edit of ask `ask_id` was refused with `edit_error`.
+    /// It ends in `ask_close_failed`, not in `sent`/`send_failed`.
+    Notice {
+        ask_id: String,
+        edit_error: String,
+    },
 }
 
 /// An accepted `send` or `ask` request waiting to be delivered to Rocket.Chat.

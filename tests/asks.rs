@@ -118,6 +118,11 @@ fn a_button_click_answers_and_closes_the_question() {
     let reply_id = s.rc.post("GENERAL", "alice", "Yes");
     let ans = answer_of(&s, "7");
     assert_eq!(ans["answer"], "Yes");
+    assert_eq!(
+        ans["id"],
+        reply_id.as_str(),
+        "the reply's id, to skip a replay by"
+    );
     assert_eq!(ans["user"]["username"], "alice");
     assert_eq!(ans["user"]["id"], "aliceid");
     assert_eq!(
@@ -356,4 +361,116 @@ fn a_question_expired_while_rocket_chat_is_down_is_closed_on_reconnection() {
         .unwrap()
         .ends_with("⌛ No answer in time"));
     assert_eq!(s.jeedom.events_of_type("ask_expired").len(), 1);
+}
+
+/// The bot's messages in GENERAL that say a question is closed.
+fn notices(s: &Stack) -> Vec<Value> {
+    let all = s.rc.messages("GENERAL");
+    all.into_iter()
+        .filter(|m| {
+            m["u"]["_id"] == BOT_ID
+                && m["msg"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("Question closed")
+        })
+        .collect()
+}
+
+fn close_failed(s: &Stack, ask_id: &str) -> Value {
+    s.jeedom
+        .wait_event(T, "ask_close_failed", |e| e["ask_id"] == ask_id)
+}
+
+/// A bot without the `bot` role under an edit time limit: the answer comes
+/// after the limit, the edit is refused, and a notice in the room says the
+/// question is closed and how; Jeedom learns it with `ask_close_failed`.
+#[test]
+fn an_edit_blocked_by_the_time_limit_is_replaced_by_a_notice() {
+    let s = Stack::start("ask-edit-limit");
+    s.wait_connected();
+    s.rc.set_edit_limit(5, false);
+    let q = ask(&s, yes_no("21"));
+    let qid = q["_id"].as_str().unwrap();
+    s.rc.age_message(qid, 10);
+    s.rc.post("GENERAL", "alice", "yes");
+    assert_eq!(answer_of(&s, "21")["answer"], "Yes");
+    let ev = close_failed(&s, "21");
+    assert_eq!(ev["error"], "Message editing is blocked", "{ev}");
+    let posted = notices(&s);
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert_eq!(ev["notice_id"], posted[0]["_id"]);
+    assert_eq!(
+        posted[0]["msg"],
+        format!("Question closed: \"{QUESTION}\"\n✅ Yes — answered by @alice (its buttons above no longer count)")
+    );
+    let question = s.rc.message(qid).unwrap();
+    assert!(
+        question["editedAt"].is_null(),
+        "the server refused the edit"
+    );
+    // The notice is the daemon's own: no `sent` nor `send_failed` for it.
+    assert_never(
+        Duration::from_secs(2),
+        "an event for the notice or a second one",
+        || {
+            s.jeedom.events_of_type("sent").len() > 1
+                || !s.jeedom.events_of_type("send_failed").is_empty()
+                || notices(&s).len() > 1
+        },
+    );
+}
+
+/// Editing turned off (`Message_AllowEditing`), a question expires: the
+/// notice says so.
+#[test]
+fn with_editing_off_an_expired_question_gets_a_notice() {
+    let s = Stack::start("ask-edit-off");
+    s.wait_connected();
+    s.rc.set_allow_editing(false);
+    let mut req = yes_no("22");
+    req["timeout"] = json!(1);
+    ask(&s, req);
+    s.jeedom
+        .wait_event(T, "ask_expired", |e| e["ask_id"] == "22");
+    let ev = close_failed(&s, "22");
+    assert_eq!(ev["error"], "Message editing not allowed", "{ev}");
+    let posted = notices(&s);
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert!(posted[0]["msg"]
+        .as_str()
+        .unwrap()
+        .contains("⌛ No answer in time"));
+}
+
+/// A room turned read-only (or the bot muted) after the question: the edit
+/// and the notice are both refused; Jeedom gets both reasons, and the
+/// request queue goes on.
+#[test]
+fn in_a_read_only_room_jeedom_learns_that_the_question_still_looks_open() {
+    let s = Stack::start("ask-read-only");
+    s.wait_connected();
+    let q = ask(&s, yes_no("23"));
+    s.rc.set_read_only("GENERAL", true);
+    s.rc.post("GENERAL", "alice", "No");
+    answer_of(&s, "23");
+    let ev = close_failed(&s, "23");
+    assert_eq!(ev["error"], "Internal server error", "{ev}");
+    assert_eq!(ev["notice_id"], Value::Null);
+    let why = ev["notice_error"].as_str().unwrap();
+    assert!(why.contains("the room is readonly"), "{ev}");
+    assert!(notices(&s).is_empty());
+    let question = s.rc.message(q["_id"].as_str().unwrap()).unwrap();
+    assert!(question["editedAt"].is_null());
+    // Muted in a writable room: the same.
+    s.rc.set_read_only("GENERAL", false);
+    let q2 = ask(&s, yes_no("24"));
+    s.rc.mute("GENERAL", "jeedombot");
+    s.rc.post("GENERAL", "alice", "Yes");
+    let ev = close_failed(&s, "24");
+    assert!(
+        ev["notice_error"].as_str().unwrap().contains("muted"),
+        "{ev}"
+    );
+    assert!(s.rc.message(q2["_id"].as_str().unwrap()).unwrap()["editedAt"].is_null());
 }

@@ -2,8 +2,9 @@
 mod harness;
 mod support;
 
+use harness::stack::Stack;
 use harness::{Daemon, APIKEY};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use support::fake_jeedom::{FakeJeedom, JeedomMode};
 use support::wait::{assert_never, wait_until};
@@ -156,4 +157,40 @@ fn events_queued_before_a_restart_are_delivered_after_it() {
     d.restart();
     d.wait_ready();
     wait_until(T, "4 events after restart", || rooms(&jeedom) >= 4);
+}
+
+/// A slow Jeedom: it acts on a batch, but its answer comes after the
+/// daemon's callback timeout. The retry carries `"replay": true` (an event
+/// without it is always new), so Jeedom skips the message it has handled.
+#[test]
+fn a_batch_retried_after_a_timeout_is_marked_replay() {
+    let s = Stack::start("cb-slow");
+    s.wait_connected();
+    s.jeedom.set_mode(JeedomMode::SlowOnce);
+    let id = s.rc.post("GENERAL", "alice", "turn on the radio");
+    let copies = |s: &Stack| -> Vec<Value> {
+        let all = s.jeedom.events_of_type("message");
+        all.into_iter().filter(|e| e["id"] == id.as_str()).collect()
+    };
+    wait_until(
+        Duration::from_secs(40),
+        "the message delivered twice",
+        || copies(&s).len() >= 2,
+    );
+    let got = copies(&s);
+    assert!(got[0].get("replay").is_none(), "{:?}", got[0]);
+    assert_eq!(got[1]["replay"], true, "{:?}", got[1]);
+    assert_never(Duration::from_secs(2), "a third copy", || {
+        copies(&s).len() > 2
+    });
+    // A sure refusal (HTTP 500) is retried without the flag.
+    s.jeedom.set_mode(JeedomMode::Status(500));
+    let before = s.jeedom.post_attempts();
+    let id2 = s.rc.post("GENERAL", "alice", "and the lights");
+    wait_until(T, "a refused POST", || s.jeedom.post_attempts() > before);
+    s.jeedom.set_mode(JeedomMode::Ok);
+    let ev = s
+        .jeedom
+        .wait_event(T, "message", |e| e["id"] == id2.as_str());
+    assert!(ev.get("replay").is_none(), "{ev}");
 }

@@ -164,8 +164,79 @@ fn exactly_once_when_the_response_is_lost_old_server() {
 }
 
 #[test]
-fn exactly_once_when_the_response_is_lost_new_server() {
+fn exactly_once_when_the_response_is_lost_duplicate_key_race() {
     exactly_once_after_a_dropped_response("send-drop-400", DupIdMode::Error400);
+}
+
+#[test]
+fn exactly_once_when_the_response_is_lost_node14_server() {
+    exactly_once_after_a_dropped_response("send-drop-node14", DupIdMode::StarredTypeErrorNode14);
+}
+
+/// A request of two text parts and a file, for the retries below.
+fn two_parts_and_a_file(s: &Stack, reference: &str) -> Value {
+    let file = s.daemon.dir.join("snap.jpg");
+    std::fs::write(&file, b"\xff\xd8 a snapshot").unwrap();
+    let text = format!("{}\n{}", "a".repeat(4000), "b".repeat(4000));
+    json!({"room": "#general", "message": text, "ref": reference,
+           "files": [file.to_str().unwrap()]})
+}
+
+/// Each part posted once, in order, the file last; one `sent`, no `send_failed`.
+fn assert_whole_request_once(s: &Stack, reference: &str) {
+    let ev = s.sent(reference);
+    let posted = bot_messages(s, "GENERAL");
+    let shapes: Vec<(usize, bool)> = posted
+        .iter()
+        .map(|m| (m["msg"].as_str().unwrap_or("").len(), m["file"].is_object()))
+        .collect();
+    assert_eq!(
+        shapes,
+        [(4000, false), (4000, false), (0, true)],
+        "{posted:?}"
+    );
+    assert_eq!(ev["message_id"], posted[0]["_id"]);
+    assert_eq!(s.rc.uploads().len(), 1);
+    assert_never(QUIET, "a second sent event or message", || {
+        count_sent(s, reference) > 1 || bot_messages(s, "GENERAL").len() > 3
+    });
+    assert!(s.jeedom.events_of_type("send_failed").is_empty());
+}
+
+/// The default server crashes with a 400 on the retried `_id`: the daemon
+/// finds the message there and goes on with the second part and the file.
+#[test]
+fn a_lost_answer_then_the_servers_400_on_the_retry_posts_the_rest_once() {
+    let s = Stack::start("send-drop-starred");
+    s.wait_connected();
+    s.rc.rest_fault("chat.sendMessage", RestFault::DropAfterInsert, 1);
+    s.send(two_parts_and_a_file(&s, "lost"));
+    assert_whole_request_once(&s, "lost");
+    let lookups = s.rc.rest_requests();
+    assert!(
+        lookups
+            .iter()
+            .any(|(_, p)| p.starts_with("/api/v1/chat.getMessage")),
+        "{lookups:?}"
+    );
+}
+
+/// Killed while the first part's answer was on its way: the restarted
+/// daemon retries the same `_id`, gets the 400, finds the message, and
+/// posts the rest of the request.
+#[test]
+fn a_kill_9_between_the_post_and_its_answer_posts_the_rest_once() {
+    let mut s = Stack::start("send-kill-starred");
+    s.wait_connected();
+    s.rc.rest_fault("chat.sendMessage", RestFault::HangAfterInsert, 1);
+    s.send(two_parts_and_a_file(&s, "killed"));
+    wait_until(T, "the first part at the server", || {
+        bot_messages(&s, "GENERAL").len() == 1
+    });
+    s.daemon.kill9();
+    s.daemon.restart();
+    s.daemon.wait_ready();
+    assert_whole_request_once(&s, "killed");
 }
 
 #[test]
@@ -371,4 +442,27 @@ fn an_unknown_user_fails_without_retry() {
         s.rc.rest_bodies("im.create").len() > 1
     });
     assert_eq!(send_attempts(&s), 0);
+}
+
+/// An ask whose question was posted but whose answer was lost: one question,
+/// one `sent` with its id, and the question still takes the answer.
+#[test]
+fn an_ask_whose_answer_was_lost_is_posted_once_and_still_answered() {
+    let s = Stack::start("send-drop-ask");
+    s.wait_connected();
+    s.rc.rest_fault("chat.sendMessage", RestFault::DropAfterInsert, 1);
+    let req = json!({"action": "ask", "room": "#general", "question": "Open the gate?",
+                     "answers": ["Yes", "No"], "ask_id": "g1"});
+    assert_eq!(s.request(req)["ok"], true);
+    let ev = s.jeedom.wait_event(T, "sent", |e| e["ask_id"] == "g1");
+    let posted = bot_messages(&s, "GENERAL");
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert_eq!(ev["message_id"], posted[0]["_id"]);
+    s.rc.post("GENERAL", "alice", "yes");
+    s.jeedom
+        .wait_event(T, "ask_answer", |e| e["ask_id"] == "g1");
+    s.rc.wait_message(T, "the question closed", |m| {
+        m["_id"] == posted[0]["_id"] && m["editedAt"].is_object()
+    });
+    assert!(s.jeedom.events_of_type("send_failed").is_empty());
 }

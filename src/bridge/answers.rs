@@ -54,6 +54,17 @@ pub fn closed_text(question_text: &str, outcome: Closed) -> String {
     }
 }
 
+/// The message posted when the closing edit is refused: the question, and
+/// how it ended (the last line of `closing`, the refused edit's text), so
+/// that a reader of the room knows the buttons above no longer count.
+pub fn closing_notice(question_text: &str, closing: &str) -> String {
+    let outcome = closing
+        .strip_prefix(question_text)
+        .unwrap_or(closing)
+        .trim();
+    format!("Question closed: \"{question_text}\"\n{outcome} (its buttons above no longer count)")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +121,23 @@ mod tests {
             by: "@bob",
         };
         assert!(closed_text(q, by_at).ends_with("by @bob"));
+    }
+
+    #[test]
+    fn closing_notices_quote_the_question_and_its_end() {
+        let q = "Call the police?";
+        let closed = closed_text(
+            q,
+            Closed::Answered {
+                answer: "Yes",
+                by: "alice",
+            },
+        );
+        assert_eq!(
+            closing_notice(q, &closed),
+            "Question closed: \"Call the police?\"\n✅ Yes — answered by @alice (its buttons above no longer count)"
+        );
+        let expired = closed_text(q, Closed::Expired);
+        assert!(closing_notice(q, &expired).contains("\n⌛ No answer in time ("));
     }
 }

@@ -16,6 +16,8 @@ pub enum Event {
     },
     Message(Box<Message>),
     AskAnswer {
+        /// The reply's message id: a replayed `ask_answer` is skipped by it.
+        id: String,
         ask_id: String,
         answer: String,
         user: UserShown,
@@ -42,6 +44,18 @@ pub enum Event {
         error: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         ask_id: Option<String>,
+        #[serde(skip_serializing_if = "is_false")]
+        replay: bool,
+    },
+    /// The closing edit of an ask was refused: the question still shows its
+    /// buttons. `notice_id`: the message posted instead to say it is closed
+    /// (`null` when that failed too, with `notice_error`).
+    AskCloseFailed {
+        ask_id: String,
+        error: String,
+        notice_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        notice_error: Option<String>,
         #[serde(skip_serializing_if = "is_false")]
         replay: bool,
     },
@@ -125,9 +139,18 @@ impl Event {
             Event::Message(m) => m.replay = true,
             Event::AskAnswer { replay, .. }
             | Event::Sent { replay, .. }
-            | Event::SendFailed { replay, .. } => *replay = true,
+            | Event::SendFailed { replay, .. }
+            | Event::AskCloseFailed { replay, .. } => *replay = true,
             _ => {}
         }
+    }
+}
+
+/// Flags an event already in JSON form (queued, or in a batch that may have
+/// reached Jeedom) as possibly delivered before.
+pub fn mark_json_replay(event: &mut Value) {
+    if let Some(obj) = event.as_object_mut() {
+        obj.insert("replay".into(), Value::Bool(true));
     }
 }
 
@@ -201,8 +224,9 @@ pub fn message(m: &Incoming, room: &Room, bot_username: &str) -> Event {
     }))
 }
 
-pub fn ask_answer(ask_id: &str, answer: &str, user: &UserRef, room: &Room) -> Event {
+pub fn ask_answer(id: &str, ask_id: &str, answer: &str, user: &UserRef, room: &Room) -> Event {
     Event::AskAnswer {
+        id: id.to_string(),
         ask_id: ask_id.to_string(),
         answer: answer.to_string(),
         user: user_shown(user),
@@ -232,6 +256,18 @@ pub fn send_failed(reference: Option<&str>, ask_id: Option<&str>, error: &str) -
         reference: reference.map(str::to_string),
         error: error.to_string(),
         ask_id: ask_id.map(str::to_string),
+        replay: false,
+    }
+}
+
+/// The closing edit of ask `ask_id` was refused with `error`; `notice`: the
+/// id of the message posted instead to say it is closed, or why that failed.
+pub fn ask_close_failed(ask_id: &str, error: &str, notice: Result<&str, &str>) -> Event {
+    Event::AskCloseFailed {
+        ask_id: ask_id.to_string(),
+        error: error.to_string(),
+        notice_id: notice.ok().map(str::to_string),
+        notice_error: notice.err().map(str::to_string),
         replay: false,
     }
 }
@@ -342,8 +378,8 @@ mod tests {
                 r#"{"type":"message","id":"m1","room":{"id":"R","name":"general","kind":"channel"},"user":{"id":"u1","username":"alice","name":"Alice A."},"text":"@jeedombot turn on the radio","ts":"2026-11-25T10:00:00.123Z","direct":false,"mentioned":true,"interaction":true,"query":"turn on the radio","thread":null,"files":[{"name":"a.jpg","type":"image/jpeg","url":"/file-upload/f1/a.jpg"}]}"#,
             ),
             (
-                ask_answer("42", "Yes", &alice, &general),
-                r#"{"type":"ask_answer","ask_id":"42","answer":"Yes","user":{"id":"u1","username":"alice","name":"Alice A."},"room":{"id":"R","name":"general","kind":"channel"}}"#,
+                ask_answer("M1", "42", "Yes", &alice, &general),
+                r#"{"type":"ask_answer","id":"M1","ask_id":"42","answer":"Yes","user":{"id":"u1","username":"alice","name":"Alice A."},"room":{"id":"R","name":"general","kind":"channel"}}"#,
             ),
             (ask_expired("42"), r#"{"type":"ask_expired","ask_id":"42"}"#),
             (

@@ -190,7 +190,7 @@ impl Core {
                 by: &m.user.username,
             },
         ));
-        let ev = events::ask_answer(&ask.ask_id, &answer, &m.user, room);
+        let ev = events::ask_answer(&m.id, &ask.ask_id, &answer, &m.user, room);
         let (id, rid, text) = (
             ask.message_id.clone(),
             ask.room.id.clone(),
@@ -267,16 +267,6 @@ impl Core {
         for (id, rid, text) in edits {
             self.request_edit(id, rid, text);
         }
-    }
-
-    fn on_updated(&mut self, message_id: &str, error: Option<String>) {
-        if let Some(e) = &error {
-            log::warn!("could not close the question {message_id}: {e}");
-        }
-        self.state
-            .asks
-            .retain(|a| !(a.message_id == message_id && a.closing.is_some()));
-        self.log_asks();
     }
 }
 

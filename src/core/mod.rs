@@ -1,4 +1,5 @@
 //! The core thread: owns the state, routes between Jeedom and Rocket.Chat.
+mod closing;
 mod inbound;
 mod intake;
 mod outbound;

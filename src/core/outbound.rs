@@ -1,6 +1,6 @@
 //! What goes to Rocket.Chat: accepted requests, the send queue and its outcomes.
 use super::{Core, Waiter};
-use crate::bridge::events;
+use crate::bridge::events::{self, Event};
 use crate::bus::{Reply, RtCommand, SendJob, SendOutcome};
 use crate::journal::Op;
 use crate::model::{OutKind, Outgoing, Room};
@@ -106,8 +106,12 @@ impl Core {
         let ask_id = match &item.kind {
             OutKind::Ask { ask_id, .. } => Some(ask_id.as_str()),
             OutKind::Send => None,
+            OutKind::Notice { ask_id, edit_error } => {
+                let ev = super::closing::notice_outcome(ask_id, edit_error, &result);
+                return self.push_outcome(key, ev);
+            }
         };
-        let mut ev = match &result {
+        let ev = match &result {
             Ok((room, id)) => {
                 log::info!("request {key} posted in {} as {id}", room.name);
                 events::sent(item.reference.as_deref(), ask_id, room, id)
@@ -118,10 +122,7 @@ impl Core {
                 events::send_failed(item.reference.as_deref(), ask_id, e)
             }
         };
-        if self.suspect_sends.remove(key) {
-            ev.mark_replay();
-        }
-        self.push_event(ev, None);
+        self.push_outcome(key, ev);
         if let (
             OutKind::Ask {
                 ask_id,
@@ -146,6 +147,15 @@ impl Core {
             });
             self.log_asks();
         }
+    }
+
+    /// Queues the event ending a request; marked when a crashed run may
+    /// have sent it already.
+    fn push_outcome(&mut self, key: &str, mut ev: Event) {
+        if self.suspect_sends.remove(key) {
+            ev.mark_replay();
+        }
+        self.push_event(ev, None);
     }
 }
 

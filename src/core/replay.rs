@@ -73,9 +73,7 @@ fn mark_queued(e: &mut QueuedEvent) {
     e.set_event(&v);
 }
 
-/// Flags a queued event's JSON as possibly delivered before.
-fn mark(event: &mut Value) {
-    if let Some(obj) = event.as_object_mut() {
-        obj.insert("replay".into(), Value::Bool(true));
-    }
+/// Flags an event as possibly delivered before.
+pub(super) fn mark(event: &mut Value) {
+    crate::bridge::events::mark_json_replay(event);
 }

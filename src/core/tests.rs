@@ -407,6 +407,52 @@ fn a_rooms_event_still_waiting_is_updated_not_repeated() {
     assert_eq!(listed(&r.core), 1);
 }
 
+/// A refused closing edit: the ask ends, a notice is queued behind the
+/// other requests, and its outcome reaches Jeedom as `ask_close_failed`
+/// (never as `sent`); an accepted edit just ends the ask.
+#[test]
+fn a_refused_closing_edit_queues_a_notice_that_ends_in_ask_close_failed() {
+    let mut r = rig();
+    let mut closed = pending("1", None);
+    closed.closing = Some("Call?\n⌛ No answer in time".into());
+    let mut accepted = pending("2", None);
+    accepted.closing = Some("Call?\n✅ Yes — answered by @bob".into());
+    r.core.state.asks = vec![closed, accepted];
+    let updated = |id: &str, error: Option<&str>| {
+        CoreMsg::Realtime(RtEvent::Updated {
+            message_id: id.into(),
+            error: error.map(String::from),
+        })
+    };
+    r.core.handle(updated("q2", None));
+    assert!(r.core.state.outbox.is_empty());
+    r.core
+        .handle(updated("q1", Some("Message editing is blocked")));
+    assert!(r.core.state.asks.is_empty());
+    let notice = r
+        .core
+        .state
+        .outbox
+        .front()
+        .expect("a notice queued")
+        .clone();
+    assert!(
+        notice.text.starts_with("Question closed: \"Call?\""),
+        "{}",
+        notice.text
+    );
+    r.core.handle(CoreMsg::Send(crate::bus::SendOutcome::Sent {
+        key: notice.key.clone(),
+        room: general(),
+        message_id: "N1".into(),
+    }));
+    assert_eq!(types(&r.core), ["ask_close_failed"]);
+    let ev = r.core.state.events.back().unwrap().value();
+    assert_eq!(ev["ask_id"], "1");
+    assert_eq!(ev["error"], "Message editing is blocked");
+    assert_eq!(ev["notice_id"], "N1");
+}
+
 /// Delivers the queue to Jeedom (as a 2xx answer would).
 fn ack_all(r: &mut Rig) {
     r.core.pump();

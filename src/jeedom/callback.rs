@@ -148,14 +148,17 @@ impl Client {
         }
     }
 
-    /// POSTs one encoded batch; `Ok(status)` on 2xx, else a readable reason.
-    fn post(&self, body: &[u8]) -> Result<u16, String> {
+    /// POSTs one encoded batch; `Ok(status)` on 2xx, else why not.
+    fn post(&self, body: &[u8]) -> Result<u16, PostFailure> {
         let mut resp = self
             .agent
             .post(&self.post_url)
             .header("Content-Type", "application/json")
             .send(body)
-            .map_err(|e| self.describe(&e))?;
+            .map_err(|e| PostFailure {
+                reason: self.describe(&e),
+                maybe_received: maybe_received(&e),
+            })?;
         let status = resp.status();
         // Reading the answer lets the connection be reused; its content does not matter.
         let _ = resp
@@ -166,13 +169,42 @@ impl Client {
         if status.is_success() {
             Ok(status.as_u16())
         } else {
-            Err(status_text(status))
+            Err(PostFailure {
+                reason: status_text(status),
+                maybe_received: false,
+            })
         }
     }
 
     /// ureq errors may quote the URL, which carries the key.
     fn describe(&self, e: &ureq::Error) -> String {
         redact(&describe(e), &self.key)
+    }
+}
+
+/// A POST that Jeedom did not acknowledge.
+struct PostFailure {
+    /// For logs and `status`, without the key.
+    reason: String,
+    /// Jeedom may have received the batch and acted on it: a timeout, or a
+    /// connection dropped once the request was on its way. An HTTP answer
+    /// (Jeedom refused it) or a connection that never opened is not.
+    maybe_received: bool,
+}
+
+/// True unless the error shows that the request never left: no address, no
+/// connection (refused, unreachable, connect timeout). Everything else may
+/// have reached Jeedom, whose PHP acts on a batch before it answers.
+fn maybe_received(e: &ureq::Error) -> bool {
+    use io::ErrorKind as K;
+    match e {
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => false,
+        ureq::Error::Timeout(t) => !matches!(t, ureq::Timeout::Resolve | ureq::Timeout::Connect),
+        ureq::Error::Io(io) => !matches!(
+            io.kind(),
+            K::ConnectionRefused | K::AddrNotAvailable | K::NetworkUnreachable | K::HostUnreachable
+        ),
+        _ => true,
     }
 }
 
@@ -195,8 +227,9 @@ fn agent(tls: Arc<ClientConfig>) -> Agent {
 
 /// `{"events":[...]}` with the values in sequence order, written into `body`
 /// (one buffer kept for every batch, written once, instead of a string per
-/// event joined and copied again).
-fn encode_batch(events: &[(u64, Value)], body: &mut Vec<u8>) {
+/// event joined and copied again). `replay`: each event carries
+/// `"replay": true` (the batch may have reached Jeedom already).
+fn encode_batch(events: &[(u64, Value)], replay: bool, body: &mut Vec<u8>) {
     body.clear();
     body.extend_from_slice(b"{\"events\":[");
     for (i, (_, v)) in events.iter().enumerate() {
@@ -204,7 +237,13 @@ fn encode_batch(events: &[(u64, Value)], body: &mut Vec<u8>) {
             body.push(b',');
         }
         // Writing a Value into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut *body, v);
+        if replay {
+            let mut marked = v.clone();
+            crate::bridge::events::mark_json_replay(&mut marked);
+            let _ = serde_json::to_writer(&mut *body, &marked);
+        } else {
+            let _ = serde_json::to_writer(&mut *body, v);
+        }
     }
     body.extend_from_slice(b"]}");
 }
@@ -346,8 +385,8 @@ impl Worker {
             warn!("callback: empty batch ignored");
             return;
         };
-        encode_batch(events, &mut self.body);
-        let mut failures = 0u32;
+        encode_batch(events, false, &mut self.body);
+        let (mut failures, mut marked) = (0u32, false);
         while !self.stopping() {
             debug!(
                 "callback: POST of {} event(s) up to #{upto_seq}",
@@ -355,9 +394,15 @@ impl Worker {
             );
             match self.client.post(&self.body) {
                 Ok(status) => return self.delivered(upto_seq, status, failures),
-                Err(error) => {
+                Err(failure) => {
+                    // Jeedom may have handled it: every later copy says so,
+                    // even after refusals that are sure.
+                    if failure.maybe_received && !marked {
+                        marked = true;
+                        encode_batch(events, true, &mut self.body);
+                    }
                     let delay = self.retry.next_delay();
-                    self.failed(events.len(), error, failures, delay);
+                    self.failed(events.len(), failure.reason, failures, delay);
                     failures += 1;
                     self.pause(delay, jobs);
                 }

@@ -19,7 +19,8 @@ struct Seen {
 }
 
 /// Serves one scripted answer `(status, body)` per connection, in order,
-/// and reports each request on the returned channel.
+/// and reports each request on the returned channel. Status 0: read the
+/// request, then close without answering.
 fn serve(script: Vec<(u16, &'static str)>) -> (String, Receiver<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let base = format!("http://{}/cb", listener.local_addr().expect("addr"));
@@ -62,17 +63,21 @@ fn answer(stream: TcpStream, status: u16, body: &str) -> Option<Seen> {
     }
     let mut sent = vec![0; length];
     reader.read_exact(&mut sent).ok()?;
+    let seen = Seen {
+        method,
+        target,
+        content_type,
+        body: String::from_utf8(sent).ok()?,
+    };
+    if status == 0 {
+        return Some(seen);
+    }
     let reply = format!(
         "HTTP/1.1 {status} Scripted\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     reader.get_mut().write_all(reply.as_bytes()).ok()?;
-    Some(Seen {
-        method,
-        target,
-        content_type,
-        body: String::from_utf8(sent).ok()?,
-    })
+    Some(seen)
 }
 
 /// A URL nothing listens on.
@@ -250,11 +255,73 @@ fn transport_failures_read_well() {
 fn batch_body_keeps_the_order() {
     let CallbackJob::Batch { events } = batch(&[3, 4]);
     let mut buf = b"left over".to_vec();
-    encode_batch(&events, &mut buf);
+    encode_batch(&events, false, &mut buf);
     let body: Value = serde_json::from_slice(&buf).expect("json");
     assert_eq!(body["events"][0]["text"], "n°3");
     assert_eq!(body["events"][1]["text"], "n°4");
     assert_eq!(body["events"].as_array().map(Vec::len), Some(2));
+    assert!(body["events"][0].get("replay").is_none());
+    encode_batch(&events, true, &mut buf);
+    let body: Value = serde_json::from_slice(&buf).expect("json");
+    assert_eq!(body["events"][0]["replay"], true);
+    assert_eq!(body["events"][1]["replay"], true);
+    assert_eq!(body["events"][1]["text"], "n°4");
+}
+
+#[test]
+fn only_failures_before_the_request_left_are_sure_refusals() {
+    let io = |k| ureq::Error::Io(io::Error::from(k));
+    for sure in [
+        io(io::ErrorKind::ConnectionRefused),
+        io(io::ErrorKind::HostUnreachable),
+        ureq::Error::HostNotFound,
+        ureq::Error::ConnectionFailed,
+        ureq::Error::Timeout(ureq::Timeout::Connect),
+    ] {
+        assert!(!maybe_received(&sure), "{sure}");
+    }
+    for unsure in [
+        io(io::ErrorKind::ConnectionReset),
+        io(io::ErrorKind::UnexpectedEof),
+        ureq::Error::Timeout(ureq::Timeout::Global),
+        ureq::Error::Timeout(ureq::Timeout::RecvResponse),
+    ] {
+        assert!(maybe_received(&unsure), "{unsure}");
+    }
+}
+
+/// Jeedom read the batch and the connection dropped before its answer: the
+/// retry carries `"replay": true` on every event, and keeps it after a sure
+/// refusal (500) that follows.
+#[test]
+fn a_batch_that_may_have_arrived_is_retried_marked() {
+    let (url, seen) = serve(vec![(200, "OK"), (0, ""), (500, ""), (200, "")]);
+    let worker = start(&url, fast());
+    worker.jobs.send(batch(&[5, 6])).expect("job");
+    for _ in 0..2 {
+        assert!(matches!(
+            worker.next_report(),
+            CallbackReport::Failed { .. }
+        ));
+    }
+    assert!(matches!(
+        worker.next_report(),
+        CallbackReport::Delivered { upto_seq: 6 }
+    ));
+    assert_eq!(seen.recv_timeout(WAIT).expect("test").method, "GET");
+    let bodies: Vec<Value> = (0..3)
+        .map(|_| serde_json::from_str(&seen.recv_timeout(WAIT).expect("post").body).unwrap())
+        .collect();
+    let replays = |b: &Value| -> Vec<Value> {
+        let events = b["events"].as_array().unwrap();
+        events.iter().map(|e| e["replay"].clone()).collect()
+    };
+    assert_eq!(replays(&bodies[0]), [Value::Null, Value::Null]);
+    for b in &bodies[1..] {
+        assert_eq!(replays(b), [json!(true), json!(true)]);
+        assert_eq!(b["events"][0]["text"], "n°5");
+    }
+    worker.stop_within(Duration::from_secs(1));
 }
 
 #[test]

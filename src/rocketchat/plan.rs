@@ -35,8 +35,8 @@ pub fn steps(item: &Outgoing, max_size: usize) -> Vec<Step> {
             let (text, attachments) = ask::question_message(item, &item.kind);
             steps.push(Step::Question { text, attachments });
         }
-        OutKind::Send if item.text.trim().is_empty() => {}
-        OutKind::Send => {
+        OutKind::Send | OutKind::Notice { .. } if item.text.trim().is_empty() => {}
+        OutKind::Send | OutKind::Notice { .. } => {
             let text = ask::with_mention(item.mention.as_deref(), &item.text);
             steps.extend(split_text(&text, max_size).into_iter().map(Step::Text));
         }

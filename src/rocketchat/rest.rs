@@ -74,8 +74,12 @@ impl Rest {
     }
 
     /// `POST /api/v1/chat.sendMessage {"message": msg}`: the posted message.
-    /// When the server says this `_id` is already posted (a retry after a
-    /// timeout), answers `msg` itself: the message is there.
+    /// A retry of an `_id` the server already holds (after a lost answer or
+    /// a restart) is refused in several ways across versions: `200` without
+    /// `message`, a duplicate-key 400, and on current servers a 400 crash
+    /// (`Cannot read properties of undefined (reading 'starred')`). A 400
+    /// is therefore checked with `chat.getMessage` before it counts: when
+    /// the bot's message is there, in this room, it is posted.
     pub fn send_message(&self, s: &Session, msg: &Value) -> Result<Value> {
         let body = shapes::send_message_body(msg);
         let url = "/api/v1/chat.sendMessage";
@@ -95,6 +99,32 @@ impl Rest {
                 debug!("chat.sendMessage: {} was already posted", msg["_id"]);
                 Ok(msg.clone())
             }
+            Err(e @ Error::Status { status: 400, .. }) => match self.posted_copy(s, msg)? {
+                Some(m) => {
+                    debug!("chat.sendMessage: {e}, but {} is posted", msg["_id"]);
+                    Ok(m)
+                }
+                None => Err(e),
+            },
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The bot's message `msg["_id"]` in `msg["rid"]` if the server holds it
+    /// (`GET chat.getMessage`); `None` when it does not (a 400 or 404: an
+    /// unknown id, a room the bot left). Other errors are for a retry: a
+    /// posted message must not end in `send_failed` for want of a lookup.
+    fn posted_copy(&self, s: &Session, msg: &Value) -> Result<Option<Value>> {
+        let Some(id) = msg.get("_id").and_then(Value::as_str) else {
+            return Ok(None);
+        };
+        let path = format!("/api/v1/chat.getMessage?msgId={}", segment(id));
+        let req = authed(self.agent.get(self.url(&path)), s);
+        match finish("chat.getMessage", req.call()) {
+            Ok(answer) => Ok(shapes::posted_copy(&answer, msg, &s.user_id)),
+            Err(Error::Status {
+                status: 400 | 404, ..
+            }) => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -194,6 +194,19 @@ pub fn is_duplicate_id(reason: &str) -> bool {
         .any(|p| r.contains(p))
 }
 
+/// The message of a `chat.getMessage` answer when it is `msg` as posted by
+/// `user_id`: same `_id`, same room, same author (an `_id` found elsewhere
+/// is not our message, and the 400 stands).
+pub fn posted_copy(answer: &Value, msg: &Value, user_id: &str) -> Option<Value> {
+    let found = answer.get("message").filter(|m| m.is_object())?;
+    let same = |k: &str| found.get(k).is_some_and(|v| Some(v) == msg.get(k));
+    let author = found
+        .get("u")
+        .and_then(|u| u.get("_id"))
+        .and_then(Value::as_str);
+    (same("_id") && same("rid") && author == Some(user_id)).then(|| found.clone())
+}
+
 /// How long a 429 asks to wait, from its reset time and the current time
 /// (both Unix ms); at least 1 s, at most [`MAX_RATE_LIMIT_WAIT`].
 pub fn rate_limit_wait(reset_ms: i64, now_ms: i64) -> Duration {

@@ -164,6 +164,30 @@ fn duplicate_id_errors_are_recognised() {
 }
 
 #[test]
+fn the_starred_crash_is_not_taken_for_a_duplicate_without_a_lookup() {
+    // An app that prevents a message crashes the route the same way.
+    assert!(!is_duplicate_id(
+        "Cannot read properties of undefined (reading 'starred')"
+    ));
+    assert!(!is_duplicate_id(
+        "Cannot read property 'starred' of undefined"
+    ));
+}
+
+#[test]
+fn a_posted_copy_is_the_bots_message_in_the_same_room() {
+    let msg = json!({"_id": "abc", "rid": "GENERAL", "msg": "hi"});
+    let found = |rid: &str, uid: &str| json!({"message": {"_id": "abc", "rid": rid, "msg": "hi", "u": {"_id": uid}}, "success": true});
+    let copy = posted_copy(&found("GENERAL", "bot"), &msg, "bot").unwrap();
+    assert_eq!(copy["_id"], "abc");
+    assert_eq!(posted_copy(&found("OTHER", "bot"), &msg, "bot"), None);
+    assert_eq!(posted_copy(&found("GENERAL", "alice"), &msg, "bot"), None);
+    assert_eq!(posted_copy(&json!({"success": true}), &msg, "bot"), None);
+    let other_id = json!({"message": {"_id": "xyz", "rid": "GENERAL", "u": {"_id": "bot"}}});
+    assert_eq!(posted_copy(&other_id, &msg, "bot"), None);
+}
+
+#[test]
 fn versions() {
     assert_eq!(
         info_version(&json!({"version":"7.4.1","success":true})).as_deref(),

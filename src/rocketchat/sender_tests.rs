@@ -129,28 +129,6 @@ fn text_is_posted_once_with_a_deterministic_id_and_credentials() {
 }
 
 #[test]
-fn duplicate_id_answers_mean_already_posted() {
-    for reply in [
-        ok(json!({"success": true})),
-        (
-            400,
-            vec![],
-            json!({"success": false, "error": "Message already exists [error-message-already-exists]"})
-                .to_string(),
-        ),
-    ] {
-        let server = Responder::start(move |_| reply.clone());
-        let got = run(&server, "7.4.1", item("k2", "GENERAL", "again"));
-        match final_outcome(&got) {
-            SendOutcome::Sent { message_id, .. } => {
-                assert_eq!(message_id, &plan::message_id("k2", 0))
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-}
-
-#[test]
 fn rate_limit_waits_until_the_reset_time() {
     let reset = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -493,3 +471,6 @@ fn stop_aborts_a_call_in_flight_without_an_outcome() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(core_rx.try_recv().is_err(), "no outcome for a stopped job");
 }
+
+#[path = "sender_dup_tests.rs"]
+mod dup;

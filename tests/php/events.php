@@ -13,6 +13,8 @@ class rocketchatEvents {
                 return 'message:' . $event['id'];
             case 'ask_answer':
                 return 'ask_answer:' . $event['ask_id'];
+            case 'ask_close_failed':
+                return 'ask_close_failed:' . $event['ask_id'];
             case 'sent':
             case 'send_failed':
                 // An ask's `sent` has `"ref": null` and carries its ask_id.
@@ -67,6 +69,11 @@ class rocketchatEvents {
             case 'send_failed':
                 return array('send_failed' => $e['ref'], 'ask_id' => isset($e['ask_id']) ? $e['ask_id'] : null,
                     'error' => $e['error']);
+            case 'ask_close_failed':
+                // The question still shows its buttons: a notice was posted, or not.
+                return array('ask_close_failed' => $e['ask_id'], 'error' => $e['error'],
+                    'notice_id' => $e['notice_id'],
+                    'notice_error' => isset($e['notice_error']) ? $e['notice_error'] : null);
             case 'dropped':
                 return array('dropped' => $e['count']);
         }

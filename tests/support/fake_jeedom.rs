@@ -21,6 +21,9 @@ pub enum JeedomMode {
     Close,
     /// 200 with an empty body, nothing recorded (as when Jeedom rejects the key).
     WrongKey,
+    /// A slow Jeedom, once: the batch is recorded (Jeedom acted on it) but
+    /// the answer never comes; the mode then returns to `Ok`.
+    SlowOnce,
 }
 
 #[derive(Default)]
@@ -163,7 +166,10 @@ fn handle_post(shared: &Shared, req: &Request, key_ok: bool) -> Reply {
         JeedomMode::Hang => return Reply::Hang,
         JeedomMode::Close => return Reply::Close,
         JeedomMode::WrongKey => return Reply::Send(Response::text(200, "")),
-        JeedomMode::Ok if !key_ok => return Reply::Send(Response::text(200, "")),
+        JeedomMode::Ok | JeedomMode::SlowOnce if !key_ok => {
+            return Reply::Send(Response::text(200, ""))
+        }
+        JeedomMode::SlowOnce => *shared.mode.lock().unwrap() = JeedomMode::Ok,
         JeedomMode::Ok => {}
     }
     let is_json = req
@@ -173,7 +179,10 @@ fn handle_post(shared: &Shared, req: &Request, key_ok: bool) -> Reply {
     match events {
         Some(ev) if is_json => {
             shared.state.lock().unwrap().batches.push(ev);
-            Reply::Send(Response::text(200, ""))
+            match mode {
+                JeedomMode::SlowOnce => Reply::Hang,
+                _ => Reply::Send(Response::text(200, "")),
+            }
         }
         _ => Reply::Send(Response::text(
             400,

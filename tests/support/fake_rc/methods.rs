@@ -265,6 +265,9 @@ fn update_message(w: &mut World, uid: &str, m: &Value) -> Result<Value, Value> {
             "Message editing not allowed",
         ));
     }
+    if let Some(e) = w.edit_refusal(uid, &orig) {
+        return Err(e);
+    }
     let mut edit = obj.clone();
     if caption.is_string() {
         let mut atts = orig["attachments"].clone();

@@ -1,5 +1,6 @@
 //! Fake Rocket.Chat server: DDP over a websocket at `/websocket` and REST on the same port, with faults.
 mod ddp;
+pub mod edit;
 mod methods;
 mod msgs;
 mod notify;
@@ -24,11 +25,26 @@ use world::{Token, TokenKind, World};
 pub use world::BOT_ID;
 
 /// How `chat.sendMessage` answers a second insert of an existing `_id`.
+///
+/// The real path: `apps/meteor/app/lib/server/functions/sendMessage.ts` finds
+/// the `_id` already stored (`messageAlreadyExists`) and returns `undefined`;
+/// the route (`apps/meteor/app/api/server/v1/chat.ts`, `chat.sendMessage`)
+/// hands `[undefined]` to `normalizeMessagesForUser`
+/// (`apps/meteor/app/utils/server/lib/normalizeMessagesForUser.ts`), whose
+/// `filterStarred` reads `message.starred`: a TypeError, which the REST layer
+/// answers as 400 with the exception's text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DupIdMode {
-    /// Older servers: `200 {"success":true}` without `message`.
+    /// Current servers (Node 16 and later, the default):
+    /// `400 {"success":false,"error":"Cannot read properties of undefined (reading 'starred')"}`.
+    StarredTypeError,
+    /// The same crash on Node 14 servers (Rocket.Chat 3.x and 4.x):
+    /// `400 {"success":false,"error":"Cannot read property 'starred' of undefined"}`.
+    StarredTypeErrorNode14,
+    /// A route that does not normalize the answer: `200 {"success":true}` without `message`.
     Ok200NoMessage,
-    /// Newer servers: `400 {"success":false,"error":"E11000 duplicate key ..."}`.
+    /// Two inserts racing past the existence check: Mongo's unique index on
+    /// `_id` refuses the second, `400 {"success":false,"error":"E11000 duplicate key ..."}`.
     Error400,
 }
 
@@ -54,6 +70,8 @@ pub enum RestFault {
     RateLimit { reset_ms_from_now: u64 },
     /// Do the request (e.g. store the message), then close the connection without answering.
     DropAfterInsert,
+    /// Do the request, then never answer (a daemon killed while it waits).
+    HangAfterInsert,
     /// Never answer (connection held until the client gives up or the server closes it).
     Hang,
 }
@@ -93,7 +111,7 @@ impl Default for FakeRcOptions {
             tls_cert: "server",
             ping_interval: Duration::from_secs(25),
             max_upload: 100 * 1024 * 1024,
-            dup_id_mode: DupIdMode::Ok200NoMessage,
+            dup_id_mode: DupIdMode::StarredTypeError,
             info_404: false,
             port: 0,
             ddp_rate_limit: true,

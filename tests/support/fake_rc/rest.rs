@@ -56,6 +56,7 @@ pub fn handle(shared: &Arc<Shared>, req: Request) -> Reply {
     let answer = route(shared, &req);
     match fault {
         Some(RestFault::DropAfterInsert) => Reply::Close,
+        Some(RestFault::HangAfterInsert) => Reply::Hang,
         _ => Reply::Send(answer),
     }
 }
@@ -87,7 +88,7 @@ fn rate_limited(reset_ms_from_now: u64) -> Answer {
 fn exists(shared: &Shared, method: &str, name: &str) -> bool {
     let v = parse_version(&shared.opts.version);
     match (method, name) {
-        ("GET", "me" | "rooms.get" | "subscriptions.get") => true,
+        ("GET", "me" | "rooms.get" | "subscriptions.get" | "chat.getMessage") => true,
         ("GET", "channels.history" | "groups.history" | "im.history" | "dm.history") => true,
         ("POST", "login" | "logout" | "chat.sendMessage" | "im.create" | "dm.create") => true,
         ("POST", "chat.postMessage") => true,
@@ -121,6 +122,7 @@ fn route(shared: &Shared, req: &Request) -> Answer {
         "rooms.get" => rooms_get(&shared.world(), &uid, req),
         "subscriptions.get" => subs_get(&shared.world(), &uid),
         "chat.sendMessage" => send_message(shared, &uid, req),
+        "chat.getMessage" => get_message(&shared.world(), &uid, req),
         "chat.postMessage" => super::post::post_message(shared, &uid, req),
         "im.create" | "dm.create" => im_create(&mut shared.world(), &uid, req),
         "rooms.media" | "rooms.mediaConfirm" | "rooms.upload" => {
@@ -247,11 +249,42 @@ fn send_message(shared: &Shared, uid: &str, req: &Request) -> Answer {
     let res = shared.world().user_send(uid, &body["message"]);
     match res {
         Ok(m) => send(200, json!({"message": to_rest(&m), "success": true})),
-        Err(SendError::Duplicate(_)) if shared.opts.dup_id_mode == DupIdMode::Ok200NoMessage => {
-            send(200, json!({"success": true}))
-        }
+        Err(SendError::Duplicate(id)) => duplicate(shared.opts.dup_id_mode, &id),
         Err(e) => send(400, e.rest_body()),
     }
+}
+
+/// The answer to a second `chat.sendMessage` of an existing `_id` (see [`DupIdMode`]).
+fn duplicate(mode: DupIdMode, id: &str) -> Answer {
+    let crash = |text: &str| send(400, json!({"success": false, "error": text}));
+    match mode {
+        DupIdMode::StarredTypeError => {
+            crash("Cannot read properties of undefined (reading 'starred')")
+        }
+        DupIdMode::StarredTypeErrorNode14 => crash("Cannot read property 'starred' of undefined"),
+        DupIdMode::Ok200NoMessage => send(200, json!({"success": true})),
+        DupIdMode::Error400 => send(400, SendError::Duplicate(id.into()).rest_body()),
+    }
+}
+
+/// `chat.getMessage?msgId=` (`apps/meteor/app/api/server/v1/chat.ts`, through
+/// `getSingleMessage` in `apps/meteor/app/lib/server/methods/getSingleMessage.ts`):
+/// an unknown id is `API.v1.failure()`, a bare `400 {"success":false}`; a
+/// message of a room the caller cannot access is the `error-not-allowed` Meteor error.
+fn get_message(w: &World, uid: &str, req: &Request) -> Answer {
+    let Some(id) = req.query.get("msgId").filter(|s| !s.is_empty()) else {
+        let e = "The \"msgId\" query parameter must be provided.";
+        return send(400, json!({"success": false, "error": e}));
+    };
+    let Some(i) = w.msg_index(id) else {
+        return send(400, json!({"success": false}));
+    };
+    let m = &w.messages[i];
+    let rid = m["rid"].as_str().unwrap_or_default();
+    if !w.can_access(rid, uid) {
+        return failure("Not allowed [error-not-allowed]", "error-not-allowed");
+    }
+    send(200, json!({"message": to_rest(m), "success": true}))
 }
 
 fn im_create(w: &mut World, uid: &str, req: &Request) -> Answer {

@@ -39,6 +39,7 @@ impl SendError {
                 "success": false,
                 "error": format!("E11000 duplicate key error collection: rocketchat.rocketchat_message index: _id_ dup key: {{ _id: \"{id}\" }}"),
             }),
+            SendError::Refused(e, t) if t.is_empty() => json!({"success": false, "error": e}),
             SendError::Refused(e, t) => json!({"success": false, "error": e, "errorType": t}),
         }
     }
@@ -67,6 +68,14 @@ impl World {
         }
         if !self.can_access(rid, uid) {
             return Err(SendError::refused("error-not-allowed", "error-not-allowed"));
+        }
+        let username = self
+            .user(uid)
+            .map(|u| u.username.clone())
+            .unwrap_or_default();
+        if let Err(text) = self.edit_policy.can_send(rid, &username) {
+            // A plain `Error` (`canSendMessage.ts`): no `errorType`.
+            return Err(SendError::refused(text, ""));
         }
         if let Some(id) = obj.get("_id").and_then(Value::as_str) {
             if self.msg_index(id).is_some() {

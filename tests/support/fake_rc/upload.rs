@@ -104,7 +104,18 @@ pub fn route(shared: &Shared, uid: &str, name: &str, args: &[&str], req: &Reques
     }
 }
 
+/// The room checks of posting the file's message (`canSendMessage.ts`, through
+/// `sendFileMessage`): a read-only room or a muted user, as a plain `Error`.
+fn refused_post(w: &World, uid: &str, rid: &str) -> Option<Answer> {
+    let username = w.user(uid).map(|u| u.username.clone()).unwrap_or_default();
+    let text = w.edit_policy.can_send(rid, &username).err()?;
+    Some(send(400, json!({"success": false, "error": text})))
+}
+
 fn receive(w: &mut World, max: usize, uid: &str, rid: &str, name: &str, req: &Request) -> Answer {
+    if let Some(refused) = refused_post(w, uid, rid).filter(|_| name == "rooms.upload") {
+        return refused;
+    }
     let ctype = req.header("content-type").unwrap_or_default();
     let mut parts = parse_multipart(ctype, &req.body).unwrap_or_default();
     let at = parts.iter().position(|p| p.name == "file");
@@ -142,6 +153,9 @@ fn receive(w: &mut World, max: usize, uid: &str, rid: &str, name: &str, req: &Re
 }
 
 fn confirm(w: &mut World, uid: &str, rid: &str, fid: Option<&str>, req: &Request) -> Answer {
+    if let Some(refused) = refused_post(w, uid, rid) {
+        return refused;
+    }
     let found = w
         .uploads
         .iter_mut()

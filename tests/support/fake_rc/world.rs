@@ -114,6 +114,8 @@ pub struct World {
     pub conns: HashMap<u64, Conn>,
     pub login_mode: LoginMode,
     pub log: Log,
+    /// Edit and post permissions (see `edit.rs`).
+    pub edit_policy: super::edit::Policy,
     pub limiter: super::ratelimit::RateLimiter,
     /// `__my_messages__` args as `[[msg], info]` (3.x before PR #20801).
     pub legacy_my_messages: bool,
@@ -133,6 +135,7 @@ impl World {
             conns: HashMap::new(),
             login_mode: LoginMode::Ok,
             log: Log::default(),
+            edit_policy: Default::default(),
             limiter: Default::default(),
             legacy_my_messages: false,
             clock: 0,

@@ -26,7 +26,28 @@ fn rest_send_update_and_duplicates() {
     assert!(v["message"]["ts"].is_string());
     c.expect(T, |f| is_msg(f, "Q?"));
     let (s, v) = rest(&rc, "POST", "/api/v1/chat.sendMessage", &token, Some(msg));
-    assert_eq!((s, v), (200, json!({"success": true})));
+    let crash = json!({"success": false, "error": "Cannot read properties of undefined (reading 'starred')"});
+    assert_eq!(
+        (s, v),
+        (400, crash),
+        "the real server's answer to a second _id"
+    );
+    let (s, v) = rest(
+        &rc,
+        "GET",
+        "/api/v1/chat.getMessage?msgId=abc123",
+        &token,
+        None,
+    );
+    assert_eq!((s, &v["message"]["rid"]), (200, &json!("GENERAL")), "{v}");
+    let (s, v) = rest(
+        &rc,
+        "GET",
+        "/api/v1/chat.getMessage?msgId=nope",
+        &token,
+        None,
+    );
+    assert_eq!((s, v), (400, json!({"success": false})));
     let ts = json!({"message": {"rid": "GENERAL", "msg": "x", "ts": "2020-01-01T00:00:00Z"}});
     assert_eq!(
         rest(&rc, "POST", "/api/v1/chat.sendMessage", &token, Some(ts)).0,
@@ -332,4 +353,60 @@ fn tls_rest_and_wss() {
     );
     let mut c = DdpClient::connect(&rc.ws_url(), Some(&ca));
     assert_eq!(c.login("jeedombot", "s3cret")["result"]["id"], "botid");
+}
+
+/// The edit and post refusals of `updateMessage.ts` and `canSendMessage.ts`, in their real shapes.
+#[test]
+fn edits_and_posts_refused_by_settings_and_room_flags() {
+    let rc = fake();
+    let mut c = bot(&rc);
+    let token = c.login("jeedombot", "s3cret")["result"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let id = rc.post("GENERAL", "jeedombot", "Q?");
+    let mut n = 0;
+    let mut edit = |c: &mut DdpClient| {
+        n += 1;
+        let msg = json!({"_id": id, "rid": "GENERAL", "msg": format!("Q? {n}")});
+        c.call("updateMessage", json!([msg]))["error"].clone()
+    };
+    rc.set_edit_limit(5, true);
+    rc.age_message(&id, 10);
+    assert_eq!(edit(&mut c), Value::Null, "the bot role lifts the limit");
+    rc.set_edit_limit(5, false);
+    assert_eq!(edit(&mut c)["error"], "error-message-editing-blocked");
+    rc.set_edit_limit(0, false);
+    rc.set_allow_editing(false);
+    let e = edit(&mut c);
+    assert_eq!(
+        (&e["error"], &e["reason"]),
+        (
+            &json!("error-action-not-allowed"),
+            &json!("Message editing not allowed")
+        )
+    );
+    rc.set_allow_editing(true);
+    rc.set_read_only("GENERAL", true);
+    let e = edit(&mut c);
+    assert_eq!(
+        (&e["error"], &e["reason"]),
+        (&json!(500), &json!("Internal server error"))
+    );
+    let post = json!({"message": {"rid": "GENERAL", "msg": "x"}});
+    let (s, v) = rest(
+        &rc,
+        "POST",
+        "/api/v1/chat.sendMessage",
+        &token,
+        Some(post.clone()),
+    );
+    let ro =
+        json!({"success": false, "error": "You can't send messages because the room is readonly."});
+    assert_eq!((s, v), (400, ro));
+    rc.set_read_only("GENERAL", false);
+    rc.mute("GENERAL", "jeedombot");
+    assert_eq!(edit(&mut c)["error"], 500);
+    let (s, v) = rest(&rc, "POST", "/api/v1/chat.sendMessage", &token, Some(post));
+    assert_eq!((s, v["error"].clone()), (400, json!("You_have_been_muted")));
 }
