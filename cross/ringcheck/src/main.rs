@@ -151,8 +151,15 @@ fn service(config: &str) -> ExitCode {
     }
 }
 
+/// True when systemd started this process (a service, or `systemd-run`).
+fn started_by_systemd() -> bool {
+    ["JOURNAL_STREAM", "INVOCATION_ID"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()))
+}
+
 fn service_setup(config: &str) -> Result<(systemd::Notifier, String), String> {
-    if !systemd::under_systemd() {
+    if !started_by_systemd() {
         return Err("not started by systemd (no JOURNAL_STREAM/INVOCATION_ID)".into());
     }
     let notifier = systemd::Notifier::from_env().ok_or("NOTIFY_SOCKET is not set")?;
