@@ -395,7 +395,10 @@ fn authed<B>(req: RequestBuilder<B>, s: &Session) -> RequestBuilder<B> {
 }
 
 /// Reads an answer (any status) into the JSON body or the matching error.
-fn finish(what: &str, sent: std::result::Result<Response<Body>, ureq::Error>) -> Result<Value> {
+pub(crate) fn finish(
+    what: &str,
+    sent: std::result::Result<Response<Body>, ureq::Error>,
+) -> Result<Value> {
     let http = |source: ureq::Error| Error::Http {
         what: what.to_string(),
         source: Box::new(source),

@@ -8,7 +8,6 @@
 use crate::bridge::clock::rfc3339;
 use crate::error::Error;
 use crate::model::{Room, RoomKind, Secret};
-use crate::rocketchat::rest_shapes as shapes;
 use rustls::ClientConfig;
 use serde_json::Value;
 use std::sync::Arc;
@@ -71,24 +70,8 @@ impl History {
             .header("X-User-Id", &self.user_id)
             .header("X-Auth-Token", self.token.expose())
             .call();
-        let http = |source: ureq::Error| Error::Http {
-            what: what.clone(),
-            source: Box::new(source),
-        };
-        let mut resp = sent.map_err(http)?;
-        let status = resp.status().as_u16();
-        let reset = resp
-            .headers()
-            .get("x-ratelimit-reset")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(64 << 20)
-            .read_to_string()
-            .map_err(http)?;
-        let answer = shapes::check_answer(&what, status, reset.as_deref(), &body)?;
+        // A page of 100 messages fits well within ureq's 10 MB body limit.
+        let answer = crate::rocketchat::rest::finish(&what, sent)?;
         match answer.get("messages") {
             Some(Value::Array(list)) => Ok(list.clone()),
             _ => Err(Error::Protocol(format!(
