@@ -21,7 +21,12 @@ class rocketchat {
         $return = array('log' => __CLASS__ . '_daemon', 'state' => 'nok', 'launchable' => 'ok');
         $pid_file = self::pidFile();
         if (file_exists($pid_file)) {
-            if (@posix_getsid(intval(trim(file_get_contents($pid_file))))) {
+            // Jeedom's plugins test the pid with posix_getsid(), which answers 0
+            // (false) for a live process whose session leader is outside the
+            // PID namespace, as in a container: the plugin would then delete a
+            // running daemon's pid file. A signal 0 only asks "does it exist?".
+            $pid = intval(trim(file_get_contents($pid_file)));
+            if ($pid > 0 && @posix_kill($pid, 0)) {
                 $return['state'] = 'ok';
             } else {
                 @unlink($pid_file); // left by a daemon that was killed
