@@ -140,3 +140,62 @@ fn a_discussion_title_with_spaces_is_a_room_name() {
             .contains("is not a room id")
     );
 }
+
+#[test]
+fn the_first_problem_in_field_order_is_named_whatever_the_key_order() {
+    let one = r##"{"apikey":"k3y","action":"send","files":"x","room":5,"message":"hi"}"##;
+    let other = r##"{"room":5,"message":"hi","files":"x","action":"send","apikey":"k3y"}"##;
+    assert_eq!(err(one), "field \"room\" must be a string");
+    assert_eq!(err(other), "field \"room\" must be a string");
+    let ask = r##"{"apikey":"k3y","action":"ask","timeout":true,"room":"#a","ask_id":1}"##;
+    assert_eq!(err(ask), "missing field \"question\"");
+}
+
+#[test]
+fn unknown_fields_and_null_are_ignored() {
+    let r = p(r##"{"apikey":"k3y","action":"status","room":[],"colour":"red"}"##);
+    assert_eq!(r, Ok(Request::Status));
+    let r = p(
+        r##"{"apikey":"k3y","action":"send","room":"#a","message":"x","files":null,
+                 "mention":null,"thread":"","ref":null,"priority":3}"##,
+    );
+    let Ok(Request::Send(s)) = r else {
+        panic!("refused: {r:?}")
+    };
+    assert_eq!((s.files.len(), s.mention, s.thread), (0, None, None));
+}
+
+#[test]
+fn answers_absent_is_missing_null_accepts_any_reply() {
+    let base = r##""apikey":"k3y","action":"ask","room":"#a","question":"q","ask_id":1"##;
+    assert_eq!(err(&format!("{{{base}}}")), "missing field \"answers\"");
+    let Ok(Request::Ask(a)) = p(&format!("{{{base},\"answers\":null}}")) else {
+        panic!("null answers refused")
+    };
+    assert!(a.answers.is_empty());
+    assert_eq!(
+        err(&format!("{{{base},\"answers\":{{}}}}")),
+        "field \"answers\" must be a list of strings"
+    );
+}
+
+#[test]
+fn wrong_types_name_what_was_expected() {
+    let ask = |extra: &str| {
+        err(&format!(
+            r##"{{"apikey":"k3y","action":"ask","room":"#a","question":"q","answers":["y"],{extra}}}"##
+        ))
+    };
+    assert_eq!(
+        ask(r#""ask_id":true"#),
+        "field \"ask_id\" must be a string or a number"
+    );
+    assert_eq!(
+        ask(r#""ask_id":1,"answers_per_line":"0""#),
+        "field \"answers_per_line\" must be a positive whole number"
+    );
+    assert_eq!(
+        err(r##"{"apikey":"k3y","action":5}"##),
+        "field \"action\" must be a string"
+    );
+}
