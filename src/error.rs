@@ -36,11 +36,13 @@ pub enum Error {
         what: String,
         source: Box<ureq::Error>,
     },
-    /// An HTTP call got an error status; `reason` is the server's error text.
+    /// An HTTP call got an error status; `reason` is the server's error text,
+    /// `refusal` what the caller may act on in it.
     Status {
         what: String,
         status: u16,
         reason: String,
+        refusal: Refusal,
     },
     /// HTTP 429: the server's rate limiter refused the call. `reset_ms` is
     /// when it allows calls again (server clock, Unix ms, `X-RateLimit-Reset`).
@@ -60,7 +62,50 @@ pub enum Error {
     /// `email` (each refused login e-mails the account a code).
     TotpRequired { method: String },
     /// A peer broke the protocol (unexpected frame, missing field).
-    Protocol(String),
+    Protocol(Protocol),
+}
+
+/// What a refusal (an HTTP error status) says beyond its status, read once
+/// from the server's text where the answer is read, so that callers match a
+/// variant rather than the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The server already holds a document with this id (a duplicate key):
+    /// for `chat.sendMessage`, the message was posted before.
+    DuplicateId,
+    /// `rooms.mediaConfirm` no longer knows the uploaded file (a temporary
+    /// upload expires after 24 h): upload it again.
+    FileExpired,
+    /// Nothing more than the status and the text.
+    Other,
+}
+
+/// How a peer broke the protocol. No caller acts on the difference (each
+/// ends the call or the session, to be retried as any failure): these only
+/// say what happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protocol {
+    /// A 2xx answer of `what` whose body is not JSON.
+    NotJson { what: String },
+    /// The answer of `what` lacks `field`, which the call needs.
+    Missing { what: String, field: &'static str },
+    /// A DDP login answer without a user id or token.
+    NoLoginToken,
+    /// The server does not speak DDP version `ours`; `offered` is its own.
+    DdpVersion {
+        ours: &'static str,
+        offered: Option<String>,
+    },
+    /// The server refused a subscription; `reason` is its text.
+    SubscriptionRefused { reason: String },
+    /// The server ended subscription `id`; `reason` is its text, if any.
+    SubscriptionEnded { id: String, reason: String },
+    /// The server refused `rooms/get`; `reason` is its text.
+    RoomsRefused { reason: String },
+    /// The thread of a network call ended without an answer.
+    CallLost,
+    /// A `--check` stopped before its end.
+    Interrupted,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -120,7 +165,12 @@ impl fmt::Display for Error {
                 ureq::Error::Rustls(tls) => write!(f, "{what} ({})", crate::tls::hint(tls)),
                 _ => f.write_str(what),
             },
-            Error::Status { what, status, reason } => write!(f, "{what}: HTTP {status}: {reason}"),
+            Error::Status {
+                what,
+                status,
+                reason,
+                ..
+            } => write!(f, "{what}: HTTP {status}: {reason}"),
             Error::RateLimited { what, reason, .. } => write!(f, "{what}: HTTP 429: {reason}"),
             Error::WebSocket(_) => f.write_str("websocket"),
             Error::Tls { what, .. } => write!(f, "{what}: TLS"),
@@ -139,6 +189,36 @@ impl fmt::Display for Error {
             ),
             Error::Protocol(what) => write!(f, "protocol error: {what}"),
         }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Protocol::NotJson { what } => write!(f, "{what}: the server's answer is not JSON"),
+            Protocol::Missing { what, field } => write!(f, "{what}: no {field} in the answer"),
+            Protocol::NoLoginToken => f.write_str("the login answer has no user id or token"),
+            Protocol::DdpVersion { ours, offered } => write!(
+                f,
+                "the server does not speak DDP version {ours} (it offers {})",
+                offered.as_deref().unwrap_or("none")
+            ),
+            Protocol::SubscriptionRefused { reason } => {
+                write!(f, "the server refused a subscription: {reason}")
+            }
+            Protocol::SubscriptionEnded { id, reason } => {
+                write!(f, "the server ended subscription {id} {reason}")
+            }
+            Protocol::RoomsRefused { reason } => write!(f, "rooms/get refused: {reason}"),
+            Protocol::CallLost => f.write_str("a network call failed unexpectedly"),
+            Protocol::Interrupted => f.write_str("the check was interrupted"),
+        }
+    }
+}
+
+impl From<Protocol> for Error {
+    fn from(p: Protocol) -> Error {
+        Error::Protocol(p)
     }
 }
 
@@ -232,5 +312,35 @@ mod tests {
         assert_eq!(e.to_string(), "/tmp/x");
         assert_eq!(e.chain().to_string(), "/tmp/x: gone");
         assert_eq!(e.exit_code(), EXIT_FAILURE);
+    }
+
+    #[test]
+    fn protocol_errors_say_what_broke() {
+        let text = |p: Protocol| Error::from(p).to_string();
+        let missing = Protocol::Missing {
+            what: "im.create".into(),
+            field: "room id",
+        };
+        assert_eq!(
+            text(missing),
+            "protocol error: im.create: no room id in the answer"
+        );
+        let version = Protocol::DdpVersion {
+            ours: "1",
+            offered: None,
+        };
+        assert_eq!(
+            text(version),
+            "protocol error: the server does not speak DDP version 1 (it offers none)"
+        );
+        let ended = Protocol::SubscriptionEnded {
+            id: "7".into(),
+            reason: "gone".into(),
+        };
+        assert_eq!(
+            text(ended),
+            "protocol error: the server ended subscription 7 gone"
+        );
+        assert!(std::error::Error::source(&Error::from(Protocol::CallLost)).is_none());
     }
 }

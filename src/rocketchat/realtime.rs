@@ -11,7 +11,7 @@ mod session;
 use crate::backoff::Backoff;
 use crate::bus::{CoreMsg, RtCommand, RtEvent, ToRealtime};
 use crate::config::{Credentials, ServerUrl};
-use crate::error::Error;
+use crate::error::{Error, Protocol};
 use crate::model::{Room, Secret, Session};
 use inbox::{Inbox, Waited};
 use live::{End, Live, Update};
@@ -137,7 +137,7 @@ pub fn probe(
     let opened = opened.map_err(|h| match h {
         Halt::Failed(e) => (step, e),
         // Nothing stops a probe: it has no core and no stop flag of its own.
-        Halt::Stopping => (step, Error::Protocol("the check was interrupted".into())),
+        Halt::Stopping => (step, Protocol::Interrupted.into()),
     })?;
     opened.link.close();
     Ok((opened.session, opened.rooms))
@@ -309,7 +309,7 @@ mod tests_backoff {
         let delays: Vec<Duration> = (0..10).map(|_| retry_delay(&mut b, &refused)).collect();
         assert!(delays[0] <= Duration::from_secs(1));
         assert!(delays[7..].iter().all(|d| *d == MAX_BACKOFF), "{delays:?}");
-        let other = Error::Protocol("x".into());
+        let other = Error::Protocol(Protocol::CallLost);
         assert!(retry_delay(&mut b, &other) >= MAX_BACKOFF / 2);
     }
 

@@ -2,7 +2,7 @@
 use super::rest_shapes as shapes;
 use crate::backoff::random_id;
 use crate::config::ServerUrl;
-use crate::error::{Error, Result};
+use crate::error::{Error, Protocol, Refusal, Result};
 use crate::model::{Room, RoomKind, Session, SpooledFile};
 use log::debug;
 use rustls::ClientConfig;
@@ -93,9 +93,9 @@ impl Rest {
             },
             Err(Error::Status {
                 status: 400,
-                reason,
+                refusal: Refusal::DuplicateId,
                 ..
-            }) if shapes::is_duplicate_id(&reason) => {
+            }) => {
                 debug!("chat.sendMessage: {} was already posted", msg["_id"]);
                 Ok(msg.clone())
             }
@@ -133,8 +133,7 @@ impl Rest {
     pub fn im_create(&self, s: &Session, username: &str) -> Result<String> {
         let body = json!({ "username": username });
         let answer = self.post_json("im.create", "/api/v1/im.create", s, &body)?;
-        shapes::im_room_id(&answer)
-            .ok_or_else(|| Error::Protocol("im.create: no room id in the answer".into()))
+        shapes::im_room_id(&answer).ok_or_else(|| missing("im.create", "room id"))
     }
 
     /// The server's `Message_MaxAllowedSize`, or the default 5000 when it
@@ -211,8 +210,8 @@ impl Rest {
     ) -> Result<Value> {
         let path = format!("/api/v1/rooms.media/{}", segment(up.rid));
         let answer = self.post_form("rooms.media", &path, s, up, &[])?;
-        let file_id = shapes::media_file_id(&answer)
-            .ok_or_else(|| Error::Protocol("rooms.media: no file id in the answer".into()))?;
+        let file_id =
+            shapes::media_file_id(&answer).ok_or_else(|| missing("rooms.media", "file id"))?;
         *uploaded = Some(file_id.clone());
         self.confirm_upload(s, up.rid, &file_id, up.caption, up.tmid)
     }
@@ -415,6 +414,15 @@ pub(crate) fn finish(
     shapes::check_answer(what, status, reset.as_deref(), &body)
 }
 
+/// An answer of `what` without the `field` the call needs.
+fn missing(what: &str, field: &'static str) -> Error {
+    Protocol::Missing {
+        what: what.to_string(),
+        field,
+    }
+    .into()
+}
+
 /// Percent-encodes a path segment (room ids are alphanumeric, but a room
 /// given by hand is not to be trusted into a URL).
 fn segment(s: &str) -> String {
@@ -484,7 +492,7 @@ mod tests {
             reset_ms: None,
         };
         assert_eq!(retry_after(&e), None);
-        let e = Error::Protocol("x".into());
+        let e = Error::Protocol(Protocol::CallLost);
         assert_eq!(retry_after(&e), None);
     }
 

@@ -1,5 +1,5 @@
 //! Shapes of the REST calls: request bodies, multipart forms, and reading answers and errors.
-use crate::error::{Error, Result};
+use crate::error::{Error, Protocol, Refusal, Result};
 use serde_json::{json, Map, Value};
 use std::time::Duration;
 
@@ -116,13 +116,15 @@ pub fn check_answer(what: &str, status: u16, reset: Option<&str>, body: &str) ->
     if !(200..300).contains(&status) {
         return Err(status_error(what, status, reset, body));
     }
-    let value: Value = serde_json::from_str(body)
-        .map_err(|_| Error::Protocol(format!("{what}: the server's answer is not JSON")))?;
+    let value: Value =
+        serde_json::from_str(body).map_err(|_| Protocol::NotJson { what: what.into() })?;
     if value.get("success") == Some(&Value::Bool(false)) {
+        let reason = error_reason(status, body);
         return Err(Error::Status {
             what: what.to_string(),
             status,
-            reason: error_reason(status, body),
+            refusal: refusal(&reason),
+            reason,
         });
     }
     Ok(value)
@@ -145,7 +147,19 @@ pub fn status_error(what: &str, status: u16, reset: Option<&str>, body: &str) ->
     Error::Status {
         what,
         status,
+        refusal: refusal(&reason),
         reason,
+    }
+}
+
+/// What a refusal's text says that a caller acts on.
+pub fn refusal(reason: &str) -> Refusal {
+    if is_invalid_file(reason) {
+        Refusal::FileExpired
+    } else if is_duplicate_id(reason) {
+        Refusal::DuplicateId
+    } else {
+        Refusal::Other
     }
 }
 
@@ -187,7 +201,7 @@ fn status_name(status: u16) -> &'static str {
 }
 
 /// True when `chat.sendMessage` refused an `_id` that is already posted.
-pub fn is_duplicate_id(reason: &str) -> bool {
+fn is_duplicate_id(reason: &str) -> bool {
     let r = reason.to_ascii_lowercase();
     ["duplicate", "already exist", "already-exist", "e11000"]
         .iter()
@@ -285,7 +299,7 @@ pub fn file_message(answer: &Value, file_id: &str, user_id: &str) -> Option<Valu
 
 /// True when `rooms.mediaConfirm` no longer knows the file (a temporary
 /// upload expires after 24 h): upload it again.
-pub fn is_invalid_file(reason: &str) -> bool {
+fn is_invalid_file(reason: &str) -> bool {
     reason.contains("invalid-file")
 }
 

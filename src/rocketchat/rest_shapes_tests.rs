@@ -70,7 +70,10 @@ fn success_answers_are_parsed() {
     let v = check_answer("chat.sendMessage", 200, None, ok).unwrap();
     assert_eq!(v["message"]["_id"], "LnCSJxxNkCy6K9X8X");
     let e = check_answer("x", 200, None, "<html>maintenance</html>").unwrap_err();
-    assert!(matches!(e, Error::Protocol(_)), "{e}");
+    assert!(
+        matches!(e, Error::Protocol(Protocol::NotJson { .. })),
+        "{e}"
+    );
     let e = check_answer("x", 200, None, r#"{"success":false,"error":"nope"}"#).unwrap_err();
     assert!(
         matches!(e, Error::Status { status: 200, ref reason, .. } if reason == "nope"),
@@ -115,6 +118,7 @@ fn openapi_error_examples_keep_status_and_reason() {
                 what,
                 status: s,
                 reason: r,
+                ..
             } => {
                 assert_eq!((what.as_str(), s, r.as_str()), ("call", status, reason));
             }
@@ -245,4 +249,20 @@ fn file_message_is_found_by_file_id_and_author() {
     assert_eq!(file_message(&json!({"success": true}), "F1", "bot"), None);
     assert!(is_invalid_file("[invalid-file]"));
     assert!(!is_invalid_file("File exceeds allowed size"));
+}
+
+#[test]
+fn refusals_are_read_once_from_the_answer() {
+    let refusal_of = |status, body| match check_answer("x", status, None, body) {
+        Err(Error::Status { refusal, .. }) => refusal,
+        other => panic!("{other:?}"),
+    };
+    let dup = r#"{"success":false,"error":"E11000 duplicate key error"}"#;
+    assert_eq!(refusal_of(400, dup), Refusal::DuplicateId);
+    let gone = r#"{"success":false,"error":"Invalid file [invalid-file]"}"#;
+    assert_eq!(refusal_of(400, gone), Refusal::FileExpired);
+    assert_eq!(refusal_of(200, gone), Refusal::FileExpired);
+    let crash =
+        r#"{"success":false,"error":"Cannot read properties of undefined (reading 'starred')"}"#;
+    assert_eq!(refusal_of(400, crash), Refusal::Other);
 }

@@ -1,10 +1,10 @@
 //! The send worker thread: posts each job's steps over REST and reports the outcome to the core.
 use super::plan::{self, Step, Target};
 use super::rest::{self, Rest};
-use super::rest_shapes::{is_invalid_file, text_message};
+use super::rest_shapes::text_message;
 use crate::backoff::Backoff;
 use crate::bus::{CoreMsg, SendJob, SendOutcome};
-use crate::error::Error;
+use crate::error::{Error, Refusal};
 use crate::model::{Outgoing, Room, RoomKind};
 use log::{debug, info, warn};
 use serde_json::Value;
@@ -250,7 +250,10 @@ impl Worker {
             .confirm_upload(&job.session, &room.id, &u.file_id, caption, tmid);
         match confirmed {
             Ok(message) => Ok(Some(message_id_of(&message).unwrap_or_default())),
-            Err(Error::Status { reason, .. }) if is_invalid_file(&reason) => Ok(None),
+            Err(Error::Status {
+                refusal: Refusal::FileExpired,
+                ..
+            }) => Ok(None),
             Err(e) if is_final(&e) => Err(Halt::Failed(format!("{name}: {}", e.chain()))),
             Err(e) => {
                 self.unconfirmed = Some(u);

@@ -141,6 +141,7 @@ fn a_failing_room_is_retried_until_it_loads_and_a_refusal_gives_up() {
                 what: "x".into(),
                 status: 403,
                 reason: "not allowed".into(),
+                refusal: crate::error::Refusal::Other,
             }),
             _ => Ok(vec![raw("a1", &r.id, now_ms())]),
         }

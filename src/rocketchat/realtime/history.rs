@@ -6,7 +6,7 @@
 //! strictly after `oldest`, at most `count` (the server caps it at
 //! `API_Upper_Count_Limit`, 100 by default) from `offset`.
 use crate::bridge::clock::rfc3339;
-use crate::error::Error;
+use crate::error::{Error, Protocol};
 use crate::model::{Room, RoomKind, Secret};
 use rustls::ClientConfig;
 use serde_json::Value;
@@ -74,9 +74,11 @@ impl History {
         let answer = crate::rocketchat::rest::finish(&what, sent)?;
         match answer.get("messages") {
             Some(Value::Array(list)) => Ok(list.clone()),
-            _ => Err(Error::Protocol(format!(
-                "{what}: no messages in the answer"
-            ))),
+            _ => Err(Protocol::Missing {
+                what,
+                field: "messages",
+            }
+            .into()),
         }
     }
 }
@@ -123,11 +125,12 @@ mod tests {
             what: "x".into(),
             status,
             reason: "r".into(),
+            refusal: crate::error::Refusal::Other,
         };
         assert_eq!(retry_wait(&status(503), b), Some(b));
         assert_eq!(retry_wait(&status(401), b), Some(b));
         assert_eq!(retry_wait(&status(400), b), None);
         assert_eq!(retry_wait(&status(403), b), None);
-        assert_eq!(retry_wait(&Error::Protocol("x".into()), b), Some(b));
+        assert_eq!(retry_wait(&Error::Protocol(Protocol::CallLost), b), Some(b));
     }
 }

@@ -1,5 +1,5 @@
 //! The two small REST reads the realtime side needs: server version and username.
-use crate::error::Error;
+use crate::error::{Error, Protocol, Refusal};
 use crate::model::Secret;
 use log::debug;
 use rustls::ClientConfig;
@@ -42,7 +42,12 @@ pub(super) fn my_username(
     me.get("username")
         .and_then(Value::as_str)
         .map(str::to_string)
-        .ok_or_else(|| Error::Protocol("GET /api/v1/me: no username in the answer".into()))
+        .ok_or_else(|| {
+            Error::from(Protocol::Missing {
+                what: "GET /api/v1/me".into(),
+                field: "username",
+            })
+        })
 }
 
 fn get_json(
@@ -75,6 +80,7 @@ fn get_json(
             what,
             status,
             reason,
+            refusal: Refusal::Other,
         });
     }
     Ok(serde_json::from_str(&body)?)

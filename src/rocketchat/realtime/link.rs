@@ -2,7 +2,7 @@
 use super::inbox::{Feed, Inbox, Source, Waited};
 use super::Halt;
 use crate::config::ServerUrl;
-use crate::error::Error;
+use crate::error::{Error, Protocol, Refusal};
 use crate::rocketchat::ddp::{self, ClientFrame, Ids, ServerFrame};
 use log::{debug, warn};
 use rustls::ClientConfig;
@@ -346,7 +346,7 @@ pub(super) fn interruptible<T: Send + 'static>(
             Err(RecvTimeoutError::Timeout) if !shutdown.load(Ordering::Relaxed) => {}
             Err(RecvTimeoutError::Timeout) => return Err(Halt::Stopping),
             Err(RecvTimeoutError::Disconnected) => {
-                return Err(Error::Protocol("a network call failed unexpectedly".into()).into())
+                return Err(Error::from(Protocol::CallLost).into())
             }
         }
     }
@@ -395,6 +395,7 @@ fn handshake_error(server: &ServerUrl, e: tungstenite::Error) -> Error {
             what: format!("websocket handshake at {}", server.websocket),
             status: resp.status().as_u16(),
             reason: "not a Rocket.Chat websocket: check --url (and the path if Rocket.Chat is served under one)".into(),
+            refusal: Refusal::Other,
         },
         tungstenite::Error::Io(io)
             if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>

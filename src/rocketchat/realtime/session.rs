@@ -5,7 +5,7 @@ use super::link::{Link, Opening};
 use super::Halt;
 use super::RealtimeConfig;
 use crate::config::Credentials;
-use crate::error::Error;
+use crate::error::{Error, Protocol};
 use crate::model::{Room, Secret, Session};
 use crate::rocketchat::ddp::{self, ClientFrame, DdpError, ServerFrame};
 use crate::rocketchat::message;
@@ -101,11 +101,10 @@ fn ddp_connect(link: &mut Link, timeout: Duration) -> Result<(), Halt> {
     link.send(&ClientFrame::connect())?;
     link.wait_for("the DDP connected frame", timeout, |f| match f {
         ServerFrame::Connected { .. } => Some(Ok(())),
-        ServerFrame::Failed { version } => Some(Err(Error::Protocol(format!(
-            "the server does not speak DDP version {} (it offers {})",
-            ddp::DDP_VERSION,
-            version.as_deref().unwrap_or("none")
-        ))
+        ServerFrame::Failed { version } => Some(Err(Error::from(Protocol::DdpVersion {
+            ours: ddp::DDP_VERSION,
+            offered: version.clone(),
+        })
         .into())),
         _ => None,
     })?
@@ -228,9 +227,7 @@ fn login_result(v: Value) -> Result<(String, Secret), Error> {
     let s = |k: &str| v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
     match (s("id"), s("token")) {
         (Some(id), Some(token)) => Ok((id.to_string(), Secret::new(token))),
-        _ => Err(Error::Protocol(
-            "the login answer has no user id or token".into(),
-        )),
+        _ => Err(Protocol::NoLoginToken.into()),
     }
 }
 
@@ -324,9 +321,8 @@ fn sub(link: &mut Link, waiting: &mut Waiting, params: Vec<Value>) -> Result<(),
 /// any other refusal ends the session.
 fn sub_again(link: &mut Link, waiting: &mut Waiting, id: &str, e: &DdpError) -> Result<(), Halt> {
     let Some(wait) = e.rate_limit_wait() else {
-        return Err(
-            Error::Protocol(format!("the server refused a subscription: {}", e.text())).into(),
-        );
+        let reason = e.text();
+        return Err(Error::from(Protocol::SubscriptionRefused { reason }).into());
     };
     let params = waiting.remove(id).unwrap_or_default();
     link.pause(wait)?;
@@ -349,7 +345,7 @@ enum Step {
 
 fn rooms_answer(result: &Option<Value>, error: &Option<DdpError>) -> Result<Value, Halt> {
     match error {
-        Some(e) => Err(Error::Protocol(format!("rooms/get refused: {}", e.text())).into()),
+        Some(e) => Err(Error::from(Protocol::RoomsRefused { reason: e.text() }).into()),
         None => Ok(result.clone().unwrap_or(Value::Null)),
     }
 }
