@@ -3,6 +3,7 @@ use super::ask;
 use crate::model::{OutKind, Outgoing, Room, RoomKind};
 use ring::digest::{digest, SHA256};
 use serde_json::Value;
+use std::fmt;
 
 /// The alphabet of Meteor ids, which Rocket.Chat uses for `_id`.
 const METEOR_ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz";
@@ -123,20 +124,41 @@ pub enum Target {
     OpenDirect(String),
 }
 
+/// Why a request's `room` names no room; the text of its `send_failed`.
+#[derive(Debug, PartialEq)]
+pub enum Unresolved {
+    NoUsername,
+    NoRoom,
+    /// No room of the bot has this id or name.
+    NotMember(String),
+}
+
+impl fmt::Display for Unresolved {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unresolved::NoUsername => f.write_str("no username after @"),
+            Unresolved::NoRoom => f.write_str("no room given"),
+            Unresolved::NotMember(target) => {
+                write!(f, "unknown room {target}: the bot is not a member")
+            }
+        }
+    }
+}
+
 /// Resolves the `room` of a request: a room id, `#name` (channel or group)
 /// or `@username`; a bare name is accepted too. `Err` says why not.
-pub fn resolve(target: &str, rooms: &[Room]) -> Result<Target, String> {
+pub fn resolve(target: &str, rooms: &[Room]) -> Result<Target, Unresolved> {
     let target = target.trim();
     if let Some(user) = target.strip_prefix('@') {
         if user.is_empty() {
-            return Err("no username after @".into());
+            return Err(Unresolved::NoUsername);
         }
         return Ok(direct_room(user, rooms)
             .map(|r| Target::Room(r.clone()))
             .unwrap_or_else(|| Target::OpenDirect(user.to_string())));
     }
     if target.is_empty() {
-        return Err("no room given".into());
+        return Err(Unresolved::NoRoom);
     }
     let by_id = || rooms.iter().find(|r| r.id == target);
     let found = match target.strip_prefix('#') {
@@ -145,7 +167,7 @@ pub fn resolve(target: &str, rooms: &[Room]) -> Result<Target, String> {
     };
     found
         .map(|r| Target::Room(r.clone()))
-        .ok_or_else(|| format!("unknown room {target}: the bot is not a member"))
+        .ok_or_else(|| Unresolved::NotMember(target.to_string()))
 }
 
 /// The channel or group called `name` (exact spelling first).

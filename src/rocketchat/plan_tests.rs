@@ -146,12 +146,16 @@ fn resolves_ids_names_and_direct_rooms() {
     );
     assert_eq!(
         resolve("#nope", &rooms),
-        Err("unknown room #nope: the bot is not a member".into())
+        Err(Unresolved::NotMember("#nope".into()))
+    );
+    assert_eq!(
+        Unresolved::NotMember("#nope".into()).to_string(),
+        "unknown room #nope: the bot is not a member"
     );
     // A direct room is never reached by `#name`.
     assert!(resolve("#alice", &rooms).is_err());
-    assert!(resolve("", &rooms).is_err());
-    assert!(resolve("@", &rooms).is_err());
+    assert_eq!(resolve("", &rooms), Err(Unresolved::NoRoom));
+    assert_eq!(resolve("@", &rooms), Err(Unresolved::NoUsername));
 }
 
 #[test]

@@ -145,7 +145,8 @@ impl Worker {
 
     /// The target room, opening the direct room of `@username` if needed.
     fn room(&self, job: &SendJob) -> Result<Room, Halt> {
-        match plan::resolve(&job.item.room, &job.rooms).map_err(Halt::Failed)? {
+        let target = plan::resolve(&job.item.room, &job.rooms);
+        match target.map_err(|e| Halt::Failed(e.to_string()))? {
             Target::Room(room) => Ok(room),
             Target::OpenDirect(user) => {
                 let rid = self
