@@ -37,6 +37,12 @@ impl From<Error> for Halt {
     }
 }
 
+impl From<Protocol> for Halt {
+    fn from(p: Protocol) -> Halt {
+        Halt::Failed(Error::from(p))
+    }
+}
+
 impl From<tungstenite::Error> for Halt {
     fn from(e: tungstenite::Error) -> Halt {
         Halt::Failed(Error::from(e))

@@ -345,9 +345,7 @@ pub(super) fn interruptible<T: Send + 'static>(
             Ok(v) => return Ok(v),
             Err(RecvTimeoutError::Timeout) if !shutdown.load(Ordering::Relaxed) => {}
             Err(RecvTimeoutError::Timeout) => return Err(Halt::Stopping),
-            Err(RecvTimeoutError::Disconnected) => {
-                return Err(Error::from(Protocol::CallLost).into())
-            }
+            Err(RecvTimeoutError::Disconnected) => return Err(Protocol::CallLost.into()),
         }
     }
 }

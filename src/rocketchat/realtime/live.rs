@@ -6,7 +6,7 @@ use super::pacer::Pacer;
 use super::Halt;
 use super::Wiring;
 use crate::bus::{CoreMsg, RtCommand, RtEvent};
-use crate::error::{Error, Protocol};
+use crate::error::Protocol;
 use crate::model::{Room, Session};
 use crate::rocketchat::ddp::{self, DdpError, ServerFrame};
 use crate::rocketchat::message;
@@ -284,7 +284,7 @@ impl<'a> Live<'a> {
             },
             ServerFrame::Nosub { id, error } => {
                 let why = error.as_ref().map(DdpError::text).unwrap_or_default();
-                Err(Error::from(Protocol::SubscriptionEnded { id, reason: why }).into())
+                Err(Protocol::SubscriptionEnded { id, reason: why }.into())
             }
             ServerFrame::Error { reason } => {
                 warn!(

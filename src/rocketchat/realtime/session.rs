@@ -101,10 +101,10 @@ fn ddp_connect(link: &mut Link, timeout: Duration) -> Result<(), Halt> {
     link.send(&ClientFrame::connect())?;
     link.wait_for("the DDP connected frame", timeout, |f| match f {
         ServerFrame::Connected { .. } => Some(Ok(())),
-        ServerFrame::Failed { version } => Some(Err(Error::from(Protocol::DdpVersion {
+        ServerFrame::Failed { version } => Some(Err(Protocol::DdpVersion {
             ours: ddp::DDP_VERSION,
             offered: version.clone(),
-        })
+        }
         .into())),
         _ => None,
     })?
@@ -322,7 +322,7 @@ fn sub(link: &mut Link, waiting: &mut Waiting, params: Vec<Value>) -> Result<(),
 fn sub_again(link: &mut Link, waiting: &mut Waiting, id: &str, e: &DdpError) -> Result<(), Halt> {
     let Some(wait) = e.rate_limit_wait() else {
         let reason = e.text();
-        return Err(Error::from(Protocol::SubscriptionRefused { reason }).into());
+        return Err(Protocol::SubscriptionRefused { reason }.into());
     };
     let params = waiting.remove(id).unwrap_or_default();
     link.pause(wait)?;
@@ -345,7 +345,7 @@ enum Step {
 
 fn rooms_answer(result: &Option<Value>, error: &Option<DdpError>) -> Result<Value, Halt> {
     match error {
-        Some(e) => Err(Error::from(Protocol::RoomsRefused { reason: e.text() }).into()),
+        Some(e) => Err(Protocol::RoomsRefused { reason: e.text() }.into()),
         None => Ok(result.clone().unwrap_or(Value::Null)),
     }
 }
