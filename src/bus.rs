@@ -5,7 +5,6 @@
 //! reply channel carried in the message.
 use crate::model::{Incoming, Outgoing, Room, Session};
 use serde_json::Value;
-use std::net::TcpStream;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
@@ -45,26 +44,33 @@ pub enum TicketState {
     Done,
 }
 
-/// Where a reply goes.
-#[derive(Debug)]
-pub enum Reply {
-    /// A test stands in for the client.
-    #[cfg(test)]
-    Channel(Sender<Value>),
-    /// The client's socket itself: its thread has ended, nobody waits.
-    Stream(TcpStream),
-}
+/// Where a reply goes: a sink the socket side hands over with the request
+/// (the client's socket itself; its thread has ended, nobody waits), so that
+/// the core answers without knowing the socket side.
+pub struct Reply(Box<dyn FnOnce(Value) + Send>);
 
 impl Reply {
+    pub fn new(deliver: impl FnOnce(Value) + Send + 'static) -> Reply {
+        Reply(Box::new(deliver))
+    }
+
+    /// A test stands in for the client.
+    #[cfg(test)]
+    pub fn channel(tx: Sender<Value>) -> Reply {
+        Reply::new(move |answer| {
+            let _ = tx.send(answer);
+        })
+    }
+
     /// Sends the reply; a client that left is not an error.
     pub fn send(self, answer: Value) {
-        match self {
-            #[cfg(test)]
-            Reply::Channel(tx) => {
-                let _ = tx.send(answer);
-            }
-            Reply::Stream(s) => crate::jeedom::socket::reply_now(&s, &answer),
-        }
+        (self.0)(answer)
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reply")
     }
 }
 

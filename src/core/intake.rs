@@ -75,7 +75,7 @@ mod tests {
                 accepted_ms: 0,
                 steps_done: 0,
             }),
-            reply: Reply::Channel(tx),
+            reply: Reply::channel(tx),
         }
     }
 
