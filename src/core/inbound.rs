@@ -3,7 +3,6 @@ use super::Core;
 use crate::bridge::clock::now_ms;
 use crate::bridge::events;
 use crate::bus::{RtCommand, RtEvent};
-use crate::journal::Op;
 use crate::model::{Incoming, Room, Session};
 use std::time::{Duration, Instant};
 
@@ -30,14 +29,7 @@ impl Core {
     /// Logged in: Jeedom is told, the requests and the closing edits that
     /// waited for a session go.
     fn on_connected(&mut self, s: Session) {
-        self.state.user_id = Some(s.user_id.clone());
-        self.state.username = Some(s.username.clone());
-        self.state.resume_token = Some(s.token.clone());
-        self.saver.log(&Op::Session {
-            user_id: self.state.user_id.clone(),
-            username: self.state.username.clone(),
-            resume_token: self.state.resume_token.clone(),
-        });
+        self.account.logged_in(&s, &mut self.saver);
         let ev = events::connected(&s.user_id, &s.username, &s.server_version);
         self.push_event(ev, None);
         self.link.up(s);
@@ -63,7 +55,7 @@ impl Core {
     /// A new message becomes an event (`replay`: it may have been delivered
     /// by a run that crashed): an answer to an open question, or a message.
     pub(super) fn on_message(&mut self, m: Incoming, replay: bool) {
-        let bot = self.state.username.clone().unwrap_or_default();
+        let bot = self.account.bot().to_string();
         if !self.rooms.has(&m.room_id) && self.rooms.add_unknown(&m, &bot, &mut self.saver) {
             log::info!("new direct message from {}", m.user.username);
             self.queue_room_change();

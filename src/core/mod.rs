@@ -4,9 +4,11 @@
 //! methods, which record each change for the journal ([`Journal`]):
 //! the [`EventQueue`] (events for Jeedom), the [`Outbox`] (requests for
 //! Rocket.Chat), the [`Asks`] (open questions), the [`Rooms`] (watermarks),
-//! the [`Link`] (session and errors, for `status`), the [`Intake`] (order
+//! the [`Account`] (the last login), the [`Link`] (session and errors, for
+//! `status`), the [`Intake`] (order
 //! of socket requests), the [`Replies`] (held until on disk) and the
 //! [`Saver`] (the disk). The core passes what one part yields to the next.
+mod account;
 mod asks;
 mod callback;
 mod closing;
@@ -24,6 +26,7 @@ pub(crate) mod saver;
 use crate::bus::{CallbackJob, CoreMsg, SendJob, ToRealtime};
 use crate::journal::Op;
 use crate::state::State;
+use account::Account;
 use asks::Asks;
 use intake::Intake;
 use link::Link;
@@ -74,8 +77,8 @@ impl Journal for Vec<Op> {
 /// The core's parts, and the channels between them and the other threads.
 pub struct Core {
     links: Links,
-    /// The persisted fields no part owns (the account, the file's own
-    /// bookkeeping); the parts lend it theirs for a whole write.
+    /// The state file's own fields (server, login, clean stop, journal
+    /// count); the parts lend it theirs for a whole write ([`Core::whole`]).
     state: State,
     saver: Saver,
     /// Make the next changes durable now, though nobody waits for them.
@@ -86,6 +89,7 @@ pub struct Core {
     outbox: Outbox,
     asks: Asks,
     rooms: Rooms,
+    account: Account,
     link: Link,
     stopping: bool,
 }
@@ -98,6 +102,7 @@ impl Core {
             outbox: Outbox::take(&mut state),
             asks: Asks::take(&mut state),
             rooms: Rooms::take(&mut state),
+            account: Account::take(&mut state),
             state,
             saver,
             sync_now: false,
@@ -125,6 +130,7 @@ impl Core {
         self.outbox.swap(&mut self.state);
         self.asks.swap(&mut self.state);
         self.rooms.swap(&mut self.state);
+        self.account.swap(&mut self.state);
     }
 
     /// The whole state, the parts' fields back in it.
