@@ -1,13 +1,13 @@
 //! The core thread: owns the state in parts, routes between Jeedom, Rocket.Chat and them.
 //!
 //! Each part owns its share of the state and changes it only through its
-//! methods, which record each change for the journal ([`Journal`]):
-//! the [`EventQueue`] (events for Jeedom), the [`Outbox`] (requests for
+//! methods, which record each change for the journal ([`Journal`]): the
+//! [`EventQueue`] (events for Jeedom), the [`Outbox`] (requests for
 //! Rocket.Chat), the [`Asks`] (open questions), the [`Rooms`] (watermarks),
 //! the [`Account`] (the last login), the [`Link`] (session and errors, for
-//! `status`), the [`Intake`] (order
-//! of socket requests), the [`Replies`] (held until on disk) and the
-//! [`Saver`] (the disk). The core passes what one part yields to the next.
+//! `status`), the [`Intake`] (order of socket requests), the [`Replies`]
+//! (held until on disk) and the [`Saver`] (the disk). The core passes what
+//! one part yields to the next.
 mod account;
 mod asks;
 mod callback;
