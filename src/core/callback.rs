@@ -46,11 +46,11 @@ impl Core {
     pub(super) fn on_callback(&mut self, report: CallbackReport) {
         match report {
             CallbackReport::Delivered { upto_seq } => {
-                self.link.callback_delivered();
+                self.conn.callback_delivered();
                 let marks = self.queue.delivered(upto_seq, &mut self.saver);
                 self.rooms.acknowledged(marks, &mut self.saver);
             }
-            CallbackReport::Failed { error } => self.link.callback_failed(error),
+            CallbackReport::Failed { error } => self.conn.callback_failed(error),
         }
     }
 }

@@ -12,7 +12,7 @@ impl Core {
             RtEvent::Connected(s) => self.on_connected(s),
             RtEvent::Disconnected { error } => {
                 let ev = events::disconnected(&error);
-                if self.link.down(error) {
+                if self.conn.down(error) {
                     self.push_event(ev, None);
                 }
             }
@@ -32,7 +32,7 @@ impl Core {
         self.account.logged_in(&s, &mut self.saver);
         let ev = events::connected(&s.user_id, &s.username, &s.server_version);
         self.push_event(ev, None);
-        self.link.up(s);
+        self.conn.up(s);
         self.rooms.reconnected();
         self.outbox.reconnected();
         for edit in self.asks.closing_edits() {
@@ -105,7 +105,7 @@ impl Core {
     /// A closing edit goes to the realtime thread while logged in (the
     /// others are sent again after the next login).
     fn request_edit(&mut self, edit: RtCommand) {
-        if self.link.session().is_some() {
+        if self.conn.session().is_some() {
             self.links.realtime.send(edit);
         }
     }

@@ -4,17 +4,17 @@
 //! methods, which record each change for the journal ([`Journal`]): the
 //! [`EventQueue`] (events for Jeedom), the [`Outbox`] (requests for
 //! Rocket.Chat), the [`Asks`] (open questions), the [`Rooms`] (watermarks),
-//! the [`Account`] (the last login), the [`Link`] (session and errors, for
-//! `status`), the [`Intake`] (order of socket requests), the [`Replies`]
+//! the [`Account`] (the last login), the [`Connection`] (session and errors,
+//! for `status`), the [`Intake`] (order of socket requests), the [`Replies`]
 //! (held until on disk) and the [`Saver`] (the disk). The core passes what
 //! one part yields to the next.
 mod account;
 mod asks;
 mod callback;
 mod closing;
+mod connection;
 mod inbound;
 mod intake;
-mod link;
 mod outbound;
 mod outbox;
 mod queue;
@@ -28,8 +28,8 @@ use crate::journal::Op;
 use crate::state::State;
 use account::Account;
 use asks::Asks;
+use connection::Connection;
 use intake::Intake;
-use link::Link;
 use outbox::Outbox;
 use queue::EventQueue;
 use replies::Replies;
@@ -90,7 +90,7 @@ pub struct Core {
     asks: Asks,
     rooms: Rooms,
     account: Account,
-    link: Link,
+    conn: Connection,
     stopping: bool,
 }
 
@@ -108,7 +108,7 @@ impl Core {
             sync_now: false,
             intake: Intake::default(),
             replies: Replies::default(),
-            link: Link::new(cfg.on_status),
+            conn: Connection::new(cfg.on_status),
             stopping: false,
         };
         core.after_unclean_start();
@@ -256,7 +256,7 @@ impl Core {
     fn status(&self) -> serde_json::Value {
         let queues = serde_json::json!({"events": self.queue.len(),
             "outbox": self.outbox.len(), "asks": self.asks.len()});
-        self.link.status(self.rooms.len(), queues)
+        self.conn.status(self.rooms.len(), queues)
     }
 }
 

@@ -26,7 +26,7 @@ impl Core {
 
     /// Gives the oldest request to the send worker when it is free and logged in.
     pub(super) fn dispatch_send(&mut self) {
-        let Some(session) = self.link.session() else {
+        let Some(session) = self.conn.session() else {
             return;
         };
         let (rooms, sender) = (&self.rooms, &self.links.sender);
@@ -61,7 +61,7 @@ impl Core {
             SendOutcome::Unauthorized { key } => {
                 log::warn!("request {key}: the server refused the session; logging in again");
                 self.outbox.hand_back();
-                self.link.refused();
+                self.conn.refused();
                 self.links.realtime.send(RtCommand::Relogin);
             }
         }

@@ -247,7 +247,7 @@ fn newest_pending_ask_gets_the_reply_and_it_is_not_a_message() {
     r.core
         .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
     r.core.asks = asks_of(vec![pending("1", None), pending("2", Some("alice"))]);
-    r.core.link.up(crate::model::Session {
+    r.core.conn.up(crate::model::Session {
         user_id: "botid".into(),
         username: "jeedombot".into(),
         token: crate::model::Secret::new("t"),

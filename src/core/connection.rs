@@ -1,11 +1,11 @@
-//! The link to Rocket.Chat as the core sees it: the session, the last
+//! The connection to Rocket.Chat as the core sees it: the session, the last
 //! errors of both sides, for `status` and systemd.
 use crate::model::Session;
 use serde_json::{json, Value};
 use std::time::Instant;
 
 /// The connection's state, reported by the realtime and callback threads.
-pub struct Link {
+pub struct Connection {
     /// Called with a one-line connection status (systemd `STATUS=`).
     on_status: Box<dyn Fn(&str) + Send>,
     session: Option<Session>,
@@ -16,9 +16,9 @@ pub struct Link {
     started: Instant,
 }
 
-impl Link {
-    pub fn new(on_status: Box<dyn Fn(&str) + Send>) -> Link {
-        Link {
+impl Connection {
+    pub fn new(on_status: Box<dyn Fn(&str) + Send>) -> Connection {
+        Connection {
             on_status,
             session: None,
             last_error: None,
@@ -104,16 +104,16 @@ mod tests {
         }
     }
 
-    fn link() -> (Link, Arc<Mutex<Vec<String>>>) {
+    fn connection() -> (Connection, Arc<Mutex<Vec<String>>>) {
         let said = Arc::new(Mutex::new(Vec::new()));
         let to = said.clone();
         let on_status = Box::new(move |s: &str| to.lock().unwrap().push(s.to_string()));
-        (Link::new(on_status), said)
+        (Connection::new(on_status), said)
     }
 
     #[test]
     fn an_outage_is_news_once_per_distinct_error() {
-        let (mut l, said) = link();
+        let (mut l, said) = connection();
         assert!(l.down("refused".into()), "the first failure");
         assert!(!l.down("refused".into()), "the same retry failing");
         assert!(l.down("timed out".into()));
@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn the_status_shows_the_session_and_the_last_errors() {
-        let (mut l, _) = link();
+        let (mut l, _) = connection();
         l.down("refused".into());
         l.callback_failed("HTTP 500".into());
         let st = l.status(3, json!({"events": 1}));
