@@ -294,6 +294,16 @@ mod tests {
         assert_eq!(dropped.value()["count"], 3);
         assert_eq!(dropped.mark, None, "a count advances no watermark");
         assert_eq!(dropped.seq, 1, "in the first dropped message's place");
+        let kept = t.iter().filter(|k| *k == "message").count();
+        assert_eq!(kept + 3, MAX_EVENTS + 2, "every message kept or counted");
+        let newest = q.iter().last().unwrap().value();
+        assert_eq!(
+            newest["id"],
+            format!("m{}", MAX_EVENTS + 1),
+            "the newest are kept"
+        );
+        let seqs: Vec<u64> = q.iter().map(|e| e.seq).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order");
         let tail = ops(&j).split_off(MAX_EVENTS);
         let again = ["remove", "set", "push"];
         assert_eq!(tail, [&["set", "push"][..], &again, &again].concat());
@@ -309,18 +319,22 @@ mod tests {
         q.push_rooms(rooms(1), &mut j);
         q.push_rooms(rooms(2), &mut j);
         assert_eq!(types(&q), ["rooms"]);
-        assert_eq!(
-            q.iter().next().unwrap().value()["rooms"]
-                .as_array()
-                .unwrap()
-                .len(),
-            2
-        );
+        let listed = |q: &EventQueue| {
+            let last = q.iter().last().unwrap().value();
+            last["rooms"].as_array().map_or(0, Vec::len)
+        };
+        assert_eq!(listed(&q), 2);
+        // After a message, a new list comes after it: the order stays.
+        let (ev, mark) = message("m1", 1);
+        q.push(ev, mark, &mut j);
+        q.push_rooms(rooms(1), &mut j);
+        assert_eq!(types(&q), ["rooms", "message", "rooms"]);
         let batch = q.next_batch().expect("a batch");
         q.posting(batch.last().unwrap().0);
         q.push_rooms(rooms(3), &mut j);
-        assert_eq!(types(&q), ["rooms", "rooms"]);
-        assert_eq!(ops(&j), ["push", "set", "push"]);
+        assert_eq!(types(&q), ["rooms", "message", "rooms", "rooms"]);
+        assert_eq!(listed(&q), 3);
+        assert_eq!(ops(&j), ["push", "set", "push", "push", "push"]);
     }
 
     #[test]

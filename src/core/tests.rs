@@ -1,4 +1,4 @@
-//! Unit tests of the core: event queue bound, dedupe, watermarks, asks.
+//! Unit tests of the core's routing between its parts: messages, watermarks, asks, replays.
 use super::*;
 use crate::bus::{CallbackJob, CallbackReport, RtCommand, RtEvent};
 use crate::model::{Incoming, Room, RoomKind, UserRef};
@@ -177,57 +177,6 @@ fn watermark_advances_only_when_jeedom_acknowledges() {
     assert_eq!(r.core.queue.len(), 0);
 }
 
-#[test]
-fn queue_bound_drops_oldest_messages_and_counts_them() {
-    let mut r = rig();
-    r.core
-        .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
-    let n = queue::MAX_EVENTS + 5;
-    let batch: Vec<Incoming> = (0..n)
-        .map(|i| msg(&format!("m{i}"), 2000 + i as i64, "alice", "x"))
-        .collect();
-    r.core.handle(CoreMsg::Realtime(RtEvent::Messages(batch)));
-    let events = &queued(&r.core);
-    assert!(events.len() <= queue::MAX_EVENTS + 1, "{}", events.len());
-    assert_eq!(
-        events.first().unwrap().value()["type"],
-        "rooms",
-        "non-message events are kept"
-    );
-    let dropped: Vec<_> = events
-        .iter()
-        .filter(|e| e.value()["type"] == "dropped")
-        .collect();
-    assert_eq!(dropped.len(), 1, "one dropped event counts them all");
-    let dropped = dropped[0];
-    assert!(
-        events
-            .iter()
-            .zip(events.iter().skip(1))
-            .all(|(a, b)| a.seq < b.seq),
-        "queue stays in order"
-    );
-    let kept = events
-        .iter()
-        .filter(|e| e.value()["type"] == "message")
-        .count() as u64;
-    assert_eq!(
-        kept + dropped.value()["count"].as_u64().unwrap(),
-        n as u64,
-        "every message kept or counted"
-    );
-    let last_kept = events
-        .iter()
-        .rev()
-        .find(|e| e.value()["type"] == "message")
-        .unwrap();
-    assert_eq!(
-        last_kept.value()["id"],
-        format!("m{}", n - 1),
-        "the newest are kept"
-    );
-}
-
 fn pending(ask_id: &str, mention: Option<&str>) -> PendingAsk {
     PendingAsk {
         ask_id: ask_id.into(),
@@ -395,40 +344,6 @@ fn after_a_crash_the_outcome_of_a_request_left_in_the_outbox_is_marked() {
         (&last["type"], &last["replay"]),
         (&"sent".into(), &true.into())
     );
-}
-
-#[test]
-fn a_rooms_event_still_waiting_is_updated_not_repeated() {
-    let mut r = rig();
-    let rooms = |ids: &[&str]| {
-        let list = ids.iter().map(|id| Room {
-            id: id.to_string(),
-            name: id.to_lowercase(),
-            ..general()
-        });
-        CoreMsg::Realtime(RtEvent::Rooms(list.collect()))
-    };
-    let listed = |core: &Core| {
-        let last = queued(core).last().expect("an event").value();
-        last["rooms"].as_array().map_or(0, Vec::len)
-    };
-    r.core.handle(rooms(&["GENERAL"]));
-    r.core.handle(rooms(&["GENERAL", "B"]));
-    r.core.handle(rooms(&["GENERAL", "B", "C"]));
-    assert_eq!(types(&r.core), ["rooms"]);
-    assert_eq!(listed(&r.core), 3);
-    // After a message, a new list comes after it: the order stays.
-    let m = msg("m1", 2000, "alice", "hello");
-    r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![m])));
-    r.core.handle(rooms(&["GENERAL", "B"]));
-    assert_eq!(types(&r.core), ["rooms", "message", "rooms"]);
-    // A list already handed to the callback is not changed under it.
-    r.core.pump();
-    let CallbackJob::Batch { events } = r.callback.try_recv().expect("a batch");
-    assert_eq!(events.len(), 3);
-    r.core.handle(rooms(&["GENERAL"]));
-    assert_eq!(types(&r.core), ["rooms", "message", "rooms", "rooms"]);
-    assert_eq!(listed(&r.core), 1);
 }
 
 /// A refused closing edit: the ask ends, a notice is queued behind the
