@@ -1,5 +1,5 @@
 //! The bot's account as the last login gave it, kept for the next start.
-use super::Journal;
+use super::{Journal, Persisted};
 use crate::journal::Op;
 use crate::model::{Secret, Session};
 use crate::state::State;
@@ -13,22 +13,15 @@ pub struct Account {
     resume_token: Option<Secret>,
 }
 
-impl Account {
-    /// Takes the account out of the state read at start.
-    pub fn take(state: &mut State) -> Account {
-        let mut a = Account::default();
-        a.swap(state);
-        a
-    }
-
-    /// Exchanges the persisted fields with the state's (lent for a whole
-    /// write, then taken back).
-    pub fn swap(&mut self, state: &mut State) {
+impl Persisted for Account {
+    fn swap(&mut self, state: &mut State) {
         std::mem::swap(&mut self.user_id, &mut state.user_id);
         std::mem::swap(&mut self.username, &mut state.username);
         std::mem::swap(&mut self.resume_token, &mut state.resume_token);
     }
+}
 
+impl Account {
     /// A login: the next start resumes its session.
     pub fn logged_in(&mut self, s: &Session, j: &mut impl Journal) {
         self.user_id = Some(s.user_id.clone());
@@ -59,12 +52,7 @@ mod tests {
         };
         let (mut a, mut j) = (Account::take(&mut state), Vec::new());
         assert_eq!((a.bot(), state.username.as_deref()), ("old", None));
-        let s = Session {
-            user_id: "botid".into(),
-            username: "jeedombot".into(),
-            token: Secret::new("t"),
-            server_version: "7".into(),
-        };
+        let s = crate::core::fixtures::session();
         a.logged_in(&s, &mut j);
         assert_eq!(a.bot(), "jeedombot");
         assert!(matches!(&j[..], [Op::Session { user_id: Some(id), .. }] if id == "botid"));

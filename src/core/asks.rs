@@ -1,6 +1,6 @@
 //! The open questions: answered by a reply in their room, or expired; then
 //! closed by an edit of the question.
-use super::Journal;
+use super::{Journal, Persisted};
 use crate::bridge::answers::{closed_text, match_answer, Closed};
 use crate::bridge::events::{self, Event};
 use crate::bridge::mention::query;
@@ -16,20 +16,13 @@ pub struct Asks {
     asks: Vec<PendingAsk>,
 }
 
-impl Asks {
-    /// Takes the questions out of the state read at start.
-    pub fn take(state: &mut State) -> Asks {
-        let mut a = Asks::default();
-        a.swap(state);
-        a
-    }
-
-    /// Exchanges the persisted field with the state's (lent for a whole
-    /// write, then taken back).
-    pub fn swap(&mut self, state: &mut State) {
+impl Persisted for Asks {
+    fn swap(&mut self, state: &mut State) {
         std::mem::swap(&mut self.asks, &mut state.asks);
     }
+}
 
+impl Asks {
     pub fn len(&self) -> usize {
         self.asks.len()
     }
@@ -127,48 +120,14 @@ fn closing_edit(a: &PendingAsk) -> Option<RtCommand> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{RoomKind, UserRef};
-
-    fn room() -> Room {
-        Room {
-            id: "GENERAL".into(),
-            name: "general".into(),
-            kind: RoomKind::Channel,
-            users: vec![],
-            last_message_ms: None,
-        }
-    }
+    use crate::core::fixtures::{incoming, pending, room};
 
     fn ask(id: &str, mention: Option<&str>, expires_ms: i64) -> PendingAsk {
-        PendingAsk {
-            ask_id: id.into(),
-            room: room(),
-            message_id: format!("q{id}"),
-            question: "Call?".into(),
-            answers: vec!["Yes".into(), "No".into()],
-            mention: mention.map(String::from),
-            expires_ms,
-            closing: None,
-        }
+        pending(id, mention, expires_ms)
     }
 
     fn reply(user: &str, text: &str) -> Incoming {
-        Incoming {
-            encrypted: false,
-            room_kind: None,
-            id: format!("{user}-{text}"),
-            room_id: "GENERAL".into(),
-            user: UserRef {
-                id: user.into(),
-                username: user.into(),
-                name: None,
-            },
-            text: text.into(),
-            ts_ms: 1,
-            thread: None,
-            files: vec![],
-            mentions: vec![],
-        }
+        incoming("GENERAL", &format!("{user}-{text}"), user, text, 1)
     }
 
     fn edited_id(edit: &RtCommand) -> &str {
@@ -185,16 +144,16 @@ mod tests {
         asks.add(ask("1", None, i64::MAX), &mut j);
         asks.add(ask("2", Some("alice"), i64::MAX), &mut j);
         let (ev, edit) = asks
-            .answer(&reply("bob", "@bot no"), &room(), "bot", &mut j)
+            .answer(&reply("bob", "@bot no"), &room("GENERAL"), "bot", &mut j)
             .expect("bob answers ask 1");
         let ev = ev.to_value();
         assert_eq!((&ev["ask_id"], &ev["answer"]), (&"1".into(), &"No".into()));
         assert_eq!(edited_id(&edit), "q1");
         assert!(asks
-            .answer(&reply("bob", "yes"), &room(), "bot", &mut j)
+            .answer(&reply("bob", "yes"), &room("GENERAL"), "bot", &mut j)
             .is_none());
         assert!(asks
-            .answer(&reply("alice", "maybe"), &room(), "bot", &mut j)
+            .answer(&reply("alice", "maybe"), &room("GENERAL"), "bot", &mut j)
             .is_none());
         assert_eq!(j.len(), 3, "two adds and one answer, journaled whole");
         assert_eq!(asks.closing_edits().len(), 1);

@@ -75,25 +75,15 @@ pub(super) fn notice_outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::RoomKind;
     use serde_json::Value;
 
     fn ask() -> PendingAsk {
         PendingAsk {
             ask_id: "42".into(),
-            room: Room {
-                id: "GENERAL".into(),
-                name: "general".into(),
-                kind: RoomKind::Channel,
-                users: vec![],
-                last_message_ms: None,
-            },
             message_id: "Q1".into(),
             question: "Call the police?".into(),
-            answers: vec!["Yes".into(), "No".into()],
-            mention: None,
-            expires_ms: 0,
             closing: Some("Call the police?\n⌛ No answer in time".into()),
+            ..crate::core::fixtures::pending("42", None, 0)
         }
     }
 

@@ -93,16 +93,8 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::fixtures::session;
     use std::sync::{Arc, Mutex};
-
-    fn session() -> Session {
-        Session {
-            user_id: "botid".into(),
-            username: "jeedombot".into(),
-            token: crate::model::Secret::new("t"),
-            server_version: "7.0.0".into(),
-        }
-    }
 
     fn connection() -> (Connection, Arc<Mutex<Vec<String>>>) {
         let said = Arc::new(Mutex::new(Vec::new()));
@@ -121,7 +113,7 @@ mod tests {
         assert!(l.down("timed out".into()), "was up");
         let said = said.lock().unwrap();
         assert_eq!(said.len(), 4);
-        assert_eq!(said[2], "connected as jeedombot to Rocket.Chat 7.0.0");
+        assert_eq!(said[2], "connected as jeedombot to Rocket.Chat 7");
     }
 
     #[test]

@@ -2,34 +2,12 @@
 //! every change in the journal, disk faults.
 use super::*;
 use crate::bus::{Reply, SendOutcome, TicketState};
-use crate::model::{OutKind, Outgoing};
+use crate::core::fixtures::send;
 use serde_json::Value;
 
-fn send(key: &str) -> Outgoing {
-    Outgoing {
-        key: key.into(),
-        kind: OutKind::Send,
-        room: "#general".into(),
-        text: format!("text {key}"),
-        mention: None,
-        files: vec![],
-        description: None,
-        thread: None,
-        reference: Some(key.into()),
-        accepted_ms: 0,
-        steps_done: 0,
-    }
-}
-
 fn connected(r: &mut Rig) {
-    r.core.handle(CoreMsg::Realtime(RtEvent::Connected(
-        crate::model::Session {
-            user_id: "botid".into(),
-            username: "jeedombot".into(),
-            token: crate::model::Secret::new("t"),
-            server_version: "7".into(),
-        },
-    )));
+    r.core
+        .handle(CoreMsg::Realtime(RtEvent::Connected(fixtures::session())));
     r.core
         .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
 }

@@ -13,6 +13,8 @@ mod asks;
 mod callback;
 mod closing;
 mod connection;
+#[cfg(test)]
+mod fixtures;
 mod inbound;
 mod intake;
 mod outbound;
@@ -71,6 +73,20 @@ impl Journal for Saver {
 impl Journal for Vec<Op> {
     fn record(&mut self, op: Op) {
         self.push(op);
+    }
+}
+
+/// A part holding fields of the state file: they are moved into it at
+/// start, and lent back to the state for each whole write.
+pub trait Persisted: Default {
+    /// Exchanges the part's persisted fields with the state's.
+    fn swap(&mut self, state: &mut State);
+
+    /// Takes the part's fields out of the state read at start.
+    fn take(state: &mut State) -> Self {
+        let mut part = Self::default();
+        part.swap(state);
+        part
     }
 }
 

@@ -1,5 +1,5 @@
 //! The outbox: accepted requests waiting to be posted, one at a time.
-use super::Journal;
+use super::{Journal, Persisted};
 use crate::journal::Op;
 use crate::model::Outgoing;
 use crate::state::State;
@@ -20,20 +20,13 @@ pub struct Outbox {
     suspect: HashSet<String>,
 }
 
-impl Outbox {
-    /// Takes the outbox out of the state read at start.
-    pub fn take(state: &mut State) -> Outbox {
-        let mut o = Outbox::default();
-        o.swap(state);
-        o
-    }
-
-    /// Exchanges the persisted field with the state's (lent for a whole
-    /// write, then taken back).
-    pub fn swap(&mut self, state: &mut State) {
+impl Persisted for Outbox {
+    fn swap(&mut self, state: &mut State) {
         std::mem::swap(&mut self.items, &mut state.outbox);
     }
+}
 
+impl Outbox {
     pub fn len(&self) -> usize {
         self.items.len()
     }
@@ -132,23 +125,7 @@ pub fn remove_files(item: &Outgoing) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::OutKind;
-
-    fn item(key: &str) -> Outgoing {
-        Outgoing {
-            key: key.into(),
-            kind: OutKind::Send,
-            room: "#general".into(),
-            text: key.into(),
-            mention: None,
-            files: vec![],
-            description: None,
-            thread: None,
-            reference: None,
-            accepted_ms: 0,
-            steps_done: 0,
-        }
-    }
+    use crate::core::fixtures::send as item;
 
     fn filled(keys: &[&str], j: &mut Vec<Op>) -> Outbox {
         let mut o = Outbox::default();

@@ -1,5 +1,5 @@
 //! The callback event queue: bounded, ordered, acknowledged by Jeedom.
-use super::Journal;
+use super::{Journal, Persisted};
 use crate::bridge::events::{self, Event};
 use crate::journal::Op;
 use crate::state::{EventKind, QueuedEvent, State};
@@ -30,21 +30,14 @@ pub struct EventQueue {
 /// The newest acknowledged message time of each room.
 pub type Marks = HashMap<String, i64>;
 
-impl EventQueue {
-    /// Takes the queue out of the state read at start.
-    pub fn take(state: &mut State) -> EventQueue {
-        let mut q = EventQueue::default();
-        q.swap(state);
-        q
-    }
-
-    /// Exchanges the persisted fields with the state's (lent for a whole
-    /// write, then taken back).
-    pub fn swap(&mut self, state: &mut State) {
+impl Persisted for EventQueue {
+    fn swap(&mut self, state: &mut State) {
         std::mem::swap(&mut self.events, &mut state.events);
         std::mem::swap(&mut self.next_seq, &mut state.next_seq);
     }
+}
 
+impl EventQueue {
     pub fn len(&self) -> usize {
         self.events.len()
     }
@@ -218,39 +211,13 @@ fn mark_queued(e: &mut QueuedEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Incoming, Room, RoomKind, UserRef};
-
-    fn room(id: &str) -> Room {
-        Room {
-            id: id.into(),
-            name: id.to_lowercase(),
-            kind: RoomKind::Channel,
-            users: vec![],
-            last_message_ms: None,
-        }
-    }
+    use crate::core::fixtures::{incoming, room};
+    use crate::model::Room;
 
     fn message(id: &str, ts_ms: i64) -> (Event, Option<(String, i64)>) {
-        let m = Incoming {
-            encrypted: false,
-            room_kind: None,
-            id: id.into(),
-            room_id: "R".into(),
-            user: UserRef {
-                id: "u".into(),
-                username: "alice".into(),
-                name: None,
-            },
-            text: "hi".into(),
-            ts_ms,
-            thread: None,
-            files: vec![],
-            mentions: vec![],
-        };
-        (
-            events::message(&m, &room("R"), "bot"),
-            Some(("R".into(), ts_ms)),
-        )
+        let m = incoming("R", id, "alice", "hi", ts_ms);
+        let ev = events::message(&m, &room("R"), "bot");
+        (ev, Some(("R".into(), ts_ms)))
     }
 
     fn types(q: &EventQueue) -> Vec<String> {

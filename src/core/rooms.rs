@@ -1,6 +1,6 @@
 //! The rooms: what Jeedom was told, and how far it acknowledged each room's messages.
 use super::queue::Marks;
-use super::Journal;
+use super::{Journal, Persisted};
 use crate::journal::Op;
 use crate::model::{Incoming, Room, RoomKind};
 use crate::state::{RoomState, State};
@@ -27,20 +27,13 @@ pub struct Listed {
     pub new_room: bool,
 }
 
-impl Rooms {
-    /// Takes the rooms out of the state read at start.
-    pub fn take(state: &mut State) -> Rooms {
-        let mut r = Rooms::default();
-        r.swap(state);
-        r
-    }
-
-    /// Exchanges the persisted field with the state's (lent for a whole
-    /// write, then taken back).
-    pub fn swap(&mut self, state: &mut State) {
+impl Persisted for Rooms {
+    fn swap(&mut self, state: &mut State) {
         std::mem::swap(&mut self.rooms, &mut state.rooms);
     }
+}
 
+impl Rooms {
     pub fn len(&self) -> usize {
         self.rooms.len()
     }
@@ -202,35 +195,18 @@ fn unknown_room(m: &Incoming, bot: &str) -> RoomState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::UserRef;
+    use crate::core::fixtures::incoming;
 
     fn room(id: &str, last: i64) -> Room {
+        let last_message_ms = Some(last);
         Room {
-            id: id.into(),
-            name: id.to_lowercase(),
-            kind: RoomKind::Channel,
-            users: vec![],
-            last_message_ms: Some(last),
+            last_message_ms,
+            ..crate::core::fixtures::room(id)
         }
     }
 
     fn msg(room: &str, id: &str, ts_ms: i64) -> Incoming {
-        Incoming {
-            encrypted: false,
-            room_kind: None,
-            id: id.into(),
-            room_id: room.into(),
-            user: UserRef {
-                id: "c".into(),
-                username: "carol".into(),
-                name: None,
-            },
-            text: "hi".into(),
-            ts_ms,
-            thread: None,
-            files: vec![],
-            mentions: vec![],
-        }
+        incoming(room, id, "carol", "hi", ts_ms)
     }
 
     #[test]

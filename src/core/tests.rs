@@ -1,7 +1,7 @@
 //! Unit tests of the core's routing between its parts: messages, watermarks, asks, replays.
 use super::*;
 use crate::bus::{CallbackJob, CallbackReport, RtCommand, RtEvent};
-use crate::model::{Incoming, Room, RoomKind, UserRef};
+use crate::model::{Incoming, Room, RoomKind};
 use crate::state::PendingAsk;
 use std::sync::mpsc::{self, Receiver};
 
@@ -85,31 +85,13 @@ fn assert_journal_matches(r: &mut Rig) {
 
 fn general() -> Room {
     Room {
-        id: "GENERAL".into(),
-        name: "general".into(),
-        kind: RoomKind::Channel,
-        users: vec![],
         last_message_ms: Some(1000),
+        ..fixtures::room("GENERAL")
     }
 }
 
 fn msg(id: &str, ts: i64, user: &str, text: &str) -> Incoming {
-    Incoming {
-        encrypted: false,
-        room_kind: None,
-        id: id.into(),
-        room_id: "GENERAL".into(),
-        user: UserRef {
-            id: format!("{user}id"),
-            username: user.into(),
-            name: None,
-        },
-        text: text.into(),
-        ts_ms: ts,
-        thread: None,
-        files: vec![],
-        mentions: vec![],
-    }
+    fixtures::incoming("GENERAL", id, user, text, ts)
 }
 
 /// The events queued for Jeedom.
@@ -178,16 +160,7 @@ fn watermark_advances_only_when_jeedom_acknowledges() {
 }
 
 fn pending(ask_id: &str, mention: Option<&str>) -> PendingAsk {
-    PendingAsk {
-        ask_id: ask_id.into(),
-        room: general(),
-        message_id: format!("q{ask_id}"),
-        question: "Call?".into(),
-        answers: vec!["Yes".into(), "No".into()],
-        mention: mention.map(String::from),
-        expires_ms: i64::MAX,
-        closing: None,
-    }
+    fixtures::pending(ask_id, mention, i64::MAX)
 }
 
 #[test]
@@ -196,12 +169,7 @@ fn newest_pending_ask_gets_the_reply_and_it_is_not_a_message() {
     r.core
         .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
     r.core.asks = asks_of(vec![pending("1", None), pending("2", Some("alice"))]);
-    r.core.conn.up(crate::model::Session {
-        user_id: "botid".into(),
-        username: "jeedombot".into(),
-        token: crate::model::Secret::new("t"),
-        server_version: "7".into(),
-    });
+    r.core.conn.up(fixtures::session());
     r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![msg(
         "a1", 3000, "bob", " no ",
     )])));
