@@ -74,7 +74,9 @@ pub enum Refusal {
     /// for `chat.sendMessage`, the message was posted before.
     DuplicateId,
     /// `rooms.mediaConfirm` no longer knows the uploaded file (a temporary
-    /// upload expires after 24 h): upload it again.
+    /// upload expires after 24 h): upload it again. The server throws
+    /// `invalid-file` when `Uploads.findOneById` finds nothing
+    /// (apps/meteor/app/api/server/v1/rooms.ts, `rooms.mediaConfirm/:rid/:fileId`).
     FileExpired,
     /// Nothing more than the status and the text.
     Other,
