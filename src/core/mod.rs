@@ -289,5 +289,4 @@ impl Core {
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
 mod tests;

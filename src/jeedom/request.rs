@@ -287,5 +287,4 @@ fn positive(obj: &Map<String, Value>, field: &'static str) -> Result<Option<u64>
 }
 
 #[cfg(test)]
-#[path = "request_tests.rs"]
 mod tests;

@@ -342,5 +342,4 @@ fn shown(room: &Room) -> String {
 }
 
 #[cfg(test)]
-#[path = "sender_tests.rs"]
 mod tests;

@@ -10,9 +10,9 @@ use std::net::TcpListener;
 
 /// A private CA and a `localhost` / `127.0.0.1` certificate it signed
 /// (valid 2000–2126).
-const CA: &str = include_str!("rocketchat/testdata/test-ca.pem");
-const CERT: &str = include_str!("rocketchat/testdata/test-server.pem");
-const KEY: &str = include_str!("rocketchat/testdata/test-server.key");
+const CA: &str = include_str!("../rocketchat/testdata/test-ca.pem");
+const CERT: &str = include_str!("../rocketchat/testdata/test-server.pem");
+const KEY: &str = include_str!("../rocketchat/testdata/test-server.key");
 
 /// An HTTPS server answering `/api/info`; its port.
 fn https_server() -> u16 {

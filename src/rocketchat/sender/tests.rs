@@ -472,5 +472,4 @@ fn stop_aborts_a_call_in_flight_without_an_outcome() {
     assert!(core_rx.try_recv().is_err(), "no outcome for a stopped job");
 }
 
-#[path = "sender_dup_tests.rs"]
 mod dup;
