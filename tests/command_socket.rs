@@ -1,7 +1,6 @@
 //! The command socket against bad input: every row gets its error, the daemon keeps serving.
-mod harness;
-mod support;
-
+use crate::harness;
+use crate::support;
 use harness::{Daemon, APIKEY};
 use serde_json::{json, Value};
 use std::io::{Read, Write};

@@ -1,6 +1,5 @@
 //! Self tests of the test doubles, driven over real sockets.
-mod support;
-
+use crate::support;
 use std::time::Duration;
 use support::http::{HttpServer, Reply, Response};
 
