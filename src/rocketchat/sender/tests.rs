@@ -1,7 +1,7 @@
 //! Tests of the send worker against a tiny scripted HTTP responder on 127.0.0.1.
 use super::*;
 use crate::model::{OutKind, Secret, Session, SpooledFile};
-use crate::rocketchat::test_http::{Reply, Req, Responder};
+use responder::{Reply, Req, Responder};
 use serde_json::json;
 use std::net::TcpListener;
 use std::sync::mpsc::channel;
@@ -163,12 +163,7 @@ fn server_and_transport_errors_are_retried_with_backoff() {
         "{got:?}"
     );
     // Nothing listens on this port any more.
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let gone = Responder {
-        base: format!("http://{}", closed.local_addr().unwrap()),
-        seen: Arc::default(),
-    };
-    drop(closed);
+    let gone = Responder::gone();
     let got = run(&gone, "7.4.1", item("k5", "#general", "x"));
     assert!(
         matches!(final_outcome(&got), SendOutcome::Retry { .. }),
@@ -473,3 +468,4 @@ fn stop_aborts_a_call_in_flight_without_an_outcome() {
 }
 
 mod dup;
+mod responder;
