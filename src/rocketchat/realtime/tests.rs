@@ -166,7 +166,7 @@ fn heartbeat_answers_pings_and_detects_a_dead_link() {
     assert_eq!(params, json!({"resume": "T"}));
 }
 
-/// The catch-up itself reads REST history: see catchup_tests.rs and the
+/// The catch-up itself reads REST history: see catchup/tests.rs and the
 /// integration tests (tests/reconnect.rs) against the fake server.
 #[test]
 fn live_messages_flow_and_only_new_ones_from_people() {
