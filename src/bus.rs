@@ -1,11 +1,14 @@
 //! Messages exchanged between the daemon's threads over `std::sync::mpsc`.
 //!
 //! The core thread owns the state; every other thread owns its own socket and
-//! talks to the core with [`CoreMsg`]. The core answers socket requests on the
-//! reply channel carried in the message.
+//! talks to the core with [`CoreMsg`]. The core answers socket requests
+//! through the [`Reply`] carried in the message. The bus imports neither side.
+//!
+//! Errors travel as text where the receiver only shows or forwards them; a
+//! difference a receiver acts on is a variant of its own (`SendOutcome::Retry`
+//! and `Unauthorized` apart from `Failed`, an edit done or refused).
 use crate::model::{Incoming, Outgoing, Room, Session};
 use serde_json::Value;
-use std::net::TcpStream;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
@@ -16,6 +19,9 @@ pub enum CoreMsg {
     /// order they were accepted): requests are taken in that order.
     Ticket { ticket: u64, state: TicketState },
     /// The saver thread finished durable write `id` (an error: not written).
+    /// Text: whatever the cause (full disk, EIO), the core does the same:
+    /// it holds the replies and retries by a fold; the text reaches the log
+    /// and the refusals.
     Saved { id: u64, error: Option<String> },
     /// The `status` action.
     Status { reply: Sender<Value> },
@@ -45,26 +51,33 @@ pub enum TicketState {
     Done,
 }
 
-/// Where a reply goes.
-#[derive(Debug)]
-pub enum Reply {
-    /// A test stands in for the client.
-    #[cfg(test)]
-    Channel(Sender<Value>),
-    /// The client's socket itself: its thread has ended, nobody waits.
-    Stream(TcpStream),
-}
+/// Where a reply goes: a sink the socket side hands over with the request
+/// (the client's socket itself; its thread has ended, nobody waits), so that
+/// the core answers without knowing the socket side.
+pub struct Reply(Box<dyn FnOnce(Value) + Send>);
 
 impl Reply {
+    pub fn new(deliver: impl FnOnce(Value) + Send + 'static) -> Reply {
+        Reply(Box::new(deliver))
+    }
+
+    /// A test stands in for the client.
+    #[cfg(test)]
+    pub fn channel(tx: Sender<Value>) -> Reply {
+        Reply::new(move |answer| {
+            let _ = tx.send(answer);
+        })
+    }
+
     /// Sends the reply; a client that left is not an error.
     pub fn send(self, answer: Value) {
-        match self {
-            #[cfg(test)]
-            Reply::Channel(tx) => {
-                let _ = tx.send(answer);
-            }
-            Reply::Stream(s) => crate::jeedom::socket::reply_now(&s, &answer),
-        }
+        (self.0)(answer)
+    }
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Reply")
     }
 }
 
@@ -74,6 +87,7 @@ pub enum RtEvent {
     /// Logged in and subscribed.
     Connected(Session),
     /// The link went down or the login failed; the thread retries by itself.
+    /// Text: the core only shows it (`status`, the `disconnected` event).
     Disconnected { error: String },
     /// Every room the bot is a member of, after each (re)connection and change.
     Rooms(Vec<Room>),
@@ -91,6 +105,9 @@ pub enum RtEvent {
     /// Outcome of an [`RtCommand::UpdateMessage`].
     Updated {
         message_id: String,
+        /// The server's refusal, as text for Jeedom: the only kind that
+        /// comes here (the realtime thread retries rate-limited edits itself
+        /// and keeps unanswered ones for the next connection).
         error: Option<String>,
     },
 }
@@ -138,6 +155,7 @@ pub enum CallbackReport {
     /// Jeedom acknowledged every event up to this sequence number.
     Delivered { upto_seq: u64 },
     /// A delivery attempt failed (kept for `status`); the worker retries.
+    /// Text: shown only.
     Failed { error: String },
 }
 
@@ -168,8 +186,11 @@ pub enum SendOutcome {
         message_id: String,
     },
     /// Will not succeed by retrying (4xx, missing room, file refused).
+    /// Text: the core ends the request the same way whatever the cause,
+    /// and the text goes to Jeedom in `send_failed`.
     Failed { key: String, error: String },
-    /// Failed for now; retry the same job after `after`.
+    /// Failed for now; retry the same job after `after` (the worker chose
+    /// it from the error). Text: only logged.
     Retry {
         key: String,
         error: String,

@@ -47,6 +47,48 @@ fn http_server_close_and_down() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", srv.port())).is_ok());
 }
 
+/// As Node.js and Apache: the connection stays open for the next request,
+/// unless the client asked `Connection: close`, and the idle timeout closes it.
+#[test]
+fn http_server_keeps_the_connection_alive_until_idle() {
+    use std::io::{Read, Write};
+    let srv = HttpServer::start(|req| Reply::Send(Response::text(200, &req.path)));
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", srv.port())).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let read_answer = |c: &mut std::net::TcpStream, want: &str| {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while !String::from_utf8_lossy(&got).ends_with(want) {
+            let n = c.read(&mut buf).unwrap();
+            assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    c.write_all(b"GET /one HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let first = read_answer(&mut c, "/one");
+    assert!(first.contains("Keep-Alive: timeout=5"), "{first}");
+    c.write_all(b"GET /two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let second = read_answer(&mut c, "/two");
+    assert!(second.contains("Connection: close"), "{second}");
+    assert_eq!(c.read(&mut [0u8; 16]).unwrap(), 0, "closed after close");
+    // An idle connection is closed by the server after its timeout.
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", srv.port())).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    idle.write_all(b"GET /three HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    read_answer(&mut idle, "/three");
+    let start = std::time::Instant::now();
+    assert_eq!(idle.read(&mut [0u8; 16]).unwrap(), 0, "closed when idle");
+    assert!(
+        start.elapsed() >= Duration::from_secs(4),
+        "closed before the idle timeout"
+    );
+}
+
 #[test]
 fn wait_until_panics_with_message() {
     let r = std::panic::catch_unwind(|| {

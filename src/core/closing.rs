@@ -10,19 +10,15 @@ use super::Core;
 use crate::bridge::answers::closing_notice;
 use crate::bridge::clock::now_ms;
 use crate::bridge::events::{self, Event};
-use crate::journal::Op;
 use crate::model::{OutKind, Outgoing, Room};
 use crate::state::PendingAsk;
 
 impl Core {
     /// The outcome of the closing edit of a question.
     pub(super) fn on_updated(&mut self, message_id: &str, error: Option<String>) {
-        let closed = |a: &PendingAsk| a.message_id == message_id && a.closing.is_some();
-        let Some(pos) = self.state.asks.iter().position(closed) else {
+        let Some(ask) = self.asks.edited(message_id, &mut self.saver) else {
             return;
         };
-        let ask = self.state.asks.remove(pos);
-        self.log_asks();
         let Some(error) = error else {
             return;
         };
@@ -31,9 +27,8 @@ impl Core {
              posting a message saying it is closed",
             ask.ask_id
         );
-        let item = notice_request(&ask, &error);
-        self.log(Op::Accept { item: item.clone() });
-        self.state.outbox.push_back(item);
+        self.outbox
+            .keep(notice_request(&ask, &error), &mut self.saver);
     }
 }
 
@@ -80,25 +75,15 @@ pub(super) fn notice_outcome(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::RoomKind;
     use serde_json::Value;
 
     fn ask() -> PendingAsk {
         PendingAsk {
             ask_id: "42".into(),
-            room: Room {
-                id: "GENERAL".into(),
-                name: "general".into(),
-                kind: RoomKind::Channel,
-                users: vec![],
-                last_message_ms: None,
-            },
             message_id: "Q1".into(),
             question: "Call the police?".into(),
-            answers: vec!["Yes".into(), "No".into()],
-            mention: None,
-            expires_ms: 0,
             closing: Some("Call the police?\n⌛ No answer in time".into()),
+            ..crate::core::fixtures::pending("42", None, 0)
         }
     }
 

@@ -56,27 +56,13 @@ impl Intake {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::OutKind;
     use std::sync::mpsc;
 
     fn item(key: &str) -> TicketState {
         let (tx, _rx) = mpsc::channel();
-        TicketState::Accept {
-            item: Box::new(Outgoing {
-                key: key.into(),
-                kind: OutKind::Send,
-                room: "#general".into(),
-                text: key.into(),
-                mention: None,
-                files: vec![],
-                description: None,
-                thread: None,
-                reference: None,
-                accepted_ms: 0,
-                steps_done: 0,
-            }),
-            reply: Reply::Channel(tx),
-        }
+        let item = Box::new(crate::core::fixtures::send(key));
+        let reply = Reply::channel(tx);
+        TicketState::Accept { item, reply }
     }
 
     fn keys(due: Vec<(Outgoing, Reply)>) -> Vec<String> {

@@ -1,19 +1,42 @@
-//! The core thread: owns the state, routes between Jeedom and Rocket.Chat.
+//! The core thread: owns the state in parts, routes between Jeedom, Rocket.Chat and them.
+//!
+//! Each part owns its share of the state and changes it only through its
+//! methods, which record each change for the journal ([`Journal`]): the
+//! [`EventQueue`] (events for Jeedom), the [`Outbox`] (requests for
+//! Rocket.Chat), the [`Asks`] (open questions), the [`Rooms`] (watermarks),
+//! the [`Account`] (the last login), the [`Connection`] (session and errors,
+//! for `status`), the [`Intake`] (order of socket requests), the [`Replies`]
+//! (held until on disk) and the [`Saver`] (the disk). The core passes what
+//! one part yields to the next.
+mod account;
+mod asks;
+mod callback;
 mod closing;
+mod connection;
+#[cfg(test)]
+mod fixtures;
 mod inbound;
 mod intake;
 mod outbound;
+mod outbox;
 mod queue;
 mod replay;
+mod replies;
+mod rooms;
 pub(crate) mod saver;
 
-use crate::bus::{CallbackJob, CoreMsg, Reply, SendJob, ToRealtime};
+use crate::bus::{CallbackJob, CoreMsg, SendJob, ToRealtime};
 use crate::journal::Op;
-use crate::model::Session;
 use crate::state::State;
+use account::Account;
+use asks::Asks;
+use connection::Connection;
 use intake::Intake;
-use saver::{Saver, Ticket};
-use std::collections::HashSet;
+use outbox::Outbox;
+use queue::EventQueue;
+use replies::Replies;
+use rooms::Rooms;
+use saver::Saver;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -34,77 +57,102 @@ pub struct Links {
     pub realtime: ToRealtime,
 }
 
-/// The core's own state besides the persisted [`State`].
+/// Where the parts record their changes: the saver's journal (a list in
+/// their unit tests).
+pub trait Journal {
+    fn record(&mut self, op: Op);
+}
+
+impl Journal for Saver {
+    fn record(&mut self, op: Op) {
+        self.log(&op);
+    }
+}
+
+#[cfg(test)]
+impl Journal for Vec<Op> {
+    fn record(&mut self, op: Op) {
+        self.push(op);
+    }
+}
+
+/// A part holding fields of the state file: they are moved into it at
+/// start, and lent back to the state for each whole write.
+pub trait Persisted: Default {
+    /// Exchanges the part's persisted fields with the state's.
+    fn swap(&mut self, state: &mut State);
+
+    /// Takes the part's fields out of the state read at start.
+    fn take(state: &mut State) -> Self {
+        let mut part = Self::default();
+        part.swap(state);
+        part
+    }
+}
+
+/// The core's parts, and the channels between them and the other threads.
 pub struct Core {
-    cfg: CoreConfig,
     links: Links,
+    /// The state file's own fields (server, login, clean stop, journal
+    /// count); the parts lend it theirs for a whole write ([`Core::whole`]).
     state: State,
     saver: Saver,
     /// Make the next changes durable now, though nobody waits for them.
     sync_now: bool,
-    /// Socket connections, to take their requests in order.
     intake: Intake,
-    /// Socket replies held until the request they answer is on disk.
-    waiters: Vec<Waiter>,
-    session: Option<Session>,
-    last_error: Option<String>,
-    callback_error: Option<String>,
-    /// When the last "queue full" warning was logged.
-    dropping_warned: Option<Instant>,
-    /// Sequence number of the last event of the batch being posted.
-    cb_inflight: Option<u64>,
-    send_inflight: Option<String>,
-    send_retry_at: Option<Instant>,
-    rooms_announced: bool,
-    /// Rooms whose missed messages may include some a crashed run delivered.
-    suspect: HashSet<String>,
-    /// Requests a crashed run may have posted and reported to Jeedom.
-    suspect_sends: HashSet<String>,
-    started: Instant,
+    replies: Replies,
+    queue: EventQueue,
+    outbox: Outbox,
+    asks: Asks,
+    rooms: Rooms,
+    account: Account,
+    conn: Connection,
     stopping: bool,
 }
 
-/// A reply waiting for its request to be on disk.
-struct Waiter {
-    key: String,
-    reply: Reply,
-    /// Its request is in the journal (or a fold), and may be handed out.
-    written: bool,
-    /// The durable write it waits for.
-    ticket: Option<Ticket>,
-}
-
 impl Core {
-    pub fn new(cfg: CoreConfig, links: Links, state: State, saver: Saver) -> Core {
+    pub fn new(cfg: CoreConfig, links: Links, mut state: State, saver: Saver) -> Core {
         let mut core = Core {
-            cfg,
             links,
+            queue: EventQueue::take(&mut state),
+            outbox: Outbox::take(&mut state),
+            asks: Asks::take(&mut state),
+            rooms: Rooms::take(&mut state),
+            account: Account::take(&mut state),
             state,
             saver,
             sync_now: false,
             intake: Intake::default(),
-            waiters: Vec::new(),
-            session: None,
-            last_error: None,
-            callback_error: None,
-            dropping_warned: None,
-            cb_inflight: None,
-            send_inflight: None,
-            send_retry_at: None,
-            rooms_announced: false,
-            suspect: HashSet::new(),
-            suspect_sends: HashSet::new(),
-            started: Instant::now(),
+            replies: Replies::default(),
+            conn: Connection::new(cfg.on_status),
             stopping: false,
         };
         core.after_unclean_start();
-        core.saver.open(&mut core.state);
+        core.whole(|saver, state| saver.open(state));
         core
     }
 
-    /// Records a change of the state for the journal.
-    fn log(&mut self, op: Op) {
-        self.saver.log(&op);
+    /// Lends the parts' persisted fields to the state for `f`, which writes
+    /// it whole, and takes them back.
+    fn whole<R>(&mut self, f: impl FnOnce(&mut Saver, &mut State) -> R) -> R {
+        self.swap_parts();
+        let r = f(&mut self.saver, &mut self.state);
+        self.swap_parts();
+        r
+    }
+
+    fn swap_parts(&mut self) {
+        self.queue.swap(&mut self.state);
+        self.outbox.swap(&mut self.state);
+        self.asks.swap(&mut self.state);
+        self.rooms.swap(&mut self.state);
+        self.account.swap(&mut self.state);
+    }
+
+    /// The whole state, the parts' fields back in it.
+    fn into_state(mut self) -> State {
+        self.swap_parts();
+        self.state
     }
 
     /// Runs until `Stop` (or every sender is gone); saves the state at the end.
@@ -124,11 +172,10 @@ impl Core {
             self.pump();
         }
         self.prepare_clean_stop();
-        let done = self.saver.close(&mut self.state);
-        self.answer_waiters(
-            done.map_err(|e| format!("cannot write the state file: {}", e.chain())),
-        );
-        self.state
+        let done = self.whole(|saver, state| saver.close(state));
+        let done = done.map_err(|e| format!("cannot write the state file: {}", e.chain()));
+        self.replies.close(done);
+        self.into_state()
     }
 
     fn handle(&mut self, msg: CoreMsg) {
@@ -172,7 +219,7 @@ impl Core {
         if let Some(t) = self.saver.next_due() {
             at = at.min(t);
         }
-        if let Some(t) = self.send_retry_at {
+        if let Some(t) = self.outbox.retry_at() {
             at = at.min(t);
         }
         if let Some(t) = self.next_ask_expiry() {
@@ -185,106 +232,47 @@ impl Core {
     /// error here, before anything of it went out).
     fn write_changes(&mut self) {
         if let Err(e) = self.saver.flush() {
-            self.refuse_unwritten(&e);
+            let outbox = &mut self.outbox;
+            self.replies
+                .refuse_unwritten(&e, |key| outbox.take_back(key));
         }
-        for w in self.waiters.iter_mut() {
-            w.written = true;
-        }
+        self.replies.written();
     }
 
     /// Asks for a sync when a reply waits for one (the replies that arrived
     /// together share it), or when the last sync is old; folds when due.
     fn make_durable(&mut self) {
         let now = Instant::now();
-        let fresh = self.waiters.iter().any(|w| w.ticket.is_none());
+        let fresh = self.replies.want_sync();
         if fresh || std::mem::take(&mut self.sync_now) || self.saver.sync_due(now) {
             match self.saver.sync() {
-                Some(ticket) => self.assign(ticket),
+                Some(ticket) => self.replies.assign(ticket),
                 // Everything written is already synced.
-                None if self.saver.fault().is_none() => self.on_saved(0, None),
+                None if self.saver.fault().is_none() => self.replies.already_durable(),
                 None => {}
             }
         }
         if self.saver.fold_due(now) {
-            if let Ok(ticket) = self.saver.fold(&mut self.state) {
-                self.assign(ticket);
+            if let Ok(ticket) = self.whole(|saver, state| saver.fold(state)) {
+                self.replies.assign(ticket);
             }
-        }
-    }
-
-    /// The waiters without a durable write wait for `ticket`.
-    fn assign(&mut self, ticket: Ticket) {
-        for w in self.waiters.iter_mut().filter(|w| w.ticket.is_none()) {
-            w.ticket = Some(ticket);
-        }
-    }
-
-    /// The journal write failed: the requests it carried are taken back
-    /// (none was handed out yet) and their clients told.
-    fn refuse_unwritten(&mut self, error: &str) {
-        let (refused, kept) = std::mem::take(&mut self.waiters)
-            .into_iter()
-            .partition(|w| !w.written);
-        self.waiters = kept;
-        for w in refused {
-            self.take_back(&w.key);
-            w.reply.send(crate::bridge::error_json(error));
         }
     }
 
     /// Durable write `id` is done: the replies waiting for it go out. After
-    /// an error they wait for the next successful write (their requests may
-    /// already be posted: an error reply would say they were not).
-    fn on_saved(&mut self, id: Ticket, error: Option<String>) {
-        if id == 0 {
-            self.answer_done(|w| w.written && w.ticket.is_none());
-            return;
-        }
-        if !self.saver.on_saved(id, error) {
-            for w in self.waiters.iter_mut() {
-                w.ticket = w.ticket.filter(|t| *t > id);
-            }
-            return;
-        }
-        self.answer_done(|w| w.ticket.is_some_and(|t| t <= id));
-    }
-
-    fn answer_done(&mut self, durable: impl Fn(&Waiter) -> bool) {
-        let (done, kept) = std::mem::take(&mut self.waiters)
-            .into_iter()
-            .partition(|w| durable(w));
-        self.waiters = kept;
-        for w in done {
-            w.reply.send(serde_json::json!({"ok": true}));
-        }
-    }
-
-    /// At the stop: every reply still waiting gets its `ok` once the state
-    /// is written whole. If even that fails, they get no answer: their
-    /// requests were handed out, and an error would say they were not.
-    fn answer_waiters(&mut self, written: Result<(), String>) {
-        for w in self.waiters.drain(..) {
-            match &written {
-                Ok(()) => w.reply.send(serde_json::json!({"ok": true})),
-                Err(e) => log::error!("request {}: not on disk at the stop: {e}", w.key),
-            }
+    /// an error they wait for the next successful write.
+    fn on_saved(&mut self, id: saver::Ticket, error: Option<String>) {
+        if self.saver.on_saved(id, error) {
+            self.replies.durable(id);
+        } else {
+            self.replies.not_durable(id);
         }
     }
 
     fn status(&self) -> serde_json::Value {
-        let s = self.session.as_ref();
-        serde_json::json!({
-            "ok": true,
-            "connected": s.is_some(),
-            "server_version": s.map(|s| s.server_version.as_str()),
-            "user": s.map(|s| serde_json::json!({"id": s.user_id, "username": s.username})),
-            "rooms": self.state.rooms.len(),
-            "queues": {"events": self.state.events.len(), "outbox": self.state.outbox.len(),
-                       "asks": self.state.asks.len()},
-            "last_error": self.last_error,
-            "callback_error": self.callback_error,
-            "uptime_s": self.started.elapsed().as_secs(),
-        })
+        let queues = serde_json::json!({"events": self.queue.len(),
+            "outbox": self.outbox.len(), "asks": self.asks.len()});
+        self.conn.status(self.rooms.len(), queues)
     }
 }
 

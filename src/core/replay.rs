@@ -6,8 +6,6 @@
 //! has already handled (same message `id`), and only those can be repeats.
 use super::Core;
 use crate::model::Incoming;
-use crate::state::QueuedEvent;
-use serde_json::Value;
 
 impl Core {
     /// Marks what a crashed run may have delivered: the events queued in the
@@ -19,21 +17,14 @@ impl Core {
         if std::mem::take(&mut self.state.clean_stop) {
             return;
         }
-        self.state.events.iter_mut().for_each(mark_queued);
-        self.suspect = self
-            .state
-            .rooms
-            .iter()
-            .filter(|(_, r)| r.watermark_ms.is_some())
-            .map(|(id, _)| id.clone())
-            .collect();
-        self.suspect_sends = self.state.outbox.iter().map(|o| o.key.clone()).collect();
-        if !self.state.events.is_empty() || !self.suspect.is_empty() {
+        self.queue.mark_all_replays();
+        let rooms = self.rooms.suspect_all();
+        self.outbox.suspect_all();
+        if self.queue.len() > 0 || rooms > 0 {
             log::warn!(
                 "the previous run did not stop cleanly: {} queued event(s) and the \
-                 missed messages of {} room(s) go to Jeedom marked as replays",
-                self.state.events.len(),
-                self.suspect.len()
+                 missed messages of {rooms} room(s) go to Jeedom marked as replays",
+                self.queue.len(),
             );
         }
     }
@@ -42,38 +33,16 @@ impl Core {
     /// a crash are marked.
     pub(super) fn on_replayed(&mut self, messages: Vec<Incoming>, rooms: Vec<String>) {
         for m in messages {
-            let replay = self.suspect.contains(&m.room_id);
+            let replay = self.rooms.is_suspect(&m.room_id);
             self.on_message(m, replay);
         }
-        for r in rooms {
-            if self.suspect.remove(&r) {
-                log::debug!("room {r} caught up: its new messages are no replays");
-            }
-        }
+        self.rooms.caught_up(rooms);
     }
 
     /// Before the last write: a batch being posted may have reached Jeedom
     /// without its answer reaching us, and rooms still suspect stay so.
     pub(super) fn prepare_clean_stop(&mut self) {
-        if let Some(upto) = self.cb_inflight {
-            self.state
-                .events
-                .iter_mut()
-                .take_while(|e| e.seq <= upto)
-                .for_each(mark_queued);
-        }
-        self.state.clean_stop = self.suspect.is_empty();
+        self.queue.mark_inflight_replays();
+        self.state.clean_stop = self.rooms.none_suspect();
     }
-}
-
-/// Flags a queued event (written whole at start or stop, not journaled).
-fn mark_queued(e: &mut QueuedEvent) {
-    let mut v = e.value();
-    mark(&mut v);
-    e.set_event(&v);
-}
-
-/// Flags an event as possibly delivered before.
-pub(super) fn mark(event: &mut Value) {
-    crate::bridge::events::mark_json_replay(event);
 }

@@ -1,7 +1,7 @@
-//! Unit tests of the core: event queue bound, dedupe, watermarks, asks.
+//! Unit tests of the core's routing between its parts: messages, watermarks, asks, replays.
 use super::*;
 use crate::bus::{CallbackJob, CallbackReport, RtCommand, RtEvent};
-use crate::model::{Incoming, Room, RoomKind, UserRef};
+use crate::model::{Incoming, Room, RoomKind};
 use crate::state::PendingAsk;
 use std::sync::mpsc::{self, Receiver};
 
@@ -60,7 +60,7 @@ fn rig_with(state: State) -> Rig {
 /// Pumps, then hands the saver's reports to the core until none is pending.
 fn settle(r: &mut Rig) {
     r.core.pump();
-    while r.core.waiters.iter().any(|w| w.ticket.is_some()) {
+    while r.core.replies.syncing() {
         let msg = r
             .saved
             .recv_timeout(Duration::from_secs(10))
@@ -78,42 +78,38 @@ fn assert_journal_matches(r: &mut Rig) {
     loaded.journal_applied = r.core.state.journal_applied;
     assert_eq!(
         serde_json::to_value(&loaded).unwrap(),
-        serde_json::to_value(&r.core.state).unwrap()
+        r.core
+            .whole(|_, state| serde_json::to_value(&*state).unwrap())
     );
 }
 
 fn general() -> Room {
     Room {
-        id: "GENERAL".into(),
-        name: "general".into(),
-        kind: RoomKind::Channel,
-        users: vec![],
         last_message_ms: Some(1000),
+        ..fixtures::room("GENERAL")
     }
 }
 
 fn msg(id: &str, ts: i64, user: &str, text: &str) -> Incoming {
-    Incoming {
-        encrypted: false,
-        room_kind: None,
-        id: id.into(),
-        room_id: "GENERAL".into(),
-        user: UserRef {
-            id: format!("{user}id"),
-            username: user.into(),
-            name: None,
-        },
-        text: text.into(),
-        ts_ms: ts,
-        thread: None,
-        files: vec![],
-        mentions: vec![],
-    }
+    fixtures::incoming("GENERAL", id, user, text, ts)
+}
+
+/// The events queued for Jeedom.
+fn queued(core: &Core) -> Vec<crate::state::QueuedEvent> {
+    core.queue.iter().cloned().collect()
+}
+
+/// Open questions, as read from a state file.
+fn asks_of(list: Vec<PendingAsk>) -> asks::Asks {
+    let mut state = State {
+        asks: list,
+        ..State::default()
+    };
+    asks::Asks::take(&mut state)
 }
 
 fn types(core: &Core) -> Vec<String> {
-    core.state
-        .events
+    queued(core)
         .iter()
         .map(|e| e.value()["type"].as_str().unwrap_or("").to_string())
         .collect()
@@ -124,7 +120,10 @@ fn new_rooms_start_at_their_last_message_and_updates_are_not_messages() {
     let mut r = rig();
     r.core
         .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
-    assert_eq!(r.core.state.rooms["GENERAL"].watermark_ms, Some(1000));
+    assert_eq!(
+        r.core.rooms.get("GENERAL").unwrap().watermark_ms,
+        Some(1000)
+    );
     let m = msg("m1", 2000, "alice", "hello");
     r.core
         .handle(CoreMsg::Realtime(RtEvent::Messages(vec![m.clone(), m])));
@@ -146,76 +145,22 @@ fn watermark_advances_only_when_jeedom_acknowledges() {
     r.core.pump();
     let CallbackJob::Batch { events } = r.callback.try_recv().expect("a batch");
     assert_eq!(events.len(), 2);
-    assert_eq!(r.core.state.rooms["GENERAL"].watermark_ms, Some(1000));
+    assert_eq!(
+        r.core.rooms.get("GENERAL").unwrap().watermark_ms,
+        Some(1000)
+    );
     r.core.handle(CoreMsg::Callback(CallbackReport::Delivered {
         upto_seq: events[1].0,
     }));
-    assert_eq!(r.core.state.rooms["GENERAL"].watermark_ms, Some(2000));
-    assert!(r.core.state.events.is_empty());
-}
-
-#[test]
-fn queue_bound_drops_oldest_messages_and_counts_them() {
-    let mut r = rig();
-    r.core
-        .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
-    let n = queue::MAX_EVENTS + 5;
-    let batch: Vec<Incoming> = (0..n)
-        .map(|i| msg(&format!("m{i}"), 2000 + i as i64, "alice", "x"))
-        .collect();
-    r.core.handle(CoreMsg::Realtime(RtEvent::Messages(batch)));
-    let events = &r.core.state.events;
-    assert!(events.len() <= queue::MAX_EVENTS + 1, "{}", events.len());
     assert_eq!(
-        events.front().unwrap().value()["type"],
-        "rooms",
-        "non-message events are kept"
+        r.core.rooms.get("GENERAL").unwrap().watermark_ms,
+        Some(2000)
     );
-    let dropped: Vec<_> = events
-        .iter()
-        .filter(|e| e.value()["type"] == "dropped")
-        .collect();
-    assert_eq!(dropped.len(), 1, "one dropped event counts them all");
-    let dropped = dropped[0];
-    assert!(
-        events
-            .iter()
-            .zip(events.iter().skip(1))
-            .all(|(a, b)| a.seq < b.seq),
-        "queue stays in order"
-    );
-    let kept = events
-        .iter()
-        .filter(|e| e.value()["type"] == "message")
-        .count() as u64;
-    assert_eq!(
-        kept + dropped.value()["count"].as_u64().unwrap(),
-        n as u64,
-        "every message kept or counted"
-    );
-    let last_kept = events
-        .iter()
-        .rev()
-        .find(|e| e.value()["type"] == "message")
-        .unwrap();
-    assert_eq!(
-        last_kept.value()["id"],
-        format!("m{}", n - 1),
-        "the newest are kept"
-    );
+    assert_eq!(r.core.queue.len(), 0);
 }
 
 fn pending(ask_id: &str, mention: Option<&str>) -> PendingAsk {
-    PendingAsk {
-        ask_id: ask_id.into(),
-        room: general(),
-        message_id: format!("q{ask_id}"),
-        question: "Call?".into(),
-        answers: vec!["Yes".into(), "No".into()],
-        mention: mention.map(String::from),
-        expires_ms: i64::MAX,
-        closing: None,
-    }
+    fixtures::pending(ask_id, mention, i64::MAX)
 }
 
 #[test]
@@ -223,20 +168,15 @@ fn newest_pending_ask_gets_the_reply_and_it_is_not_a_message() {
     let mut r = rig();
     r.core
         .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
-    r.core.state.asks = vec![pending("1", None), pending("2", Some("alice"))];
-    r.core.session = Some(crate::model::Session {
-        user_id: "botid".into(),
-        username: "jeedombot".into(),
-        token: crate::model::Secret::new("t"),
-        server_version: "7".into(),
-    });
+    r.core.asks = asks_of(vec![pending("1", None), pending("2", Some("alice"))]);
+    r.core.conn.up(fixtures::session());
     r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![msg(
         "a1", 3000, "bob", " no ",
     )])));
     r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![msg(
         "a2", 3001, "alice", "YES",
     )])));
-    let evs: Vec<_> = r.core.state.events.iter().map(|e| e.value()).collect();
+    let evs: Vec<_> = queued(&r.core).iter().map(|e| e.value()).collect();
     let answers: Vec<(String, String)> = evs
         .iter()
         .filter(|e| e["type"] == "ask_answer")
@@ -265,13 +205,14 @@ fn left_by_a_run(clean_stop: bool) -> State {
     let mut r = rig();
     r.core
         .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
-    r.core.state.events.clear();
+    ack_all(&mut r);
     r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![msg(
         "queued", 3000, "alice", "a",
     )])));
-    r.core.state.rooms.get_mut("GENERAL").unwrap().watermark_ms = Some(2000);
-    r.core.state.clean_stop = clean_stop;
-    r.core.state
+    let mut state = r.core.into_state();
+    state.rooms.get_mut("GENERAL").unwrap().watermark_ms = Some(2000);
+    state.clean_stop = clean_stop;
+    state
 }
 
 fn replayed(core: &mut Core, ids: &[&str], rooms: &[&str]) {
@@ -283,7 +224,7 @@ fn replayed(core: &mut Core, ids: &[&str], rooms: &[&str]) {
 fn flags(core: &Core) -> Vec<(String, bool)> {
     let flag = |e: &crate::state::QueuedEvent| e.value()["replay"] == true;
     let id = |e: &crate::state::QueuedEvent| e.value()["id"].as_str().unwrap_or("").to_string();
-    core.state.events.iter().map(|e| (id(e), flag(e))).collect()
+    queued(core).iter().map(|e| (id(e), flag(e))).collect()
 }
 
 #[test]
@@ -366,45 +307,11 @@ fn after_a_crash_the_outcome_of_a_request_left_in_the_outbox_is_marked() {
         message_id: format!("{key}-0"),
     };
     r.core.handle(CoreMsg::Send(sent("k1")));
-    let last = r.core.state.events.back().unwrap().value();
+    let last = queued(&r.core).last().unwrap().value();
     assert_eq!(
         (&last["type"], &last["replay"]),
         (&"sent".into(), &true.into())
     );
-}
-
-#[test]
-fn a_rooms_event_still_waiting_is_updated_not_repeated() {
-    let mut r = rig();
-    let rooms = |ids: &[&str]| {
-        let list = ids.iter().map(|id| Room {
-            id: id.to_string(),
-            name: id.to_lowercase(),
-            ..general()
-        });
-        CoreMsg::Realtime(RtEvent::Rooms(list.collect()))
-    };
-    let listed = |core: &Core| {
-        let last = core.state.events.back().expect("an event").value();
-        last["rooms"].as_array().map_or(0, Vec::len)
-    };
-    r.core.handle(rooms(&["GENERAL"]));
-    r.core.handle(rooms(&["GENERAL", "B"]));
-    r.core.handle(rooms(&["GENERAL", "B", "C"]));
-    assert_eq!(types(&r.core), ["rooms"]);
-    assert_eq!(listed(&r.core), 3);
-    // After a message, a new list comes after it: the order stays.
-    let m = msg("m1", 2000, "alice", "hello");
-    r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![m])));
-    r.core.handle(rooms(&["GENERAL", "B"]));
-    assert_eq!(types(&r.core), ["rooms", "message", "rooms"]);
-    // A list already handed to the callback is not changed under it.
-    r.core.pump();
-    let CallbackJob::Batch { events } = r.callback.try_recv().expect("a batch");
-    assert_eq!(events.len(), 3);
-    r.core.handle(rooms(&["GENERAL"]));
-    assert_eq!(types(&r.core), ["rooms", "message", "rooms", "rooms"]);
-    assert_eq!(listed(&r.core), 1);
 }
 
 /// A refused closing edit: the ask ends, a notice is queued behind the
@@ -417,7 +324,7 @@ fn a_refused_closing_edit_queues_a_notice_that_ends_in_ask_close_failed() {
     closed.closing = Some("Call?\n⌛ No answer in time".into());
     let mut accepted = pending("2", None);
     accepted.closing = Some("Call?\n✅ Yes — answered by @bob".into());
-    r.core.state.asks = vec![closed, accepted];
+    r.core.asks = asks_of(vec![closed, accepted]);
     let updated = |id: &str, error: Option<&str>| {
         CoreMsg::Realtime(RtEvent::Updated {
             message_id: id.into(),
@@ -425,15 +332,15 @@ fn a_refused_closing_edit_queues_a_notice_that_ends_in_ask_close_failed() {
         })
     };
     r.core.handle(updated("q2", None));
-    assert!(r.core.state.outbox.is_empty());
+    assert!(r.core.outbox.len() == 0);
     r.core
         .handle(updated("q1", Some("Message editing is blocked")));
-    assert!(r.core.state.asks.is_empty());
+    assert!(r.core.asks.len() == 0);
     let notice = r
         .core
-        .state
         .outbox
-        .front()
+        .iter()
+        .next()
         .expect("a notice queued")
         .clone();
     assert!(
@@ -447,7 +354,7 @@ fn a_refused_closing_edit_queues_a_notice_that_ends_in_ask_close_failed() {
         message_id: "N1".into(),
     }));
     assert_eq!(types(&r.core), ["ask_close_failed"]);
-    let ev = r.core.state.events.back().unwrap().value();
+    let ev = queued(&r.core).last().unwrap().value();
     assert_eq!(ev["ask_id"], "1");
     assert_eq!(ev["error"], "Message editing is blocked");
     assert_eq!(ev["notice_id"], "N1");
@@ -481,10 +388,7 @@ fn ids_not_server_times_decide_what_was_delivered() {
         .handle(CoreMsg::Realtime(RtEvent::Messages(vec![earlier.clone()])));
     r.core
         .handle(CoreMsg::Realtime(RtEvent::Messages(vec![earlier])));
-    let ids: Vec<_> = r
-        .core
-        .state
-        .events
+    let ids: Vec<_> = queued(&r.core)
         .iter()
         .map(|e| e.value()["id"].clone())
         .collect();
@@ -504,7 +408,7 @@ fn a_message_stamped_an_hour_ahead_does_not_become_the_watermark() {
         "from the future",
     )])));
     ack_all(&mut r);
-    let w = r.core.state.rooms["GENERAL"].watermark_ms.unwrap();
+    let w = r.core.rooms.get("GENERAL").unwrap().watermark_ms.unwrap();
     assert!(
         w <= crate::bridge::clock::now_ms(),
         "watermark {w} ahead of now {now}"
@@ -530,13 +434,13 @@ fn a_direct_message_before_its_room_is_known_is_direct() {
     m.room_kind = Some(RoomKind::Direct);
     r.core.handle(CoreMsg::Realtime(RtEvent::Messages(vec![m])));
     assert_eq!(types(&r.core), ["rooms", "message"], "the room first");
-    let rooms = &r.core.state.events[0].value()["rooms"];
+    let rooms = &queued(&r.core)[0].value()["rooms"];
     assert!(rooms
         .as_array()
         .unwrap()
         .iter()
         .any(|r| r["id"] == "carolidbotid"));
-    let ev = r.core.state.events.back().unwrap().value();
+    let ev = queued(&r.core).last().unwrap().value();
     assert_eq!(ev["room"]["kind"], "direct");
     assert_eq!(ev["direct"], true);
     assert_eq!(ev["interaction"], true);

@@ -187,7 +187,7 @@ impl TicketGuard {
     /// Hands over the request with the client's socket, which the core answers.
     fn accept(self, item: Box<Outgoing>, stream: TcpStream) -> bool {
         self.finished.set(true);
-        let reply = Reply::Stream(stream);
+        let reply = Reply::new(move |answer| reply_now(&stream, &answer));
         self.tell(TicketState::Accept { item, reply })
     }
 }
@@ -417,7 +417,7 @@ fn drain(stream: &mut TcpStream) {
 
 /// Writes the reply line without ever blocking (the core thread calls it: a
 /// line fits in a fresh socket's buffer, and a client that left is no error).
-pub fn reply_now(stream: &TcpStream, answer: &Value) {
+fn reply_now(stream: &TcpStream, answer: &Value) {
     let _ = stream.set_nonblocking(true);
     reply(stream, answer);
 }

@@ -56,6 +56,10 @@ impl Rest {
             .http_status_as_error(false)
             .timeout_global(Some(TIMEOUT))
             .timeout_connect(Some(CONNECT_TIMEOUT))
+            // The server closes an idle keep-alive connection after 5 s
+            // (Node.js `keepAliveTimeout`): reusing one it is closing would
+            // cost a spurious failure and a retry.
+            .max_idle_age(std::time::Duration::from_secs(4))
             .user_agent(concat!("rocketchatd/", env!("CARGO_PKG_VERSION")))
             .build();
         Ok(Rest {

@@ -79,9 +79,13 @@ impl FakeJeedom {
         *self.shared.mode.lock().unwrap() = m;
     }
 
-    /// Closes the listener (connection refused) or listens again on the same port.
+    /// Closes the listener (connection refused) and the open keep-alive
+    /// connections, as a stopped Apache does; or listens again on the same port.
     pub fn set_down(&self, down: bool) {
         self.server.set_down(down);
+        if down {
+            self.server.close_connections();
+        }
     }
 
     /// Events of the accepted batches, in arrival order.

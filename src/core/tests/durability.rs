@@ -2,34 +2,12 @@
 //! every change in the journal, disk faults.
 use super::*;
 use crate::bus::{Reply, SendOutcome, TicketState};
-use crate::model::{OutKind, Outgoing};
+use crate::core::fixtures::send;
 use serde_json::Value;
 
-fn send(key: &str) -> Outgoing {
-    Outgoing {
-        key: key.into(),
-        kind: OutKind::Send,
-        room: "#general".into(),
-        text: format!("text {key}"),
-        mention: None,
-        files: vec![],
-        description: None,
-        thread: None,
-        reference: Some(key.into()),
-        accepted_ms: 0,
-        steps_done: 0,
-    }
-}
-
 fn connected(r: &mut Rig) {
-    r.core.handle(CoreMsg::Realtime(RtEvent::Connected(
-        crate::model::Session {
-            user_id: "botid".into(),
-            username: "jeedombot".into(),
-            token: crate::model::Secret::new("t"),
-            server_version: "7".into(),
-        },
-    )));
+    r.core
+        .handle(CoreMsg::Realtime(RtEvent::Connected(fixtures::session())));
     r.core
         .handle(CoreMsg::Realtime(RtEvent::Rooms(vec![general()])));
 }
@@ -39,7 +17,7 @@ fn accept(r: &mut Rig, ticket: u64, key: &str) -> Receiver<Value> {
     let (tx, rx) = mpsc::channel();
     let state = TicketState::Accept {
         item: Box::new(send(key)),
-        reply: Reply::Channel(tx),
+        reply: Reply::channel(tx),
     };
     r.core.handle(CoreMsg::Ticket { ticket, state });
     rx
@@ -65,9 +43,9 @@ fn a_send_goes_out_before_its_sync_and_the_ok_comes_after() {
 fn requests_join_the_outbox_in_connection_order() {
     let mut r = rig();
     let later = accept(&mut r, 1, "second");
-    assert!(r.core.state.outbox.is_empty(), "waits for connection 0");
+    assert!(r.core.outbox.len() == 0, "waits for connection 0");
     let first = accept(&mut r, 0, "first");
-    let keys: Vec<_> = r.core.state.outbox.iter().map(|o| o.key.clone()).collect();
+    let keys: Vec<_> = r.core.outbox.iter().map(|o| o.key.clone()).collect();
     assert_eq!(keys, ["first", "second"]);
     settle(&mut r);
     assert_eq!(first.try_recv().unwrap()["ok"], true);
@@ -90,7 +68,7 @@ fn every_change_reaches_the_journal() {
         room: general(),
         message_id: "posted".into(),
     }));
-    r.core.state.asks = vec![];
+    r.core.asks = asks_of(vec![]);
     let ms: Vec<Incoming> = (0..5)
         .map(|i| msg(&format!("m{i}"), 2000 + i, "alice", "hi"))
         .collect();
@@ -124,7 +102,7 @@ fn a_full_disk_refuses_the_request_and_nothing_is_posted() {
         answer["error"].as_str().unwrap().contains("No space left"),
         "{answer}"
     );
-    assert!(r.core.state.outbox.is_empty(), "nothing queued");
+    assert!(r.core.outbox.len() == 0, "nothing queued");
     assert!(r.sender.try_recv().is_err(), "nothing posted");
     // While the disk is full, requests are refused at once.
     let reply = accept(&mut r, 1, "k1");
@@ -150,7 +128,7 @@ fn a_failed_sync_holds_the_ok_until_the_state_is_written() {
     let reply = accept(&mut r, 0, "k0");
     r.core.pump();
     assert!(r.sender.try_recv().is_ok(), "already on its way");
-    let ticket = r.core.waiters[0].ticket.expect("waits for a sync");
+    let ticket = r.core.replies.first_ticket().expect("waits for a sync");
     // The sync failed (EIO): an error reply would say "not posted".
     let _ = r.saved.recv_timeout(Duration::from_secs(10));
     r.core.handle(CoreMsg::Saved {
@@ -180,7 +158,7 @@ fn the_ok_waits_for_the_spooled_copy_to_be_synced() {
     let (tx, reply) = mpsc::channel();
     let state = TicketState::Accept {
         item: Box::new(item),
-        reply: Reply::Channel(tx),
+        reply: Reply::channel(tx),
     };
     r.core.handle(CoreMsg::Ticket { ticket: 0, state });
     settle(&mut r);

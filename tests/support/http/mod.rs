@@ -1,4 +1,4 @@
-//! Minimal HTTP/1.1 server for the fakes: one thread per connection, plain or TLS, `Connection: close`.
+//! Minimal HTTP/1.1 server for the fakes: one thread per connection, plain or TLS, keep-alive as real servers.
 //!
 //! The one fake HTTP server of the project: the fakes of tests/support and
 //! the crate's unit tests (`src/lib.rs` includes this module) all use it.
@@ -21,6 +21,12 @@ use parse::{read_request, write_response};
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Poll period of the accept loop.
 const ACCEPT_POLL: Duration = Duration::from_millis(5);
+/// An idle keep-alive connection is closed after this long, as the real
+/// servers do: Rocket.Chat's Node.js `http.Server` (`keepAliveTimeout`,
+/// 5 s by default; Meteor's `packages/webapp/webapp_server.js` also sets a
+/// 5 s socket timeout) and Jeedom's Apache (Debian's `KeepAliveTimeout 5`).
+/// A client that reuses a connection the server is closing must cope.
+pub const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(5);
 
 /// A parsed HTTP request.
 #[derive(Debug, Clone)]
@@ -328,20 +334,33 @@ fn serve(inner: &Inner, tcp: TcpStream) {
         },
         None => Stream::Plain(tcp),
     };
-    let Ok(req) = read_request(&mut stream) else {
-        return;
-    };
-    match (inner.handler)(req) {
-        Reply::Send(resp) => {
-            if write_response(&mut stream, &resp).is_ok() {
-                finish(stream);
-            }
-        }
-        Reply::Hang => hang(stream),
-        Reply::Close => {
+    loop {
+        let Ok(req) = read_request(&mut stream) else {
+            // The peer closed, or the connection sat idle past
+            // KEEP_ALIVE_IDLE: the server closes its end.
             let _ = stream.tcp().shutdown(Shutdown::Both);
+            return;
+        };
+        let keep = !req
+            .header("connection")
+            .is_some_and(|c| c.eq_ignore_ascii_case("close"));
+        match (inner.handler)(req) {
+            Reply::Send(resp) => {
+                if write_response(&mut stream, &resp, keep).is_err() {
+                    return;
+                }
+                if !keep {
+                    return finish(stream);
+                }
+                let _ = stream.tcp().set_read_timeout(Some(KEEP_ALIVE_IDLE));
+            }
+            Reply::Hang => return hang(stream),
+            Reply::Close => {
+                let _ = stream.tcp().shutdown(Shutdown::Both);
+                return;
+            }
+            Reply::Upgrade(f) => return f(stream),
         }
-        Reply::Upgrade(f) => f(stream),
     }
 }
 

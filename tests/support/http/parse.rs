@@ -166,14 +166,19 @@ pub fn url_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Writes a full response with `Content-Length` and `Connection: close`.
-pub fn write_response(s: &mut impl Write, r: &Response) -> io::Result<()> {
+/// Writes a full response with `Content-Length`; `keep`: the connection
+/// stays open for the next request (`Keep-Alive`), else `Connection: close`.
+pub fn write_response(s: &mut impl Write, r: &Response, keep: bool) -> io::Result<()> {
     let mut head = format!("HTTP/1.1 {} {}\r\n", r.status, reason(r.status));
     for (k, v) in &r.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
+    let connection = match keep {
+        true => format!("Keep-Alive: timeout={}", super::KEEP_ALIVE_IDLE.as_secs()),
+        false => "Connection: close".to_string(),
+    };
     head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        "Content-Length: {}\r\n{connection}\r\n\r\n",
         r.body.len()
     ));
     let mut all = head.into_bytes();
