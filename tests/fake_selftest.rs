@@ -168,13 +168,9 @@ mod jeedom {
     }
 }
 
-#[path = "support/selftest/rc_common.rs"]
 mod rc_common;
-#[path = "support/selftest/rc_ddp.rs"]
 mod rc_ddp;
-#[path = "support/selftest/rc_limits.rs"]
 mod rc_limits;
-#[path = "support/selftest/rc_rest.rs"]
 mod rc_rest;
 
 #[test]
