@@ -268,9 +268,9 @@ if ((SELFTEST)); then
         if [ -f tests/session.rs ]; then
             echo "session test (tests/session.rs) against $bin"
             if [ -n "$qemu" ]; then
-                ROCKETCHATD_BIN=$bin ROCKETCHATD_RUNNER=$qemu cargo test --locked --test session -- --test-threads=1
+                ROCKETCHATD_BIN=$bin ROCKETCHATD_RUNNER=$qemu cargo test --locked --test it session:: -- --test-threads=1
             else
-                env -u ROCKETCHATD_RUNNER ROCKETCHATD_BIN="$bin" cargo test --locked --test session -- --test-threads=1
+                env -u ROCKETCHATD_RUNNER ROCKETCHATD_BIN="$bin" cargo test --locked --test it session:: -- --test-threads=1
             fi
         else
             echo "session test: SKIPPED, tests/session.rs does not exist yet"

@@ -506,5 +506,4 @@ fn read_secret_file(option: &'static str, path: &str) -> Result<String> {
 }
 
 #[cfg(test)]
-#[path = "config_tests.rs"]
 mod tests;

@@ -164,5 +164,4 @@ impl Transport for TlsTransport {
 }
 
 #[cfg(test)]
-#[path = "http_tls_tests.rs"]
 mod tests;

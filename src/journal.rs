@@ -194,5 +194,4 @@ fn apply_queue(state: &mut State, op: Op) {
 }
 
 #[cfg(test)]
-#[path = "journal_tests.rs"]
 mod tests;

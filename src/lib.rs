@@ -26,6 +26,16 @@ mod tls;
 
 pub use cli::main_with_args;
 
+/// The one fake HTTP server (plain, TLS, websocket upgrades), that of the
+/// integration tests' fakes, for the unit tests too. A crate cannot see
+/// tests/ through its own modules, and exporting the fake from the library
+/// would compile test code into the daemon: it is included here, once, for
+/// the unit tests only.
+#[cfg(test)]
+#[path = "../tests/support/http/mod.rs"]
+#[allow(dead_code)] // The unit tests use a part of it.
+mod fake_http;
+
 /// What the tests outside the crate use (fuzz targets and their replay test,
 /// endurance, the harness): the parsers under fuzz and the state file as a
 /// restart reads it. Not an API.

@@ -386,5 +386,4 @@ impl RoomState {
 }
 
 #[cfg(test)]
-#[path = "state_tests.rs"]
 mod tests;

@@ -1,7 +1,6 @@
 //! Asks (contract §2 `ask`, §3 `ask_answer`/`ask_expired`, §4 ask buttons): question, answers, expiry, closing edits.
-mod harness;
-mod support;
-
+use crate::harness;
+use crate::support;
 use harness::stack::{Stack, T};
 use serde_json::{json, Value};
 use std::time::Duration;

@@ -1,7 +1,6 @@
 //! Events to Jeedom through the real callback: retries, order, batching, key check.
-mod harness;
-mod support;
-
+use crate::harness;
+use crate::support;
 use harness::stack::Stack;
 use harness::{Daemon, APIKEY};
 use serde_json::{json, Value};

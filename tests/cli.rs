@@ -1,7 +1,6 @@
 //! The command line of the real binary: usage, one format for start-up errors, `--check`'s report.
-mod harness;
-mod support;
-
+use crate::harness;
+use crate::support;
 use std::net::TcpListener;
 use std::process::Output;
 use support::fake_rc::{FakeRcOptions, FakeRocketChat};

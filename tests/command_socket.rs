@@ -1,7 +1,6 @@
 //! The command socket against bad input: every row gets its error, the daemon keeps serving.
-mod harness;
-mod support;
-
+use crate::harness;
+use crate::support;
 use harness::{Daemon, APIKEY};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -188,7 +187,7 @@ fn hundred_idle_connections_do_not_starve_the_socket() {
         .collect();
     // A request still gets its answer while they are open.
     assert_still_serving(&d);
-    // To make room, the oldest of them were closed, without a reply.
+    // Once idle, the oldest of them were closed to make room, without a reply.
     let mut closed = 0;
     for mut s in idle {
         s.set_read_timeout(Some(Duration::from_millis(300)))

@@ -1,7 +1,6 @@
 //! Life cycle of the real binary: pid file, signals, exit codes, state file, secrets.
-mod harness;
-mod support;
-
+use crate::harness;
+use crate::support;
 use harness::{Daemon, APIKEY};
 use serde_json::json;
 use std::os::unix::fs::PermissionsExt;

@@ -1,7 +1,5 @@
 //! The demo (`cargo run --example fake-servers`): the command it prints runs the daemon, and events show one per line.
-mod harness;
-mod support;
-
+use crate::harness;
 use harness::stack::T;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;

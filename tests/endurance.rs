@@ -6,9 +6,9 @@
 //! every accepted `send` was posted exactly once (and in order), the state
 //! file is valid, RSS stayed bounded.
 //!
-//! - `cargo test --test endurance` runs the short version (about 20 s), also
+//! - `cargo test --test it endurance::` runs the short version (about 20 s), also
 //!   part of `cargo test`.
-//! - `RCD_ENDURANCE_SECS=300 cargo test --release --test endurance -- --ignored --nocapture`
+//! - `RCD_ENDURANCE_SECS=300 cargo test --release --test it endurance:: -- --ignored --nocapture`
 //!   runs the long one (default 300 s).
 //! - `RCD_SEED=<n>` replays a run (the seed is printed at the start).
 //!
@@ -17,20 +17,13 @@
 //! `"replay": true`; Jeedom skips a replay whose id it has handled, and so
 //! does this test's Jeedom. Any re-delivery without the mark, or a mark with
 //! no kill before it, fails the test.
-mod harness;
-mod support;
-
-#[path = "endurance/checks.rs"]
+use crate::harness;
+use crate::support;
 mod checks;
-#[path = "endurance/drain.rs"]
 mod drain;
-#[path = "endurance/faults.rs"]
 mod faults;
-#[path = "endurance/random.rs"]
 mod random;
-#[path = "endurance/report.rs"]
 mod report;
-#[path = "endurance/traffic.rs"]
 mod traffic;
 
 use harness::{Daemon, APIKEY};
@@ -154,7 +147,7 @@ fn endurance_short() {
 
 /// Long version: `RCD_ENDURANCE_SECS` (default 300).
 #[test]
-#[ignore = "long: RCD_ENDURANCE_SECS=300 cargo test --release --test endurance -- --ignored --nocapture"]
+#[ignore = "long: RCD_ENDURANCE_SECS=300 cargo test --release --test it endurance:: -- --ignored --nocapture"]
 fn endurance_long() {
     let secs = std::env::var("RCD_ENDURANCE_SECS")
         .ok()

@@ -1,6 +1,5 @@
 //! Self tests of the test doubles, driven over real sockets.
-mod support;
-
+use crate::support;
 use std::time::Duration;
 use support::http::{HttpServer, Reply, Response};
 
@@ -169,13 +168,9 @@ mod jeedom {
     }
 }
 
-#[path = "support/selftest/rc_common.rs"]
 mod rc_common;
-#[path = "support/selftest/rc_ddp.rs"]
 mod rc_ddp;
-#[path = "support/selftest/rc_limits.rs"]
 mod rc_limits;
-#[path = "support/selftest/rc_rest.rs"]
 mod rc_rest;
 
 #[test]

@@ -1,7 +1,6 @@
 //! Which files a `send` may post (README "Which files can be sent"): secrets, system trees, FIFOs, size and disk limits.
-mod harness;
-mod support;
-
+use crate::harness;
+use crate::support;
 use harness::disk::SmallDisk;
 use harness::stack::{Stack, T};
 use harness::APIKEY;

@@ -1,7 +1,6 @@
 //! Issue 13 against the real binary: broken stderr, SIGHUP, second instances, planted symlinks, `--state` refusals, forged log lines.
-mod harness;
-mod support;
-
+use crate::harness;
+use crate::support;
 use harness::{Daemon, APIKEY};
 use serde_json::json;
 use std::io::Read;

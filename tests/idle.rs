@@ -1,7 +1,6 @@
 //! Idle: a connected daemon with nothing to do sleeps instead of polling.
-mod harness;
-mod support;
-
+use crate::harness;
+use crate::support;
 use harness::stack::{Stack, T};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

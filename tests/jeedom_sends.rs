@@ -1,9 +1,8 @@
 //! Jeedom's real send pattern: PHP connects, writes, closes, never reads the
 //! reply. Every send of a scenario loop must be posted, once, in order, also
 //! on a slow disk and while another process holds idle connections open.
-mod harness;
-mod support;
-
+use crate::harness;
+use crate::support;
 use harness::disk::SmallDisk;
 use harness::stack::{Stack, T};
 use harness::{Daemon, APIKEY};

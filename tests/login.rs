@@ -1,7 +1,6 @@
 //! Logging in: password, resume, personal token, refusals, TLS, and `--check`.
-mod harness;
-mod support;
-
+use crate::harness;
+use crate::support;
 use harness::stack::{Stack, T};
 use harness::{Daemon, APIKEY};
 use std::time::{Duration, Instant};

@@ -2,9 +2,8 @@
 //!
 //! The callback is `tests/php/jeeRocketchat.php` served by `php -S`; the
 //! daemon is started, stopped and sent requests by `tests/php/plugin.php`.
-mod harness;
-mod support;
-
+use crate::harness;
+use crate::support;
 use harness::stack::T;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
@@ -498,7 +497,7 @@ fn php_skips_the_replays_of_a_crash_it_has_already_handled() {
 /// About 100 s in a debug build on 2 cores (10,000 messages queued, the
 /// callback's 30 s retry delay, 10,000 events through PHP): run by hand.
 #[test]
-#[ignore = "100 s; run with `cargo test --test php -- --ignored`"]
+#[ignore = "100 s; run with `cargo test --test it php:: -- --ignored`"]
 fn php_reads_the_dropped_count_after_a_long_outage() {
     let Some(_) = php() else { return };
     let rc = FakeRocketChat::start(FakeRcOptions::default());

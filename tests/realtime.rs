@@ -1,7 +1,6 @@
 //! Receiving: login, rooms and messages from the fake Rocket.Chat to the fake Jeedom.
-mod harness;
-mod support;
-
+use crate::harness;
+use crate::support;
 use harness::stack::{Stack, T};
 use serde_json::json;
 use support::wait::wait_until;

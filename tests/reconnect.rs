@@ -1,7 +1,6 @@
 //! Outages: 20 disconnects of each kind with messages posted meanwhile; kill -9 before the ack.
-mod harness;
-mod support;
-
+use crate::harness;
+use crate::support;
 use harness::stack::{Stack, T};
 use serde_json::Value;
 use std::time::Duration;

@@ -1,7 +1,6 @@
 //! The daemon's own secrets against the real binary: the API key off the command line, URL secrets never shown.
-mod harness;
-mod support;
-
+use crate::harness;
+use crate::support;
 use harness::{Daemon, APIKEY};
 use serde_json::json;
 use std::path::Path;

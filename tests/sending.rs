@@ -1,7 +1,6 @@
 //! Sending text (contract §2 `send`, §3 `sent`/`send_failed`, §4 sending): targets, exactly-once, order, errors.
-mod harness;
-mod support;
-
+use crate::harness;
+use crate::support;
 use harness::stack::{Stack, T};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};

@@ -1,7 +1,6 @@
 //! Sending files (contract §2 `files`/`options`, §4 files): upload APIs by version, caption, bytes, refusals.
-mod harness;
-mod support;
-
+use crate::harness;
+use crate::support;
 use harness::stack::{Stack, T};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};

@@ -1,7 +1,6 @@
 //! The real server's limits: DDP rate limiter (catch-up, closing edits), REST history on 3.x..9.0, ids not times.
-mod harness;
-mod support;
-
+use crate::harness;
+use crate::support;
 use harness::stack::{Stack, T};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

@@ -1,8 +1,6 @@
 //! One full session over loopback (used for the ARM binaries under qemu too):
 //! connect, a message to Jeedom, a `send` back to the server.
-mod harness;
-mod support;
-
+use crate::harness;
 use harness::stack::Stack;
 use serde_json::json;
 use std::time::Duration;

@@ -277,5 +277,4 @@ impl Core {
 }
 
 #[cfg(test)]
-#[path = "tests.rs"]
 mod tests;

@@ -481,5 +481,4 @@ fn spool_error(p: &Path, e: std::io::Error) -> Error {
 }
 
 #[cfg(test)]
-#[path = "saver_tests.rs"]
 mod tests;

@@ -448,5 +448,4 @@ fn a_direct_message_before_its_room_is_known_is_direct() {
     assert_journal_matches(&mut r);
 }
 
-#[path = "durability_tests.rs"]
 mod durability;

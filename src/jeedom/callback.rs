@@ -15,7 +15,6 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use ureq::Agent;
 
-#[path = "callback_text.rs"]
 mod text;
 use text::{describe, encode, redact, status_text, with_query};
 
@@ -458,5 +457,4 @@ impl Worker {
 }
 
 #[cfg(test)]
-#[path = "callback_tests.rs"]
 mod tests;

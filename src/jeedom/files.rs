@@ -319,5 +319,4 @@ pub fn is_disk_full(e: &io::Error) -> bool {
 }
 
 #[cfg(test)]
-#[path = "files_tests.rs"]
 mod tests;

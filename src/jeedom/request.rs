@@ -420,5 +420,4 @@ fn positive(n: Field<Whole>, field: &'static str) -> Result<Option<u64>, Request
 }
 
 #[cfg(test)]
-#[path = "request_tests.rs"]
 mod tests;

@@ -21,9 +21,11 @@ use std::time::{Duration, Instant};
 pub const MAX_REQUEST: usize = 1024 * 1024;
 /// Time a client has to send its whole request.
 pub const REQUEST_TIME: Duration = Duration::from_secs(5);
-/// Connections still sending their request; when one more comes, the one
-/// waiting longest is closed (a client writes its request at once: only an
-/// idle or very slow one can be that old).
+/// Connections still sending their request; beyond this, the oldest idle
+/// ones are closed (a client writes its request at once: only an idle or
+/// very slow one goes [`IDLE_AFTER`] without a whole request). A connection
+/// whose thread has not read yet is never closed: under load its request
+/// may be waiting in the socket, and Jeedom's PHP never reads a refusal.
 pub const MAX_UNREAD: usize = 64;
 /// Connection threads at once (reading, spooling files, waiting for
 /// `status`); more get an error line. A `send` waiting for its `ok` holds
@@ -103,30 +105,47 @@ fn accept_loop(
 #[derive(Default)]
 struct Slots {
     threads: AtomicUsize,
-    unread: Mutex<VecDeque<(u64, TcpStream)>>,
+    unread: Mutex<VecDeque<Unread>>,
+}
+
+/// A connection whose request is not read yet.
+struct Unread {
+    id: u64,
+    stream: TcpStream,
+    /// Its thread waited [`IDLE_AFTER`] without getting a whole request.
+    idle: bool,
 }
 
 impl Slots {
-    /// Counts a new connection; when too many are still unread, closes the
-    /// oldest of them (it had all the time a real client needs).
+    /// Counts a new connection; when too many are unread, closes the oldest
+    /// idle ones (they had all the time a real client needs).
     fn open(self: &Arc<Slots>, id: u64, stream: &TcpStream) -> Slot {
         self.threads.fetch_add(1, Ordering::SeqCst);
-        if let Ok(clone) = stream.try_clone() {
+        if let Ok(stream) = stream.try_clone() {
             let mut unread = self.unread.lock().unwrap_or_else(|p| p.into_inner());
-            if unread.len() >= MAX_UNREAD {
-                if let Some((_, oldest)) = unread.pop_front() {
-                    log::warn!(
-                        "command socket: {MAX_UNREAD} connections without a request, \
-                         closing the oldest"
-                    );
-                    let _ = oldest.shutdown(Shutdown::Both);
-                }
-            }
-            unread.push_back((id, clone));
+            unread.push_back(Unread {
+                id,
+                stream,
+                idle: false,
+            });
+            close_idle(&mut unread);
         }
         Slot {
             slots: self.clone(),
             id,
+        }
+    }
+}
+
+/// Closes the oldest idle connections while more than [`MAX_UNREAD`] are unread.
+fn close_idle(unread: &mut VecDeque<Unread>) {
+    while unread.len() > MAX_UNREAD {
+        let Some(pos) = unread.iter().position(|u| u.idle) else {
+            return;
+        };
+        if let Some(u) = unread.remove(pos) {
+            log::warn!("command socket: {MAX_UNREAD} connections without a request, closing the oldest idle one");
+            let _ = u.stream.shutdown(Shutdown::Both);
         }
     }
 }
@@ -141,7 +160,16 @@ impl Slot {
     /// The request was read (or given up): no longer a candidate for closing.
     fn read_done(&self) {
         let mut unread = self.slots.unread.lock().unwrap_or_else(|p| p.into_inner());
-        unread.retain(|(id, _)| *id != self.id);
+        unread.retain(|u| u.id != self.id);
+    }
+
+    /// No whole request after [`IDLE_AFTER`]: a candidate for closing.
+    fn idle(&self) {
+        let mut unread = self.slots.unread.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(u) = unread.iter_mut().find(|u| u.id == self.id) {
+            u.idle = true;
+        }
+        close_idle(&mut unread);
     }
 }
 
@@ -211,6 +239,7 @@ fn serve(
         .unwrap_or_else(|_| "?".into());
     let read = read_request(&mut stream, Instant::now() + REQUEST_TIME, || {
         ticket.tell(TicketState::Idle);
+        slot.idle();
     });
     slot.read_done();
     let answer = match read {

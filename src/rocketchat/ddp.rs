@@ -374,5 +374,4 @@ fn redact_value(v: &mut Value) {
 }
 
 #[cfg(test)]
-#[path = "ddp_tests.rs"]
 mod tests;

@@ -287,5 +287,4 @@ pub fn same_rooms(a: &[Room], b: &[Room]) -> bool {
 }
 
 #[cfg(test)]
-#[path = "message_tests.rs"]
 mod tests;

@@ -7,5 +7,3 @@ pub(crate) mod realtime;
 pub(crate) mod rest;
 pub(crate) mod rest_shapes;
 pub(crate) mod sender;
-#[cfg(test)]
-pub(crate) mod test_http;

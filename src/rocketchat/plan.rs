@@ -187,5 +187,4 @@ fn direct_room<'a>(user: &str, rooms: &'a [Room]) -> Option<&'a Room> {
 }
 
 #[cfg(test)]
-#[path = "plan_tests.rs"]
 mod tests;

@@ -317,5 +317,4 @@ pub fn max_message_size(answer: &Value) -> Option<usize> {
 }
 
 #[cfg(test)]
-#[path = "rest_shapes_tests.rs"]
 mod tests;

@@ -346,5 +346,4 @@ fn shown(room: &Room) -> String {
 }
 
 #[cfg(test)]
-#[path = "sender_tests.rs"]
 mod tests;

@@ -1,8 +1,8 @@
 //! The checks at the end of a run: what became of the messages, the sends and the state file.
-use crate::drain::{self, Reply};
-use crate::faults::KillMark;
-use crate::traffic::{Posted, Record, SendTry};
-use crate::Rig;
+use super::drain::{self, Reply};
+use super::faults::KillMark;
+use super::traffic::{Posted, Record, SendTry};
+use super::Rig;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;

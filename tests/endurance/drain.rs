@@ -1,8 +1,8 @@
 //! Once the faults stop: wait until everything arrived, then stop the daemon cleanly.
+use super::traffic::Record;
+use super::Rig;
 use crate::harness::Daemon;
 use crate::support::fake_rc::{FakeRocketChat, BOT_ID};
-use crate::traffic::Record;
-use crate::Rig;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::process::ExitStatus;

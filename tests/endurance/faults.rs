@@ -1,7 +1,7 @@
 //! The faults, dealt at random from a shuffled deck while the traffic flows.
-use crate::random::Rng;
+use super::random::Rng;
+use super::{Rig, Run};
 use crate::support::fake_jeedom::JeedomMode;
-use crate::{Rig, Run};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;

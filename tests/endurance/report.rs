@@ -1,10 +1,10 @@
 //! The end of a run: the results printed, then asserted.
-use crate::checks::Checks;
-use crate::drain::Drained;
-use crate::faults::Injected;
+use super::checks::Checks;
+use super::drain::Drained;
+use super::faults::Injected;
+use super::traffic::Record;
+use super::Run;
 use crate::harness::Daemon;
-use crate::traffic::Record;
-use crate::Run;
 
 /// Largest RSS accepted at any time (the daemon's targets are 4 and 8 MiB
 /// with far more traffic; this is a bound, not a target).

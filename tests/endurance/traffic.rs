@@ -1,7 +1,7 @@
 //! The traffic that flows while faults are injected: people posting, Jeedom sending, RSS sampled.
+use super::random::Rng;
+use super::{Rig, Run};
 use crate::harness::{self, APIKEY};
-use crate::random::Rng;
-use crate::{Rig, Run};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

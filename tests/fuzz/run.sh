@@ -7,7 +7,7 @@
 # New inputs go to tests/fuzz/corpus/<target>/ (not committed); a crash is
 # written to tests/fuzz/artifacts/<target>/ and the script exits non-zero:
 # copy the file to tests/fuzz/regressions/<target>/ so that `cargo test`
-# (test fuzz_regressions) replays it once fixed.
+# (`cargo test --test it fuzz_regressions::`) replays it once fixed.
 set -euo pipefail
 cd "$(dirname "$0")"
 secs="${1:-60}"

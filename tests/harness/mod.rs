@@ -37,14 +37,33 @@ pub fn command() -> Command {
     }
 }
 
-/// A fresh, empty directory for one test.
+/// A fresh, empty directory for one test. A failed test's directory stays
+/// for a look; those of runs that ended are removed by the next run.
 pub fn temp_dir(name: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(remove_ended_runs);
     let n = N.fetch_add(1, Ordering::SeqCst);
     let d = std::env::temp_dir().join(format!("rcd-it-{}-{n}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("temp dir");
     d
+}
+
+/// Removes the `rcd-it-<pid>-*` directories of test processes that ended
+/// (each run leaves up to a few hundred MB: spooled uploads, state files).
+fn remove_ended_runs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name.strip_prefix("rcd-it-").and_then(|r| r.split('-').next());
+        let ended = pid.is_some_and(|p| !Path::new("/proc").join(p).exists());
+        if ended && pid.is_some_and(|p| p.parse::<u32>().is_ok()) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// A port nobody listens on right now.

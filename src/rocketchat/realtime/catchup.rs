@@ -260,7 +260,5 @@ pub(super) struct Finished {
     pub held: Vec<Incoming>,
 }
 
-/// The daemon's clock in Unix milliseconds.
 #[cfg(test)]
-#[path = "catchup_tests.rs"]
 mod tests;

@@ -1,8 +1,8 @@
 //! The scripted server end of the realtime tests: a websocket peer that plays
 //! Rocket.Chat's frames, and a capture of the test binary's logs.
 use super::*;
+use crate::fake_http::{self, HttpServer, Reply, Stream};
 use serde_json::{json, Value};
-use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Mutex;
 use tungstenite::{Message, WebSocket};
@@ -45,12 +45,12 @@ pub(super) fn logged() -> String {
     LINES.lock().map(|l| l.join("\n")).unwrap_or_default()
 }
 
-/// The server end of one accepted websocket.
-pub(super) struct Peer<S = TcpStream> {
-    pub ws: WebSocket<S>,
+/// The server end of one accepted websocket, plain or TLS.
+pub(super) struct Peer {
+    pub ws: WebSocket<Stream>,
 }
 
-impl<S: std::io::Read + std::io::Write> Peer<S> {
+impl Peer {
     pub(super) fn send(&mut self, v: Value) {
         self.ws.send(Message::text(v.to_string())).expect("send");
     }
@@ -127,21 +127,24 @@ pub(super) fn live_frame(m: Value) -> Value {
                       "args": [m, {"roomParticipant": true, "roomType": "c"}]}})
 }
 
-/// A listener that hands every websocket it accepts to the test; plain HTTP
-/// requests (the REST `/api/info`) are dropped.
-pub(super) fn server() -> (u16, Receiver<Peer>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
+/// A server that hands every websocket it accepts to the test; plain HTTP
+/// requests (the REST `/api/info`) are closed unanswered. TLS with `tls`.
+/// A websocket keeps the server's read timeout (10 s, as `WAIT`).
+pub(super) fn server_with(tls: Option<Arc<rustls::ServerConfig>>) -> (HttpServer, Receiver<Peer>) {
     let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let _ = stream.set_read_timeout(Some(WAIT));
-            if let Ok(ws) = tungstenite::accept(stream) {
-                if tx.send(Peer { ws }).is_err() {
-                    break;
-                }
-            }
+    let handler = move |req: fake_http::Request| {
+        if !req.is_websocket() {
+            return Reply::Close;
         }
-    });
-    (port, rx)
+        let tx = tx.clone();
+        fake_http::websocket(&req, move |ws| {
+            let _ = tx.send(Peer { ws });
+        })
+    };
+    (HttpServer::start_with(0, tls, Arc::new(handler)), rx)
+}
+
+/// A plain server, see [`server_with`].
+pub(super) fn server() -> (HttpServer, Receiver<Peer>) {
+    server_with(None)
 }

@@ -2,6 +2,7 @@
 use super::test_peer::*;
 use super::*;
 use crate::config::parse_url;
+use crate::fake_http::HttpServer;
 use crate::rocketchat::ddp::sha256_hex;
 use serde_json::json;
 use std::net::TcpListener;
@@ -16,12 +17,14 @@ struct Harness {
     shutdown: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
     peers: Receiver<Peer>,
+    _server: HttpServer,
     alive: Arc<AtomicUsize>,
 }
 
 impl Harness {
     fn start(heartbeat: Duration, resume: Option<(String, Secret)>) -> Harness {
-        let (port, peers) = server();
+        let (server, peers) = server();
+        let port = server.port();
         let alive = Arc::new(AtomicUsize::new(0));
         let count = alive.clone();
         let cfg = RealtimeConfig {
@@ -47,6 +50,7 @@ impl Harness {
             shutdown,
             handle: Some(handle),
             peers,
+            _server: server,
             alive,
         }
     }
@@ -162,7 +166,7 @@ fn heartbeat_answers_pings_and_detects_a_dead_link() {
     assert_eq!(params, json!({"resume": "T"}));
 }
 
-/// The catch-up itself reads REST history: see catchup_tests.rs and the
+/// The catch-up itself reads REST history: see catchup/tests.rs and the
 /// integration tests (tests/reconnect.rs) against the fake server.
 #[test]
 fn live_messages_flow_and_only_new_ones_from_people() {

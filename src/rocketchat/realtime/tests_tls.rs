@@ -1,11 +1,11 @@
 //! The realtime link over TLS: a private CA is refused by default (with a
 //! hint about `--ca-file`) and accepted once given.
-use super::test_peer::{Peer, UID};
+use super::test_peer::{server_with, Peer, UID};
 use super::*;
 use crate::config::parse_url;
+use crate::fake_http::HttpServer;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use std::net::TcpListener;
 use std::sync::mpsc::Receiver;
 
 /// A test CA and a certificate it signed for 127.0.0.1 and localhost (P-256,
@@ -42,11 +42,9 @@ bWLtUMWxOzYiTq8yMs00N4E81mN+vvienMi4ZWHO7PY1vuj64AWV4u/h
 -----END PRIVATE KEY-----
 ";
 
-type TlsPeer = Peer<rustls::StreamOwned<rustls::ServerConnection, std::net::TcpStream>>;
-
 /// A TLS websocket server; each accepted peer goes to the test (failed
 /// handshakes, such as the REST call or a refused certificate, are dropped).
-fn tls_server() -> (u16, Receiver<TlsPeer>) {
+fn tls_server() -> (HttpServer, Receiver<Peer>) {
     let cert = CertificateDer::from_pem_slice(SERVER_PEM.as_bytes()).expect("cert");
     let key = PrivateKeyDer::from_pem_slice(SERVER_KEY.as_bytes()).expect("key");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -56,24 +54,7 @@ fn tls_server() -> (u16, Receiver<TlsPeer>) {
         .with_no_client_auth()
         .with_single_cert(vec![cert], key)
         .expect("server config");
-    let config = Arc::new(config);
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for tcp in listener.incoming().flatten() {
-            let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
-            let Ok(conn) = rustls::ServerConnection::new(config.clone()) else {
-                continue;
-            };
-            if let Ok(ws) = tungstenite::accept(rustls::StreamOwned::new(conn, tcp)) {
-                if tx.send(Peer { ws }).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    (port, rx)
+    server_with(Some(Arc::new(config)))
 }
 
 fn config(port: u16, tls: Arc<rustls::ClientConfig>) -> RealtimeConfig {
@@ -93,7 +74,8 @@ fn config(port: u16, tls: Arc<rustls::ClientConfig>) -> RealtimeConfig {
 
 #[test]
 fn private_ca_is_refused_with_a_hint() {
-    let (port, _peers) = tls_server();
+    let (http, _peers) = tls_server();
+    let port = http.port();
     let cfg = config(port, crate::tls::client_config(None).expect("tls"));
     let (step, e) = probe(&cfg, Duration::from_secs(5)).expect_err("untrusted");
     assert_eq!(step, Progress::Connect);
@@ -107,7 +89,8 @@ fn private_ca_is_refused_with_a_hint() {
 
 #[test]
 fn private_ca_given_with_ca_file_works() {
-    let (port, peers) = tls_server();
+    let (http, peers) = tls_server();
+    let port = http.port();
     let dir = std::env::temp_dir().join(format!("rcd-rt-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let ca = dir.join("ca.pem");

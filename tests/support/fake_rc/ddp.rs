@@ -3,13 +3,12 @@ use super::methods;
 use super::util::{meteor_error, random_id};
 use super::world::{Conn, Sub};
 use super::Shared;
-use crate::support::http::{Reply, Request, Stream};
+use crate::support::http::{self, Reply, Request, Stream};
 use serde_json::{json, Value};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tungstenite::protocol::Role;
 use tungstenite::{Message, WebSocket};
 
 /// Read timeout of the frame loop: the longest an outgoing frame waits.
@@ -24,29 +23,12 @@ struct ConnLoop {
 
 /// Takes over a websocket upgrade request for `/websocket`.
 pub fn upgrade(shared: Arc<Shared>, req: &Request) -> Reply {
-    let key = req
-        .header("sec-websocket-key")
-        .unwrap_or_default()
-        .to_string();
-    Reply::Upgrade(Box::new(move |stream| run(&shared, stream, &key)))
+    http::websocket(req, move |ws| run(&shared, ws))
 }
 
-fn handshake(stream: &mut Stream, key: &str) -> std::io::Result<()> {
-    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
-    let resp = format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Accept: {accept}\r\n\r\n"
-    );
-    stream.write_all(resp.as_bytes())?;
-    stream.flush()
-}
-
-fn run(shared: &Shared, mut stream: Stream, key: &str) {
-    if handshake(&mut stream, key).is_err() {
-        return;
-    }
-    let _ = stream.tcp().set_read_timeout(Some(POLL));
-    let Ok(tcp) = stream.tcp().try_clone() else {
+fn run(shared: &Shared, mut ws: WebSocket<Stream>) {
+    let _ = ws.get_ref().tcp().set_read_timeout(Some(POLL));
+    let Ok(tcp) = ws.get_ref().tcp().try_clone() else {
         return;
     };
     let (tx, rx) = mpsc::channel();
@@ -65,7 +47,6 @@ fn run(shared: &Shared, mut stream: Stream, key: &str) {
         w.log.ddp_total += 1;
         w.send_to(cid, json!({"server_id": "0"}).to_string());
     }
-    let mut ws = WebSocket::from_raw_socket(stream, Role::Server, None);
     let mut st = ConnLoop {
         cid,
         connected: false,

@@ -1,4 +1,7 @@
 //! Minimal HTTP/1.1 server for the fakes: one thread per connection, plain or TLS, keep-alive as real servers.
+//!
+//! The one fake HTTP server of the project: the fakes of tests/support and
+//! the crate's unit tests (`src/lib.rs` includes this module) all use it.
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -8,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tungstenite::protocol::Role;
+use tungstenite::WebSocket;
 
 pub mod parse;
 use parse::{read_request, write_response};
@@ -27,6 +32,8 @@ pub const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: String,
+    /// The request target as sent: path and query, nothing decoded.
+    pub target: String,
     /// Path without the query string, percent-decoded.
     pub path: String,
     pub query: HashMap<String, String>,
@@ -147,6 +154,27 @@ pub enum Reply {
     Close,
     /// Hand the connection to this function (it writes the handshake itself).
     Upgrade(Upgrade),
+}
+
+/// Answers a websocket upgrade request: writes the handshake, then hands the
+/// server end of the websocket to `f`, on the connection's thread.
+pub fn websocket(req: &Request, f: impl FnOnce(WebSocket<Stream>) + Send + 'static) -> Reply {
+    let key = req.header("sec-websocket-key").unwrap_or("").to_string();
+    Reply::Upgrade(Box::new(move |mut stream| {
+        if handshake(&mut stream, &key).is_ok() {
+            f(WebSocket::from_raw_socket(stream, Role::Server, None));
+        }
+    }))
+}
+
+fn handshake(stream: &mut Stream, key: &str) -> io::Result<()> {
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let resp = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    stream.write_all(resp.as_bytes())?;
+    stream.flush()
 }
 
 /// The request handler of a server.

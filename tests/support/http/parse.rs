@@ -29,6 +29,7 @@ pub fn read_request<S: Read + Write>(s: &mut S) -> io::Result<Request> {
     let (path, query) = split_target(&target);
     let mut req = Request {
         method,
+        target,
         path,
         query,
         headers,

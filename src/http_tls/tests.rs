@@ -1,21 +1,20 @@
 //! Tests of REST over TLS with a private CA, against a local rustls server.
 use super::*;
 use crate::error::Error;
+use crate::fake_http::{HttpServer, Reply, Response};
 use crate::rocketchat::rest::Rest;
-use crate::rocketchat::test_http::{read_request, write_reply};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ServerConfig, ServerConnection};
-use std::net::TcpListener;
+use rustls::ServerConfig;
 
 /// A private CA and a `localhost` / `127.0.0.1` certificate it signed
 /// (valid 2000–2126).
-const CA: &str = include_str!("rocketchat/testdata/test-ca.pem");
-const CERT: &str = include_str!("rocketchat/testdata/test-server.pem");
-const KEY: &str = include_str!("rocketchat/testdata/test-server.key");
+const CA: &str = include_str!("../rocketchat/testdata/test-ca.pem");
+const CERT: &str = include_str!("../rocketchat/testdata/test-server.pem");
+const KEY: &str = include_str!("../rocketchat/testdata/test-server.key");
 
-/// An HTTPS server answering `/api/info`; its port.
-fn https_server() -> u16 {
+/// An HTTPS server answering `/api/info`.
+fn https_server() -> HttpServer {
     let certs: Vec<CertificateDer> = CertificateDer::pem_slice_iter(CERT.as_bytes())
         .collect::<Result<_, _>>()
         .unwrap();
@@ -27,22 +26,9 @@ fn https_server() -> u16 {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .unwrap();
-    let config = Arc::new(config);
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for tcp in listener.incoming().flatten() {
-            let conn = ServerConnection::new(config.clone()).unwrap();
-            let mut tls = StreamOwned::new(conn, tcp);
-            if read_request(&mut tls).is_some() {
-                let body = r#"{"version":"7.4.1","success":true}"#.to_string();
-                write_reply(&mut tls, (200, vec![], body));
-                tls.conn.send_close_notify();
-                let _ = tls.flush();
-            }
-        }
-    });
-    port
+    let info = serde_json::json!({"version": "7.4.1", "success": true});
+    let answer = move |_| Reply::Send(Response::json(200, &info));
+    HttpServer::start_with(0, Some(Arc::new(config)), Arc::new(answer))
 }
 
 fn rest(url: &str, ca: Option<&str>) -> Rest {
@@ -57,7 +43,8 @@ fn rest(url: &str, ca: Option<&str>) -> Rest {
 
 #[test]
 fn https_with_the_ca_file_works_by_name_and_by_ip() {
-    let port = https_server();
+    let server = https_server();
+    let port = server.port();
     for host in ["localhost", "127.0.0.1"] {
         let r = rest(&format!("https://{host}:{port}"), Some(CA));
         assert_eq!(r.version(None).unwrap(), "7.4.1", "{host}");
@@ -66,7 +53,8 @@ fn https_with_the_ca_file_works_by_name_and_by_ip() {
 
 #[test]
 fn unknown_ca_is_refused_with_the_ca_file_hint() {
-    let port = https_server();
+    let server = https_server();
+    let port = server.port();
     let r = rest(&format!("https://localhost:{port}"), None);
     let e = r.version(None).unwrap_err();
     assert!(matches!(e, Error::Http { .. }), "{e:?}");

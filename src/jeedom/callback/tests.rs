@@ -1,9 +1,12 @@
-//! Tests of the callback worker against a scripted HTTP server on 127.0.0.1.
+//! Tests of the callback worker against the fake HTTP server with a script, on 127.0.0.1.
 use super::*;
+use crate::fake_http::{HttpServer, Reply, Response};
 use serde_json::json;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::collections::VecDeque;
+use std::io::Write;
+use std::net::TcpListener;
 use std::sync::mpsc::{self, channel};
+use std::sync::Mutex;
 use ureq::http::StatusCode;
 
 const KEY: &str = "k3y/with+odd&chars=1";
@@ -18,66 +21,26 @@ struct Seen {
     body: String,
 }
 
-/// Serves one scripted answer `(status, body)` per connection, in order,
-/// and reports each request on the returned channel. Status 0: read the
-/// request, then close without answering.
-fn serve(script: Vec<(u16, &'static str)>) -> (String, Receiver<Seen>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("http://{}/cb", listener.local_addr().expect("addr"));
+/// Serves one scripted answer `(status, body)` per request, in order, and
+/// reports each request on the returned channel. Status 0 (and past the
+/// script): read the request, then close without answering.
+fn serve(script: Vec<(u16, &'static str)>) -> (HttpServer, String, Receiver<Seen>) {
+    let script = Mutex::new(VecDeque::from(script));
     let (tx, rx) = channel();
-    thread::spawn(move || {
-        for (status, body) in script {
-            let Ok((stream, _)) = listener.accept() else {
-                return;
-            };
-            let Some(seen) = answer(stream, status, body) else {
-                return;
-            };
-            if tx.send(seen).is_err() {
-                return;
-            }
+    let server = HttpServer::start(move |req| {
+        let _ = tx.send(Seen {
+            method: req.method.clone(),
+            target: req.target.clone(),
+            content_type: req.header("content-type").map(str::to_string),
+            body: String::from_utf8_lossy(&req.body).into_owned(),
+        });
+        match script.lock().unwrap().pop_front() {
+            Some((0, _)) | None => Reply::Close,
+            Some((status, body)) => Reply::Send(Response::text(status, body)),
         }
     });
-    (base, rx)
-}
-
-fn answer(stream: TcpStream, status: u16, body: &str) -> Option<Seen> {
-    stream.set_read_timeout(Some(WAIT)).ok()?;
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let (method, target) = (parts.next()?.to_string(), parts.next()?.to_string());
-    let (mut length, mut content_type) = (0, None);
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let Some((name, value)) = header.trim_end().split_once(':') else {
-            break;
-        };
-        match name.to_ascii_lowercase().as_str() {
-            "content-length" => length = value.trim().parse().ok()?,
-            "content-type" => content_type = Some(value.trim().to_string()),
-            _ => {}
-        }
-    }
-    let mut sent = vec![0; length];
-    reader.read_exact(&mut sent).ok()?;
-    let seen = Seen {
-        method,
-        target,
-        content_type,
-        body: String::from_utf8(sent).ok()?,
-    };
-    if status == 0 {
-        return Some(seen);
-    }
-    let reply = format!(
-        "HTTP/1.1 {status} Scripted\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    reader.get_mut().write_all(reply.as_bytes()).ok()?;
-    Some(seen)
+    let base = format!("http://127.0.0.1:{}/cb", server.port());
+    (server, base, rx)
 }
 
 /// A URL nothing listens on.
@@ -295,7 +258,7 @@ fn only_failures_before_the_request_left_are_sure_refusals() {
 /// refusal (500) that follows.
 #[test]
 fn a_batch_that_may_have_arrived_is_retried_marked() {
-    let (url, seen) = serve(vec![(200, "OK"), (0, ""), (500, ""), (200, "")]);
+    let (_server, url, seen) = serve(vec![(200, "OK"), (0, ""), (500, ""), (200, "")]);
     let worker = start(&url, fast());
     worker.jobs.send(batch(&[5, 6])).expect("job");
     for _ in 0..2 {
@@ -326,7 +289,7 @@ fn a_batch_that_may_have_arrived_is_retried_marked() {
 
 #[test]
 fn startup_test_accepts_ok() {
-    let (url, seen) = serve(vec![(200, " OK\n")]);
+    let (_server, url, seen) = serve(vec![(200, " OK\n")]);
     assert_eq!(test_callback(&config(&url)), Ok(()));
     let req = seen.recv_timeout(WAIT).expect("request");
     assert_eq!(req.method, "GET");
@@ -335,7 +298,7 @@ fn startup_test_accepts_ok() {
 
 #[test]
 fn startup_test_tells_a_rejection_from_a_status() {
-    let (url, _seen) = serve(vec![(200, "Unauthorized access"), (404, "")]);
+    let (_server, url, _seen) = serve(vec![(200, "Unauthorized access"), (404, "")]);
     let cfg = config(&url);
     assert_eq!(test_callback(&cfg), Err(CallbackTestError::Rejected));
     assert_eq!(test_callback(&cfg), Err(CallbackTestError::Status(404)));
@@ -376,7 +339,7 @@ fn tls_failures_name_tls_and_what_to_check() {
 
 #[test]
 fn worker_retries_the_same_batch_until_delivered() {
-    let (url, seen) = serve(vec![(200, "OK"), (500, ""), (500, ""), (200, "")]);
+    let (_server, url, seen) = serve(vec![(200, "OK"), (500, ""), (500, ""), (200, "")]);
     let worker = start(&url, fast());
     worker.jobs.send(batch(&[7, 8])).expect("job");
     for _ in 0..2 {
@@ -410,7 +373,7 @@ fn worker_retries_the_same_batch_until_delivered() {
 
 #[test]
 fn worker_delivers_even_when_the_key_is_rejected() {
-    let (url, seen) = serve(vec![(200, "bad key"), (204, "")]);
+    let (_server, url, seen) = serve(vec![(200, "bad key"), (204, "")]);
     let worker = start(&url, fast());
     worker.jobs.send(batch(&[1])).expect("job");
     assert!(matches!(

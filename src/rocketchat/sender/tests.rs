@@ -1,9 +1,9 @@
 //! Tests of the send worker against a tiny scripted HTTP responder on 127.0.0.1.
 use super::*;
+use crate::fake_http::{HttpServer, Reply as Answer};
 use crate::model::{OutKind, Secret, Session, SpooledFile};
-use crate::rocketchat::test_http::{Reply, Req, Responder};
+use responder::{Reply, Req, Responder};
 use serde_json::json;
-use std::net::TcpListener;
 use std::sync::mpsc::channel;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -163,12 +163,7 @@ fn server_and_transport_errors_are_retried_with_backoff() {
         "{got:?}"
     );
     // Nothing listens on this port any more.
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
-    let gone = Responder {
-        base: format!("http://{}", closed.local_addr().unwrap()),
-        seen: Arc::default(),
-    };
-    drop(closed);
+    let gone = Responder::gone();
     let got = run(&gone, "7.4.1", item("k5", "#general", "x"));
     assert!(
         matches!(final_outcome(&got), SendOutcome::Retry { .. }),
@@ -446,10 +441,13 @@ fn a_job_left_in_the_channel_is_not_started_once_stopping() {
 
 #[test]
 fn stop_aborts_a_call_in_flight_without_an_outcome() {
-    // A server that accepts and never answers.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url =
-        crate::config::parse_url(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    // A server that reads the request and never answers.
+    let (arrived_tx, arrived) = channel();
+    let server = HttpServer::start(move |_| {
+        let _ = arrived_tx.send(());
+        Answer::Hang
+    });
+    let url = crate::config::parse_url(&format!("http://127.0.0.1:{}", server.port())).unwrap();
     let rest = Rest::new(&url, crate::tls::client_config(None).unwrap()).unwrap();
     let (jobs_tx, jobs_rx) = channel();
     let (core_tx, core_rx) = channel();
@@ -461,8 +459,7 @@ fn stop_aborts_a_call_in_flight_without_an_outcome() {
         rooms: rooms(),
     };
     jobs_tx.send(job).unwrap();
-    let _held = listener.accept().unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    arrived.recv_timeout(Duration::from_secs(10)).unwrap();
     let started = std::time::Instant::now();
     stop.store(true, Ordering::SeqCst);
     rest.shutdown();
@@ -472,5 +469,5 @@ fn stop_aborts_a_call_in_flight_without_an_outcome() {
     assert!(core_rx.try_recv().is_err(), "no outcome for a stopped job");
 }
 
-#[path = "sender_dup_tests.rs"]
 mod dup;
+mod responder;
