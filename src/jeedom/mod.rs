@@ -5,3 +5,4 @@ pub(crate) mod options;
 pub(crate) mod request;
 pub(crate) mod socket;
 pub(crate) mod spool;
+pub(crate) mod workers;

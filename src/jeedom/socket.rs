@@ -5,6 +5,7 @@ use crate::bridge::error_json;
 use crate::bus::{CoreMsg, Reply, TicketState};
 use crate::jeedom::request::{self, AskRequest, Request, RequestError, SendRequest};
 use crate::jeedom::spool::Spool;
+use crate::jeedom::workers::Workers;
 use crate::model::{OutKind, Outgoing, Secret};
 use serde_json::{json, Value};
 use std::cell::Cell;
@@ -67,6 +68,7 @@ fn accept_loop(
     shutdown: Arc<AtomicBool>,
 ) {
     let slots = Arc::new(Slots::default());
+    let workers = Workers::default();
     let mut next_ticket = 0;
     for conn in listener.incoming() {
         if shutdown.load(Ordering::SeqCst) {
@@ -89,13 +91,8 @@ fn accept_loop(
         next_ticket += 1;
         let slot = slots.open(ticket.ticket, &stream);
         let (ctx, to_core) = (ctx.clone(), to_core.clone());
-        let spawned = thread::Builder::new()
-            .name("socket-conn".into())
-            .spawn(move || {
-                let _slot = slot;
-                serve(stream, &ctx, &to_core, ticket, &_slot);
-            });
-        if let Err(e) = spawned {
+        let job = move || serve(stream, &ctx, &to_core, ticket, &slot);
+        if let Err(e) = workers.run(Box::new(job)) {
             log::error!("command socket: cannot start a connection thread: {e}");
         }
     }

@@ -90,17 +90,22 @@ fn latencies(f: &Fakes, d: &Daemon, n: usize) -> Latencies {
         written.expect("write the request");
         drop(c);
         // The next round trip starts once Jeedom has acknowledged both
-        // events, so that it never waits behind a POST (the fake answers
-        // on 5 ms ticks).
+        // events, so that it never waits behind a POST, and once the reply's
+        // echo and its room notification reached the daemon: the fake sends
+        // its frames on 5 ms ticks, and would otherwise hand them over in one
+        // chunk with the next message, whose figure would then include the
+        // parsing of two frames a real server sends right away.
         wait(f, d, "reply at the server, events acknowledged", |x| {
             x.reply_to_rc.contains_key(&s)
                 && x.msg_acked.contains_key(&s)
                 && x.sent_acked.contains_key(&s)
+                && x.reply_echoed.contains_key(&s)
         });
         let mut g = f.marks.lock();
         let down = g.msg_to_daemon.remove(&s).unwrap_or(t);
         let jd = g.msg_to_jeedom.remove(&s).unwrap_or(t);
         let rc = g.reply_to_rc.remove(&s).unwrap_or(t);
+        g.reply_echoed.remove(&s);
         drop(g);
         inbound.push(dur(down, jd));
         outbound.push(dur(t_req, rc));

@@ -40,6 +40,10 @@ pub struct Seen {
     pub reply_to_rc: HashMap<u64, Instant>,
     /// First response bytes of that request.
     pub reply_acked: HashMap<u64, Instant>,
+    /// `^N!` handed to the daemon in a room notification (`stream-notify-user`,
+    /// the room's new `lastMessage`): the reply's echo and its notification
+    /// have reached the daemon.
+    pub reply_echoed: HashMap<u64, Instant>,
     /// `^N!` handed to Jeedom (the `sent` event of the reply).
     pub sent_to_jeedom: HashMap<u64, Instant>,
     /// Response to the POST that carried the `sent` event.
@@ -101,6 +105,7 @@ impl Marks {
         g.msg_acked.clear();
         g.reply_to_rc.clear();
         g.reply_acked.clear();
+        g.reply_echoed.clear();
         g.sent_to_jeedom.clear();
         g.sent_acked.clear();
     }
@@ -120,6 +125,11 @@ impl Marks {
             (Side::Rc, Dir::Down) => {
                 for n in msgs {
                     s.msg_to_daemon.entry(n).or_insert(at);
+                }
+                if tap::count(buf, from, b"stream-notify-user") > 0 {
+                    for n in replies {
+                        s.reply_echoed.entry(n).or_insert(at);
+                    }
                 }
                 if tap::count(buf, from, b"\"tokenExpires\"") > 0 {
                     s.moments.push((at, Moment::LoggedIn));
