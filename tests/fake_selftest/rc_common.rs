@@ -26,6 +26,14 @@ pub fn bot(rc: &FakeRocketChat) -> DdpClient {
     c
 }
 
+/// Logs the bot in again on `c`: its REST token.
+pub fn bot_token(c: &mut DdpClient) -> String {
+    c.login("jeedombot", "s3cret")["result"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 pub fn rest(
     rc: &FakeRocketChat,
     method: &str,

@@ -75,10 +75,7 @@ fn ddp_connect_login_sub_receive() {
 fn ddp_resume_missed_and_login_modes() {
     let rc = fake();
     let mut c = bot(&rc);
-    let token = c.login("jeedombot", "s3cret")["result"]["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = bot_token(&mut c);
     let a = rc.post("GENERAL", "alice", "one");
     let b = rc.post("GENERAL", "alice", "two");
     let ts_a = rc.message(&a).unwrap()["ts"].clone();

@@ -9,10 +9,7 @@ use serde_json::{json, Value};
 fn rest_send_update_and_duplicates() {
     let rc = fake();
     let mut c = bot(&rc);
-    let token = c.login("jeedombot", "s3cret")["result"]["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = bot_token(&mut c);
     assert_eq!(rest(&rc, "GET", "/api/v1/me", "bad", None).0, 401);
     let msg = json!({"message": {"_id": "abc123", "rid": "GENERAL", "msg": "Q?", "attachments": [{"actions": []}]}});
     let (s, v) = rest(
@@ -360,10 +357,7 @@ fn tls_rest_and_wss() {
 fn edits_and_posts_refused_by_settings_and_room_flags() {
     let rc = fake();
     let mut c = bot(&rc);
-    let token = c.login("jeedombot", "s3cret")["result"]["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = bot_token(&mut c);
     let id = rc.post("GENERAL", "jeedombot", "Q?");
     let mut n = 0;
     let mut edit = |c: &mut DdpClient| {

@@ -60,9 +60,9 @@ fn remove_ended_runs() {
         let name = e.file_name().to_string_lossy().into_owned();
         let pid = name
             .strip_prefix("rcd-it-")
-            .and_then(|r| r.split('-').next());
-        let ended = pid.is_some_and(|p| !Path::new("/proc").join(p).exists());
-        if ended && pid.is_some_and(|p| p.parse::<u32>().is_ok()) {
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
