@@ -457,3 +457,28 @@ fn reply(mut stream: &TcpStream, answer: &Value) {
     let _ = stream.flush();
     let _ = stream.shutdown(std::net::Shutdown::Write);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connections over the limit: only the idle ones go, oldest first; one
+    /// whose thread has not read yet stays, however many there are.
+    #[test]
+    fn only_idle_connections_are_closed_over_the_limit() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut unread: VecDeque<Unread> = (0..MAX_UNREAD as u64 + 3)
+            .map(|id| Unread {
+                id,
+                stream: TcpStream::connect(addr).unwrap(),
+                idle: id == 5 || id == 9,
+            })
+            .collect();
+        close_idle(&mut unread);
+        let left: Vec<u64> = unread.iter().map(|u| u.id).collect();
+        assert_eq!(left.len(), MAX_UNREAD + 1, "two idle ones closed, no more");
+        assert!(!left.contains(&5) && !left.contains(&9));
+        assert!(unread.iter().all(|u| !u.idle));
+    }
+}
