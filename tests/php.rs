@@ -414,6 +414,60 @@ fn php_sends_and_asks_through_the_socket_and_reads_every_event() {
         .all(|h| h.get("unknown").is_none() && h.get("skipped").is_none()));
 }
 
+/// The events of things going wrong, read by the same PHP: an ask that
+/// cannot be posted, a closing edit the server refuses, the server lost.
+#[test]
+fn php_reads_a_failed_ask_a_refused_closing_edit_and_a_lost_server() {
+    let Some(_) = php() else { return };
+    let rc = FakeRocketChat::start(FakeRcOptions::default());
+    let jeedom = PhpJeedom::start("php-failures", &rc);
+    jeedom.plugin_ok(&["start"]);
+    jeedom.wait("status", |h| h["status"] == "connected");
+    rc.wait_bot_listening(T);
+
+    jeedom.plugin_ok(&["ask", "#nowhere", "Anyone?", "Yes;No", "q0", "60"]);
+    let failed = jeedom.wait("send_failed", |h| h["ask_id"] == "q0");
+    assert!(failed["send_failed"].is_null(), "ref null: {failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("nowhere"),
+        "{failed}"
+    );
+
+    rc.set_allow_editing(false); // Message_AllowEditing off
+    jeedom.plugin_ok(&[
+        "ask",
+        "#general",
+        "Close the shutters?",
+        "Yes;No",
+        "q3",
+        "120",
+    ]);
+    jeedom.wait("sent", |h| h["ask_id"] == "q3");
+    rc.post("GENERAL", "alice", "no");
+    jeedom.wait("ask_answer", |h| h["ask_answer"] == "q3");
+    let close = jeedom.wait("ask_close_failed", |h| h["ask_close_failed"] == "q3");
+    assert!(
+        close["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{close}"
+    );
+    let notice = close["notice_id"].as_str().expect("the notice was posted");
+    assert!(rc.message(notice).is_some(), "{close}");
+
+    rc.set_down(true);
+    let down = jeedom.wait("status", |h| h["status"] == "disconnected");
+    assert!(
+        down["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{down}"
+    );
+    rc.set_down(false);
+    wait_until(T, "connected again, at PHP", || {
+        let handled = jeedom.handled();
+        let last = handled.iter().rev().find(|h| h.get("status").is_some());
+        last.is_some_and(|h| h["status"] == "connected")
+    });
+    assert!(jeedom.handled().iter().all(|h| h.get("unknown").is_none()));
+}
+
 /// Holds back the PHP callback's answer (tests/php/hold_router.php) while
 /// `f` runs, then lets it go: the daemon never gets it.
 fn holding<T>(jeedom: &PhpJeedom, f: impl FnOnce() -> T) -> T {
