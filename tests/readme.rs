@@ -180,7 +180,12 @@ fn the_quick_start_runs_as_written() {
     let dir = dir.strip_prefix("DIR=").expect("DIR=...").to_string();
     term.dir = Some(dir.clone());
     let key = shown.recv_timeout(T).expect("the API key, shown");
-    let file = std::fs::read_to_string(format!("{dir}/apikey")).unwrap();
+    // tee may write its output before the file.
+    let file = wait_for(T, "the key file written", || {
+        std::fs::read_to_string(format!("{dir}/apikey"))
+            .ok()
+            .filter(|k| k.ends_with('\n'))
+    });
     assert_eq!(file.trim(), key, "the key shown is the key file's");
     let status = format!(r#"{{"apikey":"{key}","action":"status"}}"#);
     wait_until(T, "the daemon connected", || {
