@@ -37,7 +37,17 @@ fn send_file(s: &Stack, path: &Path, r: &str) -> Value {
 }
 
 fn refused(s: &Stack, path: &Path, rule: &str) {
-    let reply = send_file(s, path, "refused");
+    refused_reply(send_file(s, path, "refused"), path, rule);
+}
+
+/// The same file named by the options' `file=`, in a direct message.
+fn refused_in_options(s: &Stack, path: &Path, rule: &str) {
+    let reply = s.request(json!({"action": "send", "room": "@alice",
+        "message": "leak refused", "options": format!("file=\"{}\"", path.display())}));
+    refused_reply(reply, path, rule);
+}
+
+fn refused_reply(reply: Value, path: &Path, rule: &str) {
     assert_eq!(
         reply["ok"],
         false,
@@ -66,13 +76,16 @@ fn mkfifo(p: &Path) {
 fn secrets_and_files_outside_the_allowed_directories_are_refused() {
     let secrets = harness::temp_dir("files-secrets");
     let (pw, cfg) = (secrets.join("password"), secrets.join("rocketchatd.json"));
+    let key = secrets.join("apikey");
     std::fs::write(&pw, "s3cret\n").unwrap();
+    std::fs::write(&key, format!("{APIKEY}\n")).unwrap();
     std::fs::write(&cfg, r#"{"cycle": 0.5}"#).unwrap();
     let outside = harness::temp_dir("files-outside").join("outside.jpg");
     std::fs::write(&outside, b"not for the chat").unwrap();
-    let (pw_s, cfg_s, dir_s) = (
+    let (pw_s, cfg_s, key_s, dir_s) = (
         pw.to_str().unwrap(),
         cfg.to_str().unwrap(),
+        key.to_str().unwrap(),
         secrets.to_str().unwrap(),
     );
     let extra = [
@@ -82,6 +95,8 @@ fn secrets_and_files_outside_the_allowed_directories_are_refused() {
         pw_s,
         "--config",
         cfg_s,
+        "--apikey-file",
+        key_s,
         "--files-dir",
         dir_s,
     ];
@@ -98,6 +113,10 @@ fn secrets_and_files_outside_the_allowed_directories_are_refused() {
     const OUTSIDE: &str = "outside the allowed directories (--files-dir): ";
     refused(&s, Path::new("/proc/self/environ"), SYSTEM);
     refused(&s, Path::new("/proc/self/cmdline"), SYSTEM);
+    refused_in_options(&s, Path::new("/proc/self/environ"), SYSTEM);
+    refused(&s, Path::new("/sys/kernel/hostname"), SYSTEM);
+    refused(&s, Path::new("/dev/zero"), SYSTEM);
+    refused(&s, &link("zero.jpg", Path::new("/dev/zero")), SYSTEM);
     refused(
         &s,
         &link("env.jpg", Path::new("/proc/self/environ")),
@@ -105,9 +124,20 @@ fn secrets_and_files_outside_the_allowed_directories_are_refused() {
     );
     refused(&s, &pw, OWN);
     refused(&s, &cfg, OWN);
+    refused(&s, &key, OWN);
+    refused_in_options(&s, &key, OWN);
     refused(&s, &link("state.jpg", &state), OWN);
     refused(&s, &link("pid.jpg", &s.daemon.pid_path), OWN);
     refused(&s, &state, OWN);
+    // A file in the spool (the copies of other requests' files).
+    let spooled = spool_dir(&s).join("planted.jpg");
+    std::fs::write(&spooled, b"someone's snapshot").unwrap();
+    refused(&s, &spooled, OWN);
+    refused(&s, &link("spooled.jpg", &spooled), OWN);
+    std::fs::remove_file(&spooled).unwrap();
+    let sub = secrets.join("album.jpg");
+    std::fs::create_dir(&sub).unwrap();
+    refused(&s, &sub, "not a regular file (a directory)");
     refused(&s, &outside, OUTSIDE);
     refused(&s, &link("away.jpg", &outside), OUTSIDE);
     let snap = secrets.join("snap.jpg");
