@@ -261,3 +261,79 @@ fn a_full_disk_refuses_the_file_and_recovers() {
     assert_eq!(s.rc.uploads().len(), 1);
     wait_until(T, "the spool emptied", || spool_is_empty(&s));
 }
+
+/// A daemon killed when dropped (started without the harness's `--files-dir`).
+struct Bare(std::process::Child);
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn send_on(port: u16, path: &Path) -> Value {
+    let raw = json!({"apikey": APIKEY, "action": "send", "room": "#general",
+        "message": "x", "files": [path.to_str().unwrap()]});
+    harness::request_on(port, &raw.to_string(), Duration::from_secs(10)).unwrap()
+}
+
+/// Without `--files-dir`, the Jeedom directories of README "Which files can
+/// be sent"; `--files-dir` repeated allows each directory given, and only those.
+#[test]
+fn the_allowed_directories_default_to_jeedom_s_and_the_option_repeats() {
+    let url = format!("http://127.0.0.1:{}", harness::free_port());
+    let dir = harness::temp_dir("files-defaults");
+    let port = harness::free_port();
+    let state = dir.join("state.json");
+    let _bare = Bare(
+        harness::command()
+            .args(["--apikey", APIKEY, "--socketport", &port.to_string()])
+            .args(["--state", state.to_str().unwrap()])
+            .args(["--url", &url, "--user", "bot", "--password", "pw"])
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let status = json!({"apikey": APIKEY, "action": "status"}).to_string();
+    wait_until(T, "the socket answers", || {
+        harness::request_on(port, &status, Duration::from_secs(5)).is_ok()
+    });
+    let mine = dir.join("snap.jpg");
+    std::fs::write(&mine, b"jpeg").unwrap();
+    let reply = send_on(port, &mine);
+    let expected = format!(
+        "file \"{}\": outside the allowed directories (--files-dir): \
+         /var/www/html/plugins/camera/data, /var/www/html/data, /tmp/jeedom/history_export",
+        mine.display()
+    );
+    assert_eq!(reply["error"], expected.as_str(), "{reply}");
+
+    let (a, b) = (
+        harness::temp_dir("files-dir-a"),
+        harness::temp_dir("files-dir-b"),
+    );
+    let (a_s, b_s) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let d = harness::Daemon::start_in(
+        &harness::temp_dir("files-repeat"),
+        &["--url", &url, "--user", "bot", "--password", "pw"]
+            .into_iter()
+            .chain(["--files-dir", a_s, "--files-dir", b_s])
+            .collect::<Vec<_>>(),
+    );
+    d.wait_ready();
+    for p in [a.join("1.jpg"), b.join("2.jpg")] {
+        std::fs::write(&p, b"jpeg").unwrap();
+        assert_eq!(send_on(d.port, &p)["ok"], true, "{}", p.display());
+    }
+    let own_dir = d.dir.join("3.jpg");
+    std::fs::write(&own_dir, b"jpeg").unwrap();
+    let error = send_on(d.port, &own_dir)["error"].to_string();
+    assert!(
+        error.contains(&format!("(--files-dir): {a_s}, {b_s}\"")),
+        "{error}"
+    );
+}
