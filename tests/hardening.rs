@@ -171,6 +171,27 @@ fn a_second_daemon_on_the_same_state_exits_1() {
     );
 }
 
+/// A start failing after its checks of port and state (here on the spool,
+/// a file in the way of its directory) given the running daemon's `--pid`.
+#[test]
+fn a_start_failing_later_leaves_the_running_daemon_s_pid_file_alone() {
+    let d = start("failed-start");
+    let other = harness::temp_dir("failed-start-b");
+    std::fs::write(other.join("rocketchatd-spool"), "in the way").unwrap();
+    let args = daemon_args(harness::free_port(), &d.pid_path, &other.join("state.json"));
+    let (code, err) = finish(second(&args, &other), T);
+    assert_eq!(code, Some(1), "{err}");
+    // The error is the last line, after the start-up's log lines.
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("rocketchatd: invalid --state: cannot create ")
+            && last.contains("rocketchatd-spool"),
+        "{err}"
+    );
+    let text = std::fs::read_to_string(&d.pid_path).expect("first daemon's pid file kept");
+    assert_eq!(text, format!("{}\n", d.pid()));
+}
+
 #[test]
 fn symlinks_planted_at_the_pid_and_temporary_state_paths_are_not_followed() {
     let dir = harness::temp_dir("symlinks");
