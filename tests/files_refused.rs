@@ -138,6 +138,10 @@ fn secrets_and_files_outside_the_allowed_directories_are_refused() {
     let sub = secrets.join("album.jpg");
     std::fs::create_dir(&sub).unwrap();
     refused(&s, &sub, "not a regular file (a directory)");
+    // Refused by its type before any open (open(2) would fail with ENXIO).
+    let sock = secrets.join("sock.jpg");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    refused(&s, &sock, "not a regular file (a socket)");
     refused(&s, &outside, OUTSIDE);
     refused(&s, &link("away.jpg", &outside), OUTSIDE);
     let snap = secrets.join("snap.jpg");
