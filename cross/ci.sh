@@ -5,7 +5,7 @@
 # systemd's systemd-analyze).
 #
 # Steps: build the static binaries for the four targets (all of them fit the
-# packaging budget of about 15 minutes on 2 cores, see the README for the
+# packaging budget of about 15 minutes on 2 cores, see tests/README.md for the
 # figures), run each under qemu with a strict CPU model (--version, --help,
 # the ring/TLS check, and the session test once tests/session.rs exists),
 # build the three .deb files, check them (contents, modes, a real dpkg
