@@ -317,6 +317,37 @@ fn calls_refused_by_the_rate_limiter_are_made_again() {
     assert!(refused.iter().any(|m| m == "rooms/get"), "{refused:?}");
 }
 
+/// A reconnection while the bot's other sessions have spent its allowance
+/// of `rooms/get`: the session set-up is refused, waits for the server's
+/// `timeToReset` on the same connection and completes; a message posted
+/// meanwhile arrives once.
+#[test]
+fn a_reconnection_refused_by_the_rate_limiter_completes_after_the_reset() {
+    let s = Stack::start("lim-reconnect");
+    s.wait_connected();
+    spend_the_users_allowance(&s.rc);
+    let (theirs, conns) = (s.rc.rate_limited().len(), s.rc.ddp_connections_total());
+    s.rc.drop_connections();
+    let id = s.rc.post("GENERAL", "alice", "around the reconnection");
+    let ev = s
+        .jeedom
+        .wait_event(LONG, "message", |e| e["id"] == id.as_str());
+    assert_eq!(ev["text"], "around the reconnection");
+    wait_until(T, "connected again", || {
+        s.request(json!({"action": "status"}))["connected"] == true
+    });
+    let refused = s.rc.rate_limited()[theirs..].to_vec();
+    assert!(refused.iter().any(|m| m == "rooms/get"), "{refused:?}");
+    assert_eq!(
+        s.rc.ddp_connections_total(),
+        conns + 1,
+        "the refusal was waited out, not answered by reconnecting"
+    );
+    assert_never(Duration::from_millis(800), "a duplicate", || {
+        s.messages().len() > 1
+    });
+}
+
 /// Other sessions of the bot (10 calls per connection) spend the user's
 /// allowance of `updateMessage` and `rooms/get` (20 in the server's 10 s
 /// window), early enough in a window to leave the daemon at least 6 s of it.
