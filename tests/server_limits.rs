@@ -318,13 +318,14 @@ fn calls_refused_by_the_rate_limiter_are_made_again() {
 }
 
 /// A reconnection while the bot's other sessions have spent its allowance
-/// of `rooms/get`: the session set-up is refused, waits for the server's
-/// `timeToReset` on the same connection and completes; a message posted
-/// meanwhile arrives once.
+/// of `rooms/get` and of `stream-room-messages` subscriptions: the session
+/// set-up is refused, waits for the server's `timeToReset` on the same
+/// connection and completes; a message posted meanwhile arrives once.
 #[test]
 fn a_reconnection_refused_by_the_rate_limiter_completes_after_the_reset() {
     let s = Stack::start("lim-reconnect");
     s.wait_connected();
+    spend_the_users_subscriptions(&s.rc);
     spend_the_users_allowance(&s.rc);
     let (theirs, conns) = (s.rc.rate_limited().len(), s.rc.ddp_connections_total());
     s.rc.drop_connections();
@@ -333,19 +334,53 @@ fn a_reconnection_refused_by_the_rate_limiter_completes_after_the_reset() {
         .jeedom
         .wait_event(LONG, "message", |e| e["id"] == id.as_str());
     assert_eq!(ev["text"], "around the reconnection");
-    wait_until(T, "connected again", || {
+    wait_until(LONG, "connected again", || {
         s.request(json!({"action": "status"}))["connected"] == true
     });
     let refused = s.rc.rate_limited()[theirs..].to_vec();
-    assert!(refused.iter().any(|m| m == "rooms/get"), "{refused:?}");
+    for call in ["rooms/get", "stream-room-messages"] {
+        assert!(refused.iter().any(|m| m == call), "{call}: {refused:?}");
+    }
     assert_eq!(
         s.rc.ddp_connections_total(),
         conns + 1,
-        "the refusal was waited out, not answered by reconnecting"
+        "the refusals were waited out, not answered by reconnecting\n{}",
+        s.daemon.log_text()
     );
+    // Subscribed again: a live message arrives too.
+    let live = s.rc.post("GENERAL", "alice", "live again");
+    s.jeedom
+        .wait_event(T, "message", |e| e["id"] == live.as_str());
     assert_never(Duration::from_millis(800), "a duplicate", || {
-        s.messages().len() > 1
+        s.messages().len() > 2
     });
+}
+
+/// Other sessions of the bot (40 subscriptions per connection) spend the
+/// user's allowance of `stream-room-messages` (80 in the server's 40 s
+/// window), early enough in a window to leave at least 6 s of it.
+fn spend_the_users_subscriptions(rc: &FakeRocketChat) {
+    use support::ddp_client::DdpClient;
+    let my_messages = json!(["__my_messages__", false]);
+    for _ in 0..3 {
+        let mut left = 0;
+        for _ in 0..3 {
+            let mut other = DdpClient::connect(&rc.ws_url(), None);
+            assert!(other.login("jeedombot", "s3cret").get("error").is_none());
+            for _ in 0..40 {
+                let r = other.sub("stream-room-messages", my_messages.clone());
+                left = r["error"]["details"]["timeToReset"].as_u64().unwrap_or(0);
+            }
+        }
+        if left >= 6000 {
+            return;
+        }
+        let next = std::time::Instant::now() + Duration::from_millis(left + 100);
+        wait_until(LONG, "the server's rate limit window to pass", || {
+            std::time::Instant::now() >= next
+        });
+    }
+    panic!("could not spend the subscriptions early in a window");
 }
 
 /// Other sessions of the bot (10 calls per connection) spend the user's
