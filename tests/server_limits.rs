@@ -212,7 +212,9 @@ fn ids_not_server_times_decide_what_was_delivered() {
         "watermark {mark}: not the last real stamp {after_ts}, or the future one"
     );
     // After an outage, the catch-up finds what was posted meanwhile, also a
-    // message stamped before the watermark, and repeats nothing.
+    // message stamped before the watermark and one stamped ahead of the
+    // server's clock (the history lists only messages up to `latest`, by
+    // default the server's now), and repeats nothing.
     let mut during = Vec::new();
     outage(&s, || {
         during.push(
@@ -220,13 +222,21 @@ fn ids_not_server_times_decide_what_was_delivered() {
             "u": {"username": "bob"}, "ts": ejson_date(mark - 1)})),
         );
         during.push(s.rc.post("GENERAL", "alice", "during the outage"));
+        let ahead = support::fake_rc::util::wall_ms() + hour;
+        during.push(
+            s.rc.post_message(json!({"rid": "GENERAL", "msg": "stamped an hour ahead",
+            "u": {"username": "bob"}, "ts": ejson_date(ahead)})),
+        );
     });
-    s.wait_messages(6);
+    s.wait_messages(7);
     assert_never(Duration::from_millis(800), "a duplicate", || {
-        s.messages().len() > 6
+        s.messages().len() > 7
     });
     let caught: Vec<Value> = s.messages()[4..].iter().map(|m| m["id"].clone()).collect();
-    assert_eq!(caught, [json!(during[0]), json!(during[1])]);
+    assert_eq!(
+        caught,
+        during.iter().map(|id| json!(id)).collect::<Vec<_>>()
+    );
 }
 
 /// Fifteen questions expiring together need fifteen `updateMessage` calls:
