@@ -33,7 +33,7 @@ pub struct Args {
     /// pid file path
     #[argh(option)]
     pub pid: Option<String>,
-    /// longest wait in seconds of an event before its callback batch leaves (default 0.5)
+    /// accepted for the Jeedom plugin's usual command line (0 < cycle < 10); no effect
     #[argh(option)]
     pub cycle: Option<String>,
     /// the Rocket.Chat base URL, http(s)://host[:port][/path]

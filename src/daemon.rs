@@ -30,15 +30,18 @@ pub fn run(cfg: Config) -> Result<()> {
     let listener = TcpListener::bind(cfg.socket)
         .map_err(|e| Error::io(format!("cannot listen on {}", cfg.socket), e))
         .map_err(|e| e.for_option("socketport"))?;
-    // Then at once: Jeedom polls for the pid file within a second of the start.
-    let pid = cfg.pid.as_deref().map(PidFile::create).transpose();
-    let _pid = pid.map_err(|e| e.for_option("pid"))?;
     let state = load_state(&cfg);
     let spool = open_spool(&cfg, &state).map_err(|e| e.for_option("state"))?;
     let notifier = Notifier::from_env();
     let shutdown = Arc::new(AtomicBool::new(false));
     let (to_core, inbox) = mpsc::channel();
     let _signals = watch_signals(to_core.clone())?;
+    // After every step that can fail but starting threads, and within
+    // milliseconds of the start (Jeedom polls for it): a failed start, even
+    // one given the --pid of a daemon running on another state, never
+    // replaced that daemon's pid file.
+    let pid = cfg.pid.as_deref().map(PidFile::create).transpose();
+    let _pid = pid.map_err(|e| e.for_option("pid"))?;
     let mut threads = Vec::new();
     let socket_ctx = Arc::new(socket::Context {
         apikey: cfg.apikey.clone(),

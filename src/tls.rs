@@ -201,5 +201,15 @@ mod tests {
         let other = C::Other(rustls::OtherError(Arc::new(ca)));
         assert!(hint_of(other).contains("exactly that certificate"));
         assert!(!hint_of(C::Expired).contains("--ca-file"));
+        let early = hint_of(C::NotValidYet);
+        assert!(
+            early.contains("not valid yet") && early.contains("clock"),
+            "{early}"
+        );
+        assert!(!early.contains("--ca-file"));
+        let plain = hint(&rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        ));
+        assert!(plain.contains("does this port speak TLS"), "{plain}");
     }
 }

@@ -193,3 +193,47 @@ fn a_batch_retried_after_a_timeout_is_marked_replay() {
         .wait_event(T, "message", |e| e["id"] == id2.as_str());
     assert!(ev.get("replay").is_none(), "{ev}");
 }
+
+/// An ask has no `ref`: its `sent` and `send_failed` say `"ref": null` and
+/// carry its `ask_id`, exactly as the README shows them.
+#[test]
+fn an_ask_ends_in_sent_or_send_failed_with_its_ask_id_and_ref_null() {
+    let s = Stack::start("cb-ask-ids");
+    s.wait_connected();
+    for (room, ask_id) in [("#general", "q1"), ("#nowhere", "q2")] {
+        let req = json!({"action": "ask", "room": room, "question": "Lights off?",
+            "answers": ["Yes", "No"], "ask_id": ask_id});
+        assert_eq!(s.request(req)["ok"], true);
+    }
+    let sent = s.jeedom.wait_event(T, "sent", |e| e["ask_id"] == "q1");
+    let keys: Vec<&str> = sent
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        ["ask_id", "message_id", "ref", "room", "type"],
+        "{sent}"
+    );
+    assert_eq!(
+        (&sent["ref"], &sent["room"]["id"]),
+        (&Value::Null, &json!("GENERAL"))
+    );
+    let failed = s
+        .jeedom
+        .wait_event(T, "send_failed", |e| e["ask_id"] == "q2");
+    let keys: Vec<&str> = failed
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["ask_id", "error", "ref", "type"], "{failed}");
+    assert_eq!(failed["ref"], Value::Null);
+    assert!(
+        failed["error"].as_str().unwrap().contains("nowhere"),
+        "{failed}"
+    );
+}

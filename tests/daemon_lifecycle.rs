@@ -66,7 +66,11 @@ fn sigint_and_stop_action_also_exit_cleanly() {
 
     let mut d = start("stop", &[]);
     let reply = d.request(&json!({"apikey": APIKEY, "action": "stop"}));
-    assert_eq!(reply["ok"], true);
+    assert_eq!(
+        reply,
+        json!({"ok": true, "stopping": true}),
+        "the README's stop reply"
+    );
     assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0));
     assert!(!d.pid_path.exists());
 }

@@ -37,7 +37,17 @@ fn send_file(s: &Stack, path: &Path, r: &str) -> Value {
 }
 
 fn refused(s: &Stack, path: &Path, rule: &str) {
-    let reply = send_file(s, path, "refused");
+    refused_reply(send_file(s, path, "refused"), path, rule);
+}
+
+/// The same file named by the options' `file=`, in a direct message.
+fn refused_in_options(s: &Stack, path: &Path, rule: &str) {
+    let reply = s.request(json!({"action": "send", "room": "@alice",
+        "message": "leak refused", "options": format!("file=\"{}\"", path.display())}));
+    refused_reply(reply, path, rule);
+}
+
+fn refused_reply(reply: Value, path: &Path, rule: &str) {
     assert_eq!(
         reply["ok"],
         false,
@@ -66,13 +76,16 @@ fn mkfifo(p: &Path) {
 fn secrets_and_files_outside_the_allowed_directories_are_refused() {
     let secrets = harness::temp_dir("files-secrets");
     let (pw, cfg) = (secrets.join("password"), secrets.join("rocketchatd.json"));
+    let key = secrets.join("apikey");
     std::fs::write(&pw, "s3cret\n").unwrap();
+    std::fs::write(&key, format!("{APIKEY}\n")).unwrap();
     std::fs::write(&cfg, r#"{"cycle": 0.5}"#).unwrap();
     let outside = harness::temp_dir("files-outside").join("outside.jpg");
     std::fs::write(&outside, b"not for the chat").unwrap();
-    let (pw_s, cfg_s, dir_s) = (
+    let (pw_s, cfg_s, key_s, dir_s) = (
         pw.to_str().unwrap(),
         cfg.to_str().unwrap(),
+        key.to_str().unwrap(),
         secrets.to_str().unwrap(),
     );
     let extra = [
@@ -82,6 +95,8 @@ fn secrets_and_files_outside_the_allowed_directories_are_refused() {
         pw_s,
         "--config",
         cfg_s,
+        "--apikey-file",
+        key_s,
         "--files-dir",
         dir_s,
     ];
@@ -98,6 +113,10 @@ fn secrets_and_files_outside_the_allowed_directories_are_refused() {
     const OUTSIDE: &str = "outside the allowed directories (--files-dir): ";
     refused(&s, Path::new("/proc/self/environ"), SYSTEM);
     refused(&s, Path::new("/proc/self/cmdline"), SYSTEM);
+    refused_in_options(&s, Path::new("/proc/self/environ"), SYSTEM);
+    refused(&s, Path::new("/sys/kernel/hostname"), SYSTEM);
+    refused(&s, Path::new("/dev/zero"), SYSTEM);
+    refused(&s, &link("zero.jpg", Path::new("/dev/zero")), SYSTEM);
     refused(
         &s,
         &link("env.jpg", Path::new("/proc/self/environ")),
@@ -105,9 +124,24 @@ fn secrets_and_files_outside_the_allowed_directories_are_refused() {
     );
     refused(&s, &pw, OWN);
     refused(&s, &cfg, OWN);
+    refused(&s, &key, OWN);
+    refused_in_options(&s, &key, OWN);
     refused(&s, &link("state.jpg", &state), OWN);
     refused(&s, &link("pid.jpg", &s.daemon.pid_path), OWN);
     refused(&s, &state, OWN);
+    // A file in the spool (the copies of other requests' files).
+    let spooled = spool_dir(&s).join("planted.jpg");
+    std::fs::write(&spooled, b"someone's snapshot").unwrap();
+    refused(&s, &spooled, OWN);
+    refused(&s, &link("spooled.jpg", &spooled), OWN);
+    std::fs::remove_file(&spooled).unwrap();
+    let sub = secrets.join("album.jpg");
+    std::fs::create_dir(&sub).unwrap();
+    refused(&s, &sub, "not a regular file (a directory)");
+    // Refused by its type before any open (open(2) would fail with ENXIO).
+    let sock = secrets.join("sock.jpg");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    refused(&s, &sock, "not a regular file (a socket)");
     refused(&s, &outside, OUTSIDE);
     refused(&s, &link("away.jpg", &outside), OUTSIDE);
     let snap = secrets.join("snap.jpg");
@@ -230,4 +264,80 @@ fn a_full_disk_refuses_the_file_and_recovers() {
     );
     assert_eq!(s.rc.uploads().len(), 1);
     wait_until(T, "the spool emptied", || spool_is_empty(&s));
+}
+
+/// A daemon killed when dropped (started without the harness's `--files-dir`).
+struct Bare(std::process::Child);
+
+impl Drop for Bare {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn send_on(port: u16, path: &Path) -> Value {
+    let raw = json!({"apikey": APIKEY, "action": "send", "room": "#general",
+        "message": "x", "files": [path.to_str().unwrap()]});
+    harness::request_on(port, &raw.to_string(), Duration::from_secs(10)).unwrap()
+}
+
+/// Without `--files-dir`, the Jeedom directories of README "Which files can
+/// be sent"; `--files-dir` repeated allows each directory given, and only those.
+#[test]
+fn the_allowed_directories_default_to_jeedom_s_and_the_option_repeats() {
+    let url = format!("http://127.0.0.1:{}", harness::free_port());
+    let dir = harness::temp_dir("files-defaults");
+    let port = harness::free_port();
+    let state = dir.join("state.json");
+    let _bare = Bare(
+        harness::command()
+            .args(["--apikey", APIKEY, "--socketport", &port.to_string()])
+            .args(["--state", state.to_str().unwrap()])
+            .args(["--url", &url, "--user", "bot", "--password", "pw"])
+            .current_dir(&dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let status = json!({"apikey": APIKEY, "action": "status"}).to_string();
+    wait_until(T, "the socket answers", || {
+        harness::request_on(port, &status, Duration::from_secs(5)).is_ok()
+    });
+    let mine = dir.join("snap.jpg");
+    std::fs::write(&mine, b"jpeg").unwrap();
+    let reply = send_on(port, &mine);
+    let expected = format!(
+        "file \"{}\": outside the allowed directories (--files-dir): \
+         /var/www/html/plugins/camera/data, /var/www/html/data, /tmp/jeedom/history_export",
+        mine.display()
+    );
+    assert_eq!(reply["error"], expected.as_str(), "{reply}");
+
+    let (a, b) = (
+        harness::temp_dir("files-dir-a"),
+        harness::temp_dir("files-dir-b"),
+    );
+    let (a_s, b_s) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let d = harness::Daemon::start_in(
+        &harness::temp_dir("files-repeat"),
+        &["--url", &url, "--user", "bot", "--password", "pw"]
+            .into_iter()
+            .chain(["--files-dir", a_s, "--files-dir", b_s])
+            .collect::<Vec<_>>(),
+    );
+    d.wait_ready();
+    for p in [a.join("1.jpg"), b.join("2.jpg")] {
+        std::fs::write(&p, b"jpeg").unwrap();
+        assert_eq!(send_on(d.port, &p)["ok"], true, "{}", p.display());
+    }
+    let own_dir = d.dir.join("3.jpg");
+    std::fs::write(&own_dir, b"jpeg").unwrap();
+    let error = send_on(d.port, &own_dir)["error"].to_string();
+    assert!(
+        error.contains(&format!("(--files-dir): {a_s}, {b_s}\"")),
+        "{error}"
+    );
 }

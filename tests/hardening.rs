@@ -171,29 +171,60 @@ fn a_second_daemon_on_the_same_state_exits_1() {
     );
 }
 
+/// A start failing after its checks of port and state (here on the spool,
+/// a file in the way of its directory) given the running daemon's `--pid`.
+#[test]
+fn a_start_failing_later_leaves_the_running_daemon_s_pid_file_alone() {
+    let d = start("failed-start");
+    let other = harness::temp_dir("failed-start-b");
+    std::fs::write(other.join("rocketchatd-spool"), "in the way").unwrap();
+    let args = daemon_args(harness::free_port(), &d.pid_path, &other.join("state.json"));
+    let (code, err) = finish(second(&args, &other), T);
+    assert_eq!(code, Some(1), "{err}");
+    // The error is the last line, after the start-up's log lines.
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("rocketchatd: invalid --state: cannot create ")
+            && last.contains("rocketchatd-spool"),
+        "{err}"
+    );
+    let text = std::fs::read_to_string(&d.pid_path).expect("first daemon's pid file kept");
+    assert_eq!(text, format!("{}\n", d.pid()));
+}
+
 #[test]
 fn symlinks_planted_at_the_pid_and_temporary_state_paths_are_not_followed() {
     let dir = harness::temp_dir("symlinks");
     let victim = dir.join("victim.txt");
     std::fs::write(&victim, "precious").unwrap();
-    symlink(&victim, dir.join("daemon.pid")).unwrap();
-    symlink(&victim, dir.join("state.json.tmp")).unwrap();
+    let plant = |name: &str| symlink(&victim, dir.join(name)).unwrap();
+    // Before the start: the pid file, its temporary copy, the state's.
+    plant("daemon.pid");
+    plant("daemon.pid.tmp");
+    plant("state.json.tmp");
     let args = base_args(&unreachable_url());
     let mut d = Daemon::start_in(&dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
     d.wait_ready();
-    // An accepted send is saved before the ok: the state was written.
-    let reply = d
-        .request(&json!({"apikey": APIKEY, "action": "send", "room": "#general", "message": "hi"}));
-    assert_eq!(reply["ok"], true, "{reply}");
-    assert_eq!(d.state()["outbox"][0]["text"], "hi");
     assert_eq!(
         std::fs::read_to_string(&d.pid_path).unwrap(),
         format!("{}\n", d.pid())
     );
     assert!(!std::fs::symlink_metadata(&d.pid_path).unwrap().is_symlink());
+    // While it runs (the start-up removed the first ones): the temporary
+    // state file the clean stop writes through.
+    plant("state.json.tmp");
+    // An accepted send is saved before the ok: the state was written.
+    let reply = d
+        .request(&json!({"apikey": APIKEY, "action": "send", "room": "#general", "message": "hi"}));
+    assert_eq!(reply["ok"], true, "{reply}");
     d.sigterm();
     assert_eq!(d.wait_exit(T).code(), Some(0));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let meta = std::fs::symlink_metadata(&d.state_path).unwrap();
+    assert!(meta.is_file(), "the state file is a file of its own");
+    let state = d.state();
+    assert_eq!(state["clean_stop"], true, "{state}");
+    assert_eq!(state["outbox"][0]["text"], "hi", "{state}");
 }
 
 fn refused_state(state: &str) -> String {

@@ -33,6 +33,8 @@ mod idle;
 mod jeedom_sends;
 mod login;
 mod php;
+mod php_faults;
+mod readme;
 mod realtime;
 mod reconnect;
 mod secrets;

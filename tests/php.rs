@@ -11,15 +11,14 @@ use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
 use support::fake_rc::{FakeRcOptions, FakeRocketChat};
 use support::wait::{wait_for, wait_until};
 
-const PASSWORD: &str = "s3cret";
+pub(crate) const PASSWORD: &str = "s3cret";
 
 /// `php`, or `None` (with a note) on a machine without it; under CI a
 /// missing php-cli fails the tests: `.ci/run` installs it.
-fn php() -> Option<&'static str> {
+pub(crate) fn php() -> Option<&'static str> {
     let found = Command::new("php")
         .arg("--version")
         .stdout(Stdio::null())
@@ -37,28 +36,28 @@ fn php() -> Option<&'static str> {
     }
 }
 
-fn php_dir() -> PathBuf {
+pub(crate) fn php_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/php")
 }
 
 /// A Jeedom made of the PHP examples: the callback under `php -S`, the
 /// plugin's settings, and what the callback handled.
-struct PhpJeedom {
-    server: Child,
-    dir: PathBuf,
-    settings: PathBuf,
-    handled: PathBuf,
-    router: &'static str,
-    pub callback: String,
+pub(crate) struct PhpJeedom {
+    pub(crate) server: Child,
+    pub(crate) dir: PathBuf,
+    pub(crate) settings: PathBuf,
+    pub(crate) handled: PathBuf,
+    pub(crate) router: &'static str,
+    pub(crate) callback: String,
 }
 
 impl PhpJeedom {
-    fn start(name: &str, rc: &FakeRocketChat) -> PhpJeedom {
+    pub(crate) fn start(name: &str, rc: &FakeRocketChat) -> PhpJeedom {
         PhpJeedom::start_with(name, rc, "jeeRocketchat.php")
     }
 
     /// With `router` as the script of `php -S`.
-    fn start_with(name: &str, rc: &FakeRocketChat, router: &'static str) -> PhpJeedom {
+    pub(crate) fn start_with(name: &str, rc: &FakeRocketChat, router: &'static str) -> PhpJeedom {
         let dir = harness::temp_dir(name);
         let port = harness::free_port();
         let callback =
@@ -87,12 +86,12 @@ impl PhpJeedom {
     }
 
     /// Jeedom away (Apache stopped), then back on the same port.
-    fn stop_server(&mut self) {
+    pub(crate) fn stop_server(&mut self) {
         let _ = self.server.kill();
         let _ = self.server.wait();
     }
 
-    fn restart_server(&mut self) {
+    pub(crate) fn restart_server(&mut self) {
         let port: u16 = self
             .callback
             .split(':')
@@ -107,11 +106,11 @@ impl PhpJeedom {
     }
 
     /// `php plugin.php ARGS...`, as Jeedom would call the plugin's methods.
-    fn plugin(&self, args: &[&str]) -> Output {
+    pub(crate) fn plugin(&self, args: &[&str]) -> Output {
         self.plugin_with_path(args, &std::env::var("PATH").unwrap_or_default())
     }
 
-    fn plugin_with_path(&self, args: &[&str], path: &str) -> Output {
+    pub(crate) fn plugin_with_path(&self, args: &[&str], path: &str) -> Output {
         Command::new("php")
             .arg(php_dir().join("plugin.php"))
             .args(args)
@@ -121,7 +120,7 @@ impl PhpJeedom {
             .expect("php plugin.php")
     }
 
-    fn plugin_ok(&self, args: &[&str]) -> String {
+    pub(crate) fn plugin_ok(&self, args: &[&str]) -> String {
         let out = self.plugin(args);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -133,16 +132,16 @@ impl PhpJeedom {
         text
     }
 
-    fn pid_file(&self) -> PathBuf {
+    pub(crate) fn pid_file(&self) -> PathBuf {
         self.dir.join("tmp/rocketchat/deamon.pid")
     }
 
-    fn daemon_log(&self) -> String {
+    pub(crate) fn daemon_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("rocketchat_daemon")).unwrap_or_default()
     }
 
     /// What the PHP callback handled so far, one JSON object per event.
-    fn handled(&self) -> Vec<Value> {
+    pub(crate) fn handled(&self) -> Vec<Value> {
         let text = std::fs::read_to_string(&self.handled).unwrap_or_default();
         // Whole lines only: PHP may be appending the last one right now.
         text.split_inclusive('\n')
@@ -152,7 +151,7 @@ impl PhpJeedom {
     }
 
     /// Waits until the callback handled an entry with `key` for which `pred` holds.
-    fn wait(&self, key: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait(&self, key: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let what = format!("PHP to handle a {key:?} entry");
         let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             wait_for(T, &what, || {
@@ -170,7 +169,7 @@ impl PhpJeedom {
         })
     }
 
-    fn count(&self, key: &str, value: &Value) -> usize {
+    pub(crate) fn count(&self, key: &str, value: &Value) -> usize {
         self.handled().iter().filter(|h| &h[key] == value).count()
     }
 }
@@ -201,7 +200,7 @@ impl Drop for PhpJeedom {
 }
 
 /// A raw HTTP GET; returns the status line and the body.
-fn http_get(url: &str) -> String {
+pub(crate) fn http_get(url: &str) -> String {
     let rest = url.strip_prefix("http://").unwrap();
     let (host, path) = rest.split_at(rest.find('/').unwrap());
     let mut s = TcpStream::connect(host).unwrap();
@@ -412,133 +411,4 @@ fn php_sends_and_asks_through_the_socket_and_reads_every_event() {
         .handled()
         .iter()
         .all(|h| h.get("unknown").is_none() && h.get("skipped").is_none()));
-}
-
-/// Holds back the PHP callback's answer (tests/php/hold_router.php) while
-/// `f` runs, then lets it go: the daemon never gets it.
-fn holding<T>(jeedom: &PhpJeedom, f: impl FnOnce() -> T) -> T {
-    // `php -S` serves one request at a time: once this one is answered, the
-    // batch PHP may still be answering is answered too, and is not held.
-    let idle = http_get(&format!(
-        "{}?test=1&apikey={}",
-        jeedom.callback,
-        harness::APIKEY
-    ));
-    assert!(idle.ends_with("OK"), "{idle}");
-    let hold = jeedom.dir.join("hold");
-    std::fs::write(&hold, "").unwrap();
-    let out = f();
-    std::fs::remove_file(&hold).unwrap();
-    out
-}
-
-#[test]
-fn php_skips_the_replays_of_a_crash_it_has_already_handled() {
-    let Some(_) = php() else { return };
-    let rc = FakeRocketChat::start(FakeRcOptions::default());
-    let jeedom = PhpJeedom::start_with("php-replay", &rc, "hold_router.php");
-    // Started by the harness for its kill -9.
-    let (url, cb) = (rc.url(), jeedom.callback.clone());
-    let args = [
-        "--url",
-        &url,
-        "--user",
-        "jeedombot",
-        "--password",
-        PASSWORD,
-        "--callback",
-        &cb,
-    ];
-    let mut daemon = harness::Daemon::start_in(&jeedom.dir, &args);
-    jeedom.wait("status", |h| h["status"] == "connected");
-    jeedom.wait("rooms", |_| true); // nothing else to deliver: the hold is for what comes
-    rc.wait_bot_listening(T);
-
-    // A crash while Jeedom's answer to a batch it handled is on its way:
-    // after the restart the batch comes again, marked, and PHP skips it.
-    let id = holding(&jeedom, || {
-        let id = rc.post("GENERAL", "alice", "are you there?");
-        jeedom.wait("message", |h| h["message"] == id.as_str());
-        daemon.kill9();
-        id
-    });
-    daemon.restart();
-    let message_key = format!("message:{id}");
-    jeedom.wait("skipped", |h| h["skipped"] == message_key.as_str());
-    wait_until(T, "the restart's rooms event at PHP", || {
-        jeedom
-            .handled()
-            .iter()
-            .filter(|h| h.get("rooms").is_some())
-            .count()
-            == 2
-    });
-
-    let send = json!({"apikey": harness::APIKEY, "action": "send", "room": "#general", "message": "hello", "ref": "r1"});
-    holding(&jeedom, || {
-        assert_eq!(daemon.request(&send)["ok"], true);
-        jeedom.wait("sent", |h| h["sent"] == "r1");
-        daemon.kill9();
-    });
-    daemon.restart();
-    jeedom.wait("skipped", |h| h["skipped"] == "sent:ref:r1");
-
-    let handled = jeedom.handled();
-    assert_eq!(jeedom.count("message", &json!(id)), 1, "{handled:#?}");
-    assert_eq!(jeedom.count("sent", &json!("r1")), 1, "{handled:#?}");
-    let posted = rc.messages("GENERAL");
-    assert_eq!(
-        posted.iter().filter(|m| m["msg"] == "hello").count(),
-        1,
-        "posted once"
-    );
-}
-
-/// About 100 s in a debug build on 2 cores (10,000 messages queued, the
-/// callback's 30 s retry delay, 10,000 events through PHP): run by hand.
-#[test]
-#[ignore = "100 s; run with `cargo test --test it php:: -- --ignored`"]
-fn php_reads_the_dropped_count_after_a_long_outage() {
-    let Some(_) = php() else { return };
-    let rc = FakeRocketChat::start(FakeRcOptions::default());
-    let mut jeedom = PhpJeedom::start("php-dropped", &rc);
-    jeedom.plugin_ok(&["start"]);
-    jeedom.wait("status", |h| h["status"] == "connected");
-    jeedom.wait("rooms", |_| true);
-    rc.wait_bot_listening(T);
-    jeedom.stop_server();
-    // Past 10,000 waiting events the oldest messages give way to one
-    // `dropped` event that counts them.
-    let n = 10_050;
-    for i in 0..n {
-        rc.post("GENERAL", "alice", &format!("flood {i}"));
-    }
-    let last = rc.post("GENERAL", "alice", "the last one");
-    let long = Duration::from_secs(180);
-    wait_until(long, "the daemon to queue the last message", || {
-        jeedom.daemon_log().contains(&last)
-    });
-    jeedom.restart_server();
-    // The callback's retry delay has grown during the outage (up to 30 s).
-    wait_until(long, "the last message handled by PHP", || {
-        jeedom
-            .handled()
-            .iter()
-            .any(|h| h["message"] == last.as_str())
-    });
-    let handled = jeedom.handled();
-    let delivered = handled
-        .iter()
-        .filter(|h| h.get("message").is_some())
-        .count();
-    let dropped: u64 = handled.iter().filter_map(|h| h["dropped"].as_u64()).sum();
-    assert!(
-        dropped > 0,
-        "no dropped event; {delivered} messages delivered"
-    );
-    assert_eq!(
-        delivered as u64 + dropped,
-        n + 1,
-        "every message delivered or counted"
-    );
 }

@@ -131,6 +131,41 @@ fn a_password_in_the_callback_url_is_never_logged() {
 }
 
 #[test]
+fn a_callback_url_key_and_password_are_never_logged_when_it_fails() {
+    // Nothing listens there: the callback test fails and is logged with
+    // the URL, at warning level, and so is every failed delivery.
+    let cb = format!(
+        "http://jeedom:Cb-Pa55word@127.0.0.1:{}/cb?apikey=Url-Key-0123456789",
+        harness::free_port()
+    );
+    let url = unreachable_url();
+    let d = Daemon::start_in(
+        &harness::temp_dir("cb-url-key"),
+        &[
+            "--url",
+            &url,
+            "--user",
+            "bot",
+            "--password",
+            "pw",
+            "--callback",
+            &cb,
+        ],
+    );
+    d.wait_ready();
+    let line = d.wait_log_line("test failed", T);
+    assert!(
+        line.contains("WARN") && line.contains("http://jeedom:***@127.0.0.1:"),
+        "{line}"
+    );
+    assert!(line.contains("/cb?apikey=***"), "{line}");
+    let log = d.log_text();
+    for secret in ["Cb-Pa55word", "Url-Key-0123456789", APIKEY] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}
+
+#[test]
 fn check_output_hides_url_passwords_and_keys() {
     let jeedom = FakeJeedom::start(APIKEY);
     let cb = format!(
@@ -163,7 +198,14 @@ fn check_output_hides_url_passwords_and_keys() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("callback"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("callback"))
+        .unwrap_or_else(|| panic!("no callback line:\n{text}"));
+    assert!(
+        line.contains("http://jeedom:***@127.0.0.1:") && line.contains("?apikey=***"),
+        "the URL shown, its secrets masked: {line}"
+    );
     for secret in ["Cb-Pa55word", "Url-Key-0123456789", APIKEY] {
         assert!(!text.contains(secret), "{secret} shown:\n{text}");
     }

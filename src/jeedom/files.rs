@@ -136,6 +136,11 @@ impl FileRules {
             lexically.err().unwrap_or(unreadable(e))
         })?;
         self.check(&real)?;
+        // Opening a device can act on it: a device node in an allowed
+        // directory is refused by its type before any open.
+        if let Some(kind) = fs::metadata(&real).ok().as_ref().and_then(not_regular) {
+            return Err(Refusal::NotRegular(kind));
+        }
         let file = open_without_symlinks(&real).map_err(unreadable)?;
         let meta = file.metadata().map_err(unreadable)?;
         self.check_opened(&file, &meta, real)?;

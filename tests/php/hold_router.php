@@ -1,5 +1,5 @@
 <?php
-// Test only (tests/php.rs): the example callback behind `php -S`, whose
+// Test only (tests/php_faults.rs): the example callback behind `php -S`, whose
 // answer is held back while the file named by the `hold` setting exists: a
 // Jeedom that handled a batch but whose answer never reached the daemon.
 require_once __DIR__ . '/jeedom_core.php';

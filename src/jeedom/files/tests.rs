@@ -136,6 +136,17 @@ fn a_fifo_is_refused_without_waiting_for_a_writer() {
     );
 }
 
+/// The type is known from the path before any open (opening a device can
+/// act on it): a socket, which open(2) fails on (ENXIO), is refused by its type.
+#[test]
+fn a_special_file_is_refused_by_its_type_before_it_is_opened() {
+    let d = tmp("socket");
+    let r = rules(&d);
+    let path = d.join("allowed/sock.jpg");
+    let _listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    assert_eq!(refusal(&r, &path), Refusal::NotRegular("a socket"));
+}
+
 #[test]
 fn no_allow_list_means_the_jeedom_directories() {
     let r = FileRules::new(&[], &[], Path::new("/nonexistent/state.json"), 1);
