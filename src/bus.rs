@@ -8,7 +8,7 @@
 //! difference a receiver acts on is a variant of its own (`SendOutcome::Retry`
 //! and `Unauthorized` apart from `Failed`, an edit done or refused).
 use crate::model::{Incoming, Outgoing, Room, Session};
-use serde_json::Value;
+use serde_json::{value::RawValue, Value};
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
@@ -162,8 +162,9 @@ pub enum CallbackReport {
 /// Orders for the callback worker.
 #[derive(Debug)]
 pub enum CallbackJob {
-    /// Deliver these events (sequence numbers ascending); report `Delivered`.
-    Batch { events: Vec<(u64, Value)> },
+    /// Deliver these events (sequence numbers ascending, as the queue keeps
+    /// their JSON text: copied into the POST as is); report `Delivered`.
+    Batch { events: Vec<(u64, Box<RawValue>)> },
 }
 
 /// Orders for the send worker.

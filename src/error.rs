@@ -179,7 +179,7 @@ impl fmt::Display for Error {
             Error::Login { reason } => write!(f, "login failed: {reason}"),
             Error::TotpRequired { method } if method == "email" => f.write_str(
                 "login failed: the bot account has two-factor authentication by e-mail enabled \
-                 (every password login e-mails it a code, so the daemon tries again only once an \
+                 (a refused password login e-mails it a code, so the daemon tries again only once an \
                  hour); disable 2FA for the bot user or log in with a personal access token \
                  (--user-id and --token)",
             ),

@@ -151,6 +151,11 @@ impl QueuedEvent {
         e
     }
 
+    /// The event's JSON text.
+    pub fn raw(&self) -> &RawValue {
+        &self.event
+    }
+
     /// The event as a JSON value.
     pub fn value(&self) -> Value {
         serde_json::from_str(self.event.get()).unwrap_or(Value::Null)

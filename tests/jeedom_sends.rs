@@ -7,8 +7,10 @@ use harness::disk::SmallDisk;
 use harness::stack::{Stack, T};
 use harness::{Daemon, APIKEY};
 use serde_json::{json, Value};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
 use std::time::Duration;
 use support::fake_jeedom::FakeJeedom;
 use support::fake_rc::{FakeRcOptions, FakeRocketChat, BOT_ID};
@@ -76,15 +78,61 @@ fn a_loop_of_200_sends_on_a_slow_disk_is_posted_whole_and_in_order() {
         .contains("durable writes slowed by 300 ms"));
 }
 
+/// Another local process keeping `n` idle connections open to the command
+/// socket: each one the daemon closes is opened again, until dropped.
+struct IdleHolder {
+    stop: mpsc::Sender<()>,
+    thread: Option<thread::JoinHandle<usize>>,
+}
+
+impl IdleHolder {
+    fn start(port: u16, n: usize) -> IdleHolder {
+        let open = move || {
+            let c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+            c.set_nonblocking(true).expect("non-blocking");
+            c
+        };
+        let mut conns: Vec<TcpStream> = (0..n).map(|_| open()).collect();
+        let (stop, stopped) = mpsc::channel();
+        let thread = thread::spawn(move || {
+            let mut reopened = 0;
+            // A sweep every 20 ms until told to stop.
+            while stopped.recv_timeout(Duration::from_millis(20)) == Err(RecvTimeoutError::Timeout)
+            {
+                for c in conns.iter_mut() {
+                    let closed = match c.read(&mut [0u8; 256]) {
+                        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                        Ok(_) => true,
+                    };
+                    if closed {
+                        *c = open();
+                        reopened += 1;
+                    }
+                }
+            }
+            reopened
+        });
+        IdleHolder {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops holding; how many connections were opened again.
+    fn stop(mut self) -> usize {
+        let _ = self.stop.send(());
+        let t = self.thread.take().expect("running");
+        t.join().expect("the holder thread")
+    }
+}
+
 #[test]
 fn sends_get_through_while_another_process_holds_100_idle_connections() {
     let s = stack("php-idle", &[]);
-    let port = s.daemon.port;
-    let idle: Vec<TcpStream> = (0..100)
-        .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
-        .collect();
-    loop_is_posted_whole_in_order(&s, 20);
-    drop(idle);
+    let holder = IdleHolder::start(s.daemon.port, 100);
+    loop_is_posted_whole_in_order(&s, 200);
+    let reopened = holder.stop();
+    eprintln!("idle connections closed by the daemon and opened again: {reopened}");
 }
 
 /// A daemon whose state directory is a small tmpfs (`None` where mounting is

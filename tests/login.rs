@@ -106,6 +106,9 @@ fn unknown_user_and_totp_are_explained() {
         err.contains("two-factor") && err.contains("personal access token"),
         "{err}"
     );
+    // The method the server named (`details.method: "totp"`), not e-mail.
+    assert!(err.contains("TOTP, an authenticator app"), "{err}");
+    assert!(!err.contains("e-mail"), "{err}");
 }
 
 /// Two-factor by e-mail: every refused password login makes the server

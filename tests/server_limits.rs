@@ -161,15 +161,25 @@ fn a_rate_limited_history_read_is_retried_after_the_reset() {
     assert!(reads.count() >= 3, "two refusals, then the read");
 }
 
+/// Jeedom has acknowledged every event: the rooms' watermarks have moved.
+fn all_acknowledged(s: &Stack) {
+    wait_until(T, "Jeedom's acknowledgement", || {
+        s.request(json!({"action": "status"}))["queues"]["events"] == 0
+    });
+}
+
 /// A message stamped 1 ms before the last one delivered (another server
 /// instance) still arrives; one stamped an hour ahead neither silences the
-/// room nor becomes the saved watermark.
+/// room nor becomes the saved watermark. Each odd message comes once the
+/// one before was acknowledged (the watermark moved), as a time rule would
+/// then drop it.
 #[test]
 fn ids_not_server_times_decide_what_was_delivered() {
     let s = Stack::start("cu-ids");
     s.wait_connected();
     let first = s.rc.post("GENERAL", "alice", "first");
     let m = s.wait_messages(1);
+    all_acknowledged(&s);
     let ts = s.rc.message(&first).unwrap()["ts"]["$date"]
         .as_u64()
         .unwrap();
@@ -182,31 +192,51 @@ fn ids_not_server_times_decide_what_was_delivered() {
     let ahead =
         s.rc.post_message(json!({"rid": "GENERAL", "msg": "an hour ahead",
         "u": {"username": "bob"}, "ts": ejson_date(ts + hour)}));
+    s.wait_messages(3);
+    all_acknowledged(&s);
     let after = s.rc.post("GENERAL", "alice", "after the odd one");
     let got: Vec<Value> = s.wait_messages(4).iter().map(|m| m["id"].clone()).collect();
     assert_eq!(
         got,
         [json!(first), json!(earlier), json!(ahead), json!(after)]
     );
-    wait_until(T, "the watermark saved", || {
-        let st = s.daemon.state();
-        st["rooms"]["GENERAL"]["watermark_ms"].as_u64().unwrap_or(0) >= ts
-    });
+    all_acknowledged(&s);
+    let after_ts = s.rc.message(&after).unwrap()["ts"]["$date"]
+        .as_u64()
+        .unwrap();
     let mark = s.daemon.state()["rooms"]["GENERAL"]["watermark_ms"]
         .as_u64()
         .unwrap();
-    assert!(mark < ts + hour, "the future stamp became the watermark");
-    // After an outage, a catch-up starting at that watermark finds what
-    // was posted meanwhile, and repeats nothing.
-    let mut during = String::new();
+    assert!(
+        (after_ts..ts + hour).contains(&mark),
+        "watermark {mark}: not the last real stamp {after_ts}, or the future one"
+    );
+    // After an outage, the catch-up finds what was posted meanwhile, also a
+    // message stamped before the watermark and one stamped ahead of the
+    // server's clock (the history lists only messages up to `latest`, by
+    // default the server's now), and repeats nothing.
+    let mut during = Vec::new();
     outage(&s, || {
-        during = s.rc.post("GENERAL", "alice", "during the outage")
+        during.push(
+            s.rc.post_message(json!({"rid": "GENERAL", "msg": "stamped before the mark",
+            "u": {"username": "bob"}, "ts": ejson_date(mark - 1)})),
+        );
+        during.push(s.rc.post("GENERAL", "alice", "during the outage"));
+        let ahead = support::fake_rc::util::wall_ms() + hour;
+        during.push(
+            s.rc.post_message(json!({"rid": "GENERAL", "msg": "stamped an hour ahead",
+            "u": {"username": "bob"}, "ts": ejson_date(ahead)})),
+        );
     });
-    s.wait_messages(5);
+    s.wait_messages(7);
     assert_never(Duration::from_millis(800), "a duplicate", || {
-        s.messages().len() > 5
+        s.messages().len() > 7
     });
-    assert_eq!(s.messages()[4]["id"], during.as_str());
+    let caught: Vec<Value> = s.messages()[4..].iter().map(|m| m["id"].clone()).collect();
+    assert_eq!(
+        caught,
+        during.iter().map(|id| json!(id)).collect::<Vec<_>>()
+    );
 }
 
 /// Fifteen questions expiring together need fifteen `updateMessage` calls:
@@ -295,6 +325,72 @@ fn calls_refused_by_the_rate_limiter_are_made_again() {
     let refused = s.rc.rate_limited()[theirs..].to_vec();
     assert!(refused.iter().any(|m| m == "updateMessage"), "{refused:?}");
     assert!(refused.iter().any(|m| m == "rooms/get"), "{refused:?}");
+}
+
+/// A reconnection while the bot's other sessions have spent its allowance
+/// of `rooms/get` and of `stream-room-messages` subscriptions: the session
+/// set-up is refused, waits for the server's `timeToReset` on the same
+/// connection and completes; a message posted meanwhile arrives once.
+#[test]
+fn a_reconnection_refused_by_the_rate_limiter_completes_after_the_reset() {
+    let s = Stack::start("lim-reconnect");
+    s.wait_connected();
+    spend_the_users_subscriptions(&s.rc);
+    spend_the_users_allowance(&s.rc);
+    let (theirs, conns) = (s.rc.rate_limited().len(), s.rc.ddp_connections_total());
+    s.rc.drop_connections();
+    let id = s.rc.post("GENERAL", "alice", "around the reconnection");
+    let ev = s
+        .jeedom
+        .wait_event(LONG, "message", |e| e["id"] == id.as_str());
+    assert_eq!(ev["text"], "around the reconnection");
+    wait_until(LONG, "connected again", || {
+        s.request(json!({"action": "status"}))["connected"] == true
+    });
+    let refused = s.rc.rate_limited()[theirs..].to_vec();
+    for call in ["rooms/get", "stream-room-messages"] {
+        assert!(refused.iter().any(|m| m == call), "{call}: {refused:?}");
+    }
+    assert_eq!(
+        s.rc.ddp_connections_total(),
+        conns + 1,
+        "the refusals were waited out, not answered by reconnecting\n{}",
+        s.daemon.log_text()
+    );
+    // Subscribed again: a live message arrives too.
+    let live = s.rc.post("GENERAL", "alice", "live again");
+    s.jeedom
+        .wait_event(T, "message", |e| e["id"] == live.as_str());
+    assert_never(Duration::from_millis(800), "a duplicate", || {
+        s.messages().len() > 2
+    });
+}
+
+/// Other sessions of the bot (40 subscriptions per connection) spend the
+/// user's allowance of `stream-room-messages` (80 in the server's 40 s
+/// window), early enough in a window to leave at least 6 s of it.
+fn spend_the_users_subscriptions(rc: &FakeRocketChat) {
+    use support::ddp_client::DdpClient;
+    let my_messages = json!(["__my_messages__", false]);
+    for _ in 0..3 {
+        let mut left = 0;
+        for _ in 0..3 {
+            let mut other = DdpClient::connect(&rc.ws_url(), None);
+            assert!(other.login("jeedombot", "s3cret").get("error").is_none());
+            for _ in 0..40 {
+                let r = other.sub("stream-room-messages", my_messages.clone());
+                left = r["error"]["details"]["timeToReset"].as_u64().unwrap_or(0);
+            }
+        }
+        if left >= 6000 {
+            return;
+        }
+        let next = std::time::Instant::now() + Duration::from_millis(left + 100);
+        wait_until(LONG, "the server's rate limit window to pass", || {
+            std::time::Instant::now() >= next
+        });
+    }
+    panic!("could not spend the subscriptions early in a window");
 }
 
 /// Other sessions of the bot (10 calls per connection) spend the user's

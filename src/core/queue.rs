@@ -3,7 +3,7 @@ use super::{Journal, Persisted};
 use crate::bridge::events::{self, Event};
 use crate::journal::Op;
 use crate::state::{EventKind, QueuedEvent, State};
-use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -137,12 +137,12 @@ impl EventQueue {
     }
 
     /// The next batch for the callback worker: none while one is in flight.
-    pub fn next_batch(&self) -> Option<Vec<(u64, Value)>> {
+    pub fn next_batch(&self) -> Option<Vec<(u64, Box<RawValue>)>> {
         if self.inflight.is_some() || self.events.is_empty() {
             return None;
         }
         let batch = self.events.iter().take(MAX_BATCH);
-        Some(batch.map(|e| (e.seq, e.value())).collect())
+        Some(batch.map(|e| (e.seq, e.raw().to_owned())).collect())
     }
 
     /// The batch ending at `upto` was handed to the worker.

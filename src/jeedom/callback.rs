@@ -4,7 +4,7 @@ use crate::bus::{CallbackJob, CallbackReport, CoreMsg};
 use crate::model::Secret;
 use log::{debug, error, info, warn};
 use rustls::ClientConfig;
-use serde_json::Value;
+use serde_json::{value::RawValue, Value};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
@@ -228,20 +228,22 @@ fn agent(tls: Arc<ClientConfig>) -> Agent {
 /// (one buffer kept for every batch, written once, instead of a string per
 /// event joined and copied again). `replay`: each event carries
 /// `"replay": true` (the batch may have reached Jeedom already).
-fn encode_batch(events: &[(u64, Value)], replay: bool, body: &mut Vec<u8>) {
+fn encode_batch(events: &[(u64, Box<RawValue>)], replay: bool, body: &mut Vec<u8>) {
     body.clear();
     body.extend_from_slice(b"{\"events\":[");
-    for (i, (_, v)) in events.iter().enumerate() {
+    for (i, (_, raw)) in events.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        // Writing a Value into a Vec cannot fail.
         if replay {
-            let mut marked = v.clone();
+            // Rare (a retry Jeedom may have handled): the text is parsed to
+            // set the flag once, whether or not it carries one already.
+            let mut marked: Value = serde_json::from_str(raw.get()).unwrap_or(Value::Null);
             crate::bridge::events::mark_json_replay(&mut marked);
+            // Writing a Value into a Vec cannot fail.
             let _ = serde_json::to_writer(&mut *body, &marked);
         } else {
-            let _ = serde_json::to_writer(&mut *body, v);
+            body.extend_from_slice(raw.get().as_bytes());
         }
     }
     body.extend_from_slice(b"]}");
@@ -379,7 +381,7 @@ impl Worker {
     }
 
     /// POSTs the batch until Jeedom takes it or the daemon stops.
-    fn deliver(&mut self, events: &[(u64, Value)], jobs: &Receiver<CallbackJob>) {
+    fn deliver(&mut self, events: &[(u64, Box<RawValue>)], jobs: &Receiver<CallbackJob>) {
         let Some(&(upto_seq, _)) = events.last() else {
             warn!("callback: empty batch ignored");
             return;

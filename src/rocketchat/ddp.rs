@@ -105,55 +105,43 @@ impl DdpError {
 }
 
 /// A frame the server sends. Unknown `msg` values map to `Other`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "msg", rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ServerFrame {
     Connected {
-        #[serde(default)]
         session: Option<String>,
     },
     Failed {
-        #[serde(default)]
         version: Option<String>,
     },
     Ping {
-        #[serde(default)]
         id: Option<String>,
     },
     Pong {
-        #[serde(default)]
         id: Option<String>,
     },
     Result {
         id: String,
-        #[serde(default)]
         result: Option<Value>,
-        #[serde(default)]
         error: Option<DdpError>,
     },
     Updated {
-        #[serde(default)]
         methods: Vec<String>,
     },
     Ready {
-        #[serde(default)]
         subs: Vec<String>,
     },
     Nosub {
         id: String,
-        #[serde(default)]
         error: Option<DdpError>,
     },
     Added {
         collection: String,
         id: String,
-        #[serde(default)]
         fields: Option<Value>,
     },
     Changed {
         collection: String,
         id: String,
-        #[serde(default)]
         fields: Option<Value>,
     },
     Removed {
@@ -161,21 +149,85 @@ pub enum ServerFrame {
         id: String,
     },
     Error {
-        #[serde(default)]
         reason: Option<String>,
     },
-    #[serde(other)]
     Other,
 }
 
 /// Parses one text frame. `Ok(None)` for frames without `msg` (the
 /// `{"server_id":"0"}` greeting), which DDP says to ignore.
+///
+/// One pass over the text into [`Wire`]: a `Value` first and the tagged enum
+/// from it built the frame's tree three times (the `Value`, serde's buffered
+/// copy for the tag, then `fields`), the realtime thread's largest cost per
+/// message.
 pub fn parse_frame(text: &str) -> Result<Option<ServerFrame>, serde_json::Error> {
-    let value: Value = serde_json::from_str(text)?;
-    if value.get("msg").is_none() {
+    let w: Wire = serde_json::from_str(text)?;
+    let Some(msg) = w.msg.as_deref() else {
         return Ok(None);
-    }
-    serde_json::from_value(value).map(Some)
+    };
+    Ok(Some(match msg {
+        "connected" => ServerFrame::Connected { session: w.session },
+        "failed" => ServerFrame::Failed { version: w.version },
+        "ping" => ServerFrame::Ping { id: w.id },
+        "pong" => ServerFrame::Pong { id: w.id },
+        "result" => ServerFrame::Result {
+            id: required(w.id, "id")?,
+            result: w.result,
+            error: w.error,
+        },
+        "updated" => ServerFrame::Updated { methods: w.methods },
+        "ready" => ServerFrame::Ready { subs: w.subs },
+        "nosub" => ServerFrame::Nosub {
+            id: required(w.id, "id")?,
+            error: w.error,
+        },
+        "added" | "changed" => {
+            let (collection, id) = (required(w.collection, "collection")?, required(w.id, "id")?);
+            let fields = w.fields;
+            match msg {
+                "added" => ServerFrame::Added {
+                    collection,
+                    id,
+                    fields,
+                },
+                _ => ServerFrame::Changed {
+                    collection,
+                    id,
+                    fields,
+                },
+            }
+        }
+        "removed" => ServerFrame::Removed {
+            collection: required(w.collection, "collection")?,
+            id: required(w.id, "id")?,
+        },
+        "error" => ServerFrame::Error { reason: w.reason },
+        _ => ServerFrame::Other,
+    }))
+}
+
+/// Every field a server frame may carry, read in one pass; [`parse_frame`]
+/// picks those of its `msg`.
+#[derive(Deserialize)]
+struct Wire {
+    msg: Option<String>,
+    id: Option<String>,
+    session: Option<String>,
+    version: Option<String>,
+    result: Option<Value>,
+    error: Option<DdpError>,
+    #[serde(default)]
+    methods: Vec<String>,
+    #[serde(default)]
+    subs: Vec<String>,
+    collection: Option<String>,
+    fields: Option<Value>,
+    reason: Option<String>,
+}
+
+fn required(v: Option<String>, field: &'static str) -> Result<String, serde_json::Error> {
+    v.ok_or_else(|| serde::de::Error::missing_field(field))
 }
 
 /// Hands out method and subscription ids, unique for one connection.

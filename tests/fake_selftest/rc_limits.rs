@@ -73,6 +73,27 @@ fn the_user_limit_spans_connections_and_can_be_turned_off() {
     }
 }
 
+/// `DDP_Rate_Limit_Connection`: 600 calls of any names together in 60 s.
+#[test]
+fn a_connection_gets_600_calls_a_minute_whatever_the_methods() {
+    let rc = fake();
+    let mut c = logged_in(&rc);
+    // The login was the first call; 599 more, none over its method's 10.
+    for i in 0..599 {
+        let r = c.call(&format!("method{}", i / 10), json!([]));
+        assert_ne!(r["error"]["error"], "too-many-requests", "call {i}: {r}");
+    }
+    let r = c.call("rooms/get", json!([]));
+    assert_eq!(r["error"]["error"], "too-many-requests", "{r}");
+    let ms = r["error"]["details"]["timeToReset"].as_u64().unwrap();
+    assert!(ms > 10_000 && ms <= 60_000, "{ms}");
+    // Another connection of the same user has its own count.
+    assert!(logged_in(&rc)
+        .call("rooms/get", json!([]))
+        .get("error")
+        .is_none());
+}
+
 #[test]
 fn a_9_0_server_has_no_load_missed_messages() {
     for (version, gone) in [("8.2.0", false), ("9.0.0", true)] {

@@ -291,6 +291,19 @@ fn rest_faults_info_login_history() {
         ),
         (200, Some("later"), Some("a"))
     );
+    // A message stamped ahead of the server's clock is listed once `latest`
+    // (by default the server's now) reaches it.
+    let ahead = crate::support::fake_rc::util::wall_ms() + 3_600_000;
+    rc.post_message(
+        json!({"rid": "GENERAL", "msg": "ahead", "u": {"username": "bob"},
+        "ts": crate::support::fake_rc::ejson_date(ahead)}),
+    );
+    let path = "/api/v1/channels.history?roomId=GENERAL&oldest=2000-01-01T00:00:00.000Z";
+    let (_, v) = rest(&rc, "GET", path, &tok, None);
+    assert_eq!(v["messages"].as_array().unwrap().len(), 2, "{v}");
+    let later = format!("{path}&latest=2100-01-01T00:00:00.000Z");
+    let (_, v) = rest(&rc, "GET", &later, &tok, None);
+    assert_eq!(v["messages"][0]["msg"], "ahead", "{v}");
     let (s, v) = rest(
         &rc,
         "POST",

@@ -110,7 +110,10 @@ impl Running {
 fn batch(seqs: &[u64]) -> CallbackJob {
     let events = seqs
         .iter()
-        .map(|&seq| (seq, json!({"type": "message", "text": format!("n°{seq}")})))
+        .map(|&seq| {
+            let ev = json!({"type": "message", "text": format!("n°{seq}")});
+            (seq, serde_json::value::to_raw_value(&ev).unwrap())
+        })
         .collect();
     CallbackJob::Batch { events }
 }
@@ -229,6 +232,20 @@ fn batch_body_keeps_the_order() {
     assert_eq!(body["events"][0]["replay"], true);
     assert_eq!(body["events"][1]["replay"], true);
     assert_eq!(body["events"][1]["text"], "n°4");
+}
+
+#[test]
+fn an_event_already_marked_replay_carries_the_flag_once() {
+    let ev = json!({"type": "message", "text": "é\n\"x\"", "replay": true});
+    let events = vec![(9, serde_json::value::to_raw_value(&ev).unwrap())];
+    let mut buf = Vec::new();
+    for replay in [false, true] {
+        encode_batch(&events, replay, &mut buf);
+        let text = String::from_utf8(buf.clone()).unwrap();
+        assert_eq!(text.matches("\"replay\"").count(), 1, "{text}");
+        let body: Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(body["events"][0], ev, "the event's text is kept as queued");
+    }
 }
 
 #[test]

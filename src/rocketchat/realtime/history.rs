@@ -5,7 +5,7 @@
 //! does not (it is deprecated for removal in 9.0). They answer newest first,
 //! strictly after `oldest`, at most `count` (the server caps it at
 //! `API_Upper_Count_Limit`, 100 by default) from `offset`.
-use crate::bridge::clock::rfc3339;
+use crate::bridge::clock::{now_ms, rfc3339};
 use crate::error::{Error, Protocol};
 use crate::model::{Room, RoomKind, Secret};
 use rustls::ClientConfig;
@@ -15,6 +15,11 @@ use std::time::Duration;
 
 /// Messages per page (the server's default upper limit).
 const PAGE: usize = 100;
+/// How far ahead of this clock `latest` asks: without it the server lists
+/// messages up to its own now only (`getChannelHistory`), and one stamped
+/// ahead of that (another instance's clock, a clock stepped back) would be
+/// missed for good.
+const LATEST_AHEAD_MS: i64 = 366 * 24 * 3600 * 1000;
 /// Whole-request limit of one page.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -65,6 +70,7 @@ impl History {
             .get(format!("{}/api/v1/{ep}", self.base))
             .query("roomId", &room.id)
             .query("oldest", rfc3339(oldest_ms))
+            .query("latest", rfc3339(now_ms() + LATEST_AHEAD_MS))
             .query("count", PAGE.to_string())
             .query("offset", offset.to_string())
             .header("X-User-Id", &self.user_id)

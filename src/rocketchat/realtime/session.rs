@@ -280,7 +280,7 @@ fn subscribe(link: &mut Link, user_id: &str, timeout: Duration) -> Result<Value,
     for params in wanted {
         sub(link, &mut waiting, params)?;
     }
-    let deadline = Instant::now() + timeout;
+    let mut deadline = Instant::now() + timeout;
     let mut rooms = None;
     while rooms.is_none() || !waiting.is_empty() {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -294,6 +294,9 @@ fn subscribe(link: &mut Link, user_id: &str, timeout: Duration) -> Result<Value,
             }
             _ => None,
         })?;
+        // The deadline is the server's to answer in: waiting out its rate
+        // limiter (a `stream-*` refusal may ask for up to 40 s) does not count.
+        let handled = Instant::now();
         match step {
             Step::Rooms(_, Some(e)) if e.rate_limit_wait().is_some() => {
                 link.pause(e.rate_limit_wait().unwrap_or_default())?;
@@ -303,6 +306,7 @@ fn subscribe(link: &mut Link, user_id: &str, timeout: Duration) -> Result<Value,
             Step::Ready(subs) => waiting.retain(|s, _| !subs.contains(s)),
             Step::Refused(id, e) => sub_again(link, &mut waiting, &id, &e)?,
         }
+        deadline += handled.elapsed();
     }
     Ok(rooms.unwrap_or(Value::Null))
 }

@@ -77,7 +77,11 @@ fn send_error(e: &SendError) -> Value {
 /// The TOTP-required error of a login (DDP shape). `method` is `totp` (an
 /// authenticator app) or `email`: apps/meteor/app/2fa/server/code/index.ts
 /// (`checkCodeForUser` throws `totp-required` with `{method, codeGenerated,
-/// availableMethods}`; the e-mail method sends a new code on each such refusal).
+/// availableMethods}`). For `email`, `processInvalidCode` in
+/// apps/meteor/app/2fa/server/code/EmailCheck.ts e-mails a new code when the
+/// user has no unexpired one (`Accounts_TwoFactorAuthentication_By_Email_Code_Expiration`,
+/// 3600 s by default). The fake is stricter: it counts an e-mail at every
+/// refusal, so that a test sees how often the daemon tries.
 pub fn totp_error(method: &str) -> Value {
     let mut e = meteor_error("totp-required", "TOTP Required");
     let generated = method == "email";

@@ -57,7 +57,7 @@ pub enum LoginMode {
     /// Right credentials answer `totp-required` (`details.method: "totp"`).
     Totp,
     /// Right credentials answer `totp-required` with `details.method: "email"`
-    /// (and the server e-mails a code each time).
+    /// (and the fake counts an e-mailed code each time: see `methods::totp_error`).
     TotpEmail,
 }
 

@@ -300,7 +300,11 @@ fn im_create(w: &mut World, uid: &str, req: &Request) -> Answer {
     send(200, json!({"room": doc, "success": true}))
 }
 
-/// `channels|groups|im|dm.history?roomId=..&oldest=ISO&latest=ISO&count=N`, newest first.
+/// `channels|groups|im|dm.history?roomId=..&oldest=ISO&latest=ISO&count=N`, newest first,
+/// as `getChannelHistory` (apps/meteor/app/lib/server/methods/getChannelHistory.ts)
+/// answers them: `latest` defaults to the server's now (a message stamped
+/// ahead of it is not listed yet), bounds exclusive unless `inclusive`,
+/// hidden messages left out, sorted by `ts` descending, then `offset` and `count`.
 fn history(w: &World, uid: &str, name: &str, req: &Request) -> Answer {
     let rid = req
         .query
@@ -318,7 +322,7 @@ fn history(w: &World, uid: &str, name: &str, req: &Request) -> Answer {
         return failure(e, "error-room-not-found");
     }
     let q = |k: &str| req.query.get(k).and_then(|s| parse_iso(s));
-    let (oldest, latest) = (q("oldest").unwrap_or(0), q("latest").unwrap_or(u64::MAX));
+    let (oldest, latest) = (q("oldest").unwrap_or(0), q("latest").unwrap_or(w.time()));
     let inclusive = req.query.get("inclusive").is_some_and(|v| v == "true");
     // apps/meteor/app/api/server/helpers/getPaginationItems.ts: `offset` and
     // `count`, the count capped at API_Upper_Count_Limit (100 by default).
@@ -340,7 +344,7 @@ fn history(w: &World, uid: &str, name: &str, req: &Request) -> Answer {
     let mut msgs: Vec<Value> = w
         .room_messages(rid)
         .into_iter()
-        .filter(|m| date_ms(&m["ts"]).is_some_and(&inside))
+        .filter(|m| date_ms(&m["ts"]).is_some_and(&inside) && m["_hidden"] != true)
         .collect();
     msgs.reverse();
     let mut msgs: Vec<Value> = msgs.into_iter().skip(offset).collect();

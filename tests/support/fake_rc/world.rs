@@ -159,6 +159,11 @@ impl World {
         w
     }
 
+    /// The current time, not earlier than any stamp [`World::now`] gave.
+    pub fn time(&self) -> u64 {
+        wall_ms().max(self.clock)
+    }
+
     /// Strictly increasing milliseconds (wall clock, bumped on ties).
     pub fn now(&mut self) -> u64 {
         self.clock = wall_ms().max(self.clock + 1);
