@@ -19,7 +19,10 @@ use ureq::unversioned::transport::{
 /// A ureq agent whose `https` connections use our [`ClientConfig`].
 pub fn agent(config: ureq::config::Config, tls: Arc<ClientConfig>) -> ureq::Agent {
     use ureq::unversioned::transport::TcpConnector;
-    let connector = ().chain(TcpConnector::default()).chain(OwnTls { config: tls });
+    let connector =
+        ().chain(TcpConnector::default())
+            .chain(OwnTls { config: tls })
+            .chain(coalesce::Coalescing);
     ureq::Agent::with_parts(config, connector, AddressFirst::default())
 }
 
@@ -163,5 +166,6 @@ impl Transport for TlsTransport {
     }
 }
 
+mod coalesce;
 #[cfg(test)]
 mod tests;
