@@ -426,3 +426,19 @@ fn an_encrypted_message_is_an_event_without_text() {
         .wait_event(T, "message", |e| e["id"] == plain.as_str());
     assert!(ev.get("encrypted").is_none());
 }
+
+/// A frame larger than the websocket's read buffer (16 KiB) and than one
+/// read of the socket arrives whole: a long report pasted by a person.
+#[test]
+fn a_message_larger_than_the_read_buffer_arrives_whole() {
+    let s = Stack::start("rt-large-frame");
+    s.wait_connected();
+    let text: String = (0..9000).map(|i| format!("{i:05} ")).collect();
+    assert!(text.len() > 50_000);
+    let id = s.rc.post("GENERAL", "alice", &text);
+    let after = s.rc.post("GENERAL", "bob", "and a short one after it");
+    let got = s.wait_messages(2);
+    assert_eq!(got[0]["id"], id.as_str());
+    assert_eq!(got[0]["text"].as_str(), Some(text.as_str()));
+    assert_eq!(got[1]["id"], after.as_str());
+}

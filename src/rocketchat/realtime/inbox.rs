@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 /// a fast server can fill, and leaves flow control to TCP beyond it.
 const QUEUE: usize = 8;
 /// Largest chunk read at once.
-const CHUNK: usize = 16 * 1024;
+pub(super) const CHUNK: usize = 16 * 1024;
 
 /// What the helper threads send.
 enum Input {

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tungstenite::protocol::WebSocketConfig;
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Connector, HandshakeError, Message, WebSocket};
 
@@ -307,8 +308,14 @@ fn handshake(
 ) -> Result<WebSocket<MaybeTlsStream<Feed>>, Halt> {
     let deadline = Instant::now() + timeout;
     let url = server.websocket.as_str();
+    // tungstenite zero-fills the free part of its read buffer before every
+    // read (`FrameCodec::read_in`), 128 KiB by default: that memset was a
+    // tenth of the realtime thread's time per frame. A read never brings
+    // more than one `realtime-rx` chunk (`inbox::CHUNK`); larger frames
+    // still arrive whole, over several reads.
+    let config = WebSocketConfig::default().read_buffer_size(super::inbox::CHUNK);
     let mut attempt =
-        tungstenite::client_tls_with_config(url, feed, None, Some(Connector::Rustls(tls)));
+        tungstenite::client_tls_with_config(url, feed, Some(config), Some(Connector::Rustls(tls)));
     loop {
         let mid = match attempt {
             Ok((ws, _response)) => return Ok(ws),
