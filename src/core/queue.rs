@@ -53,11 +53,16 @@ impl EventQueue {
         if self.events.len() >= MAX_EVENTS {
             self.drop_oldest_message(j);
         }
-        let event = event.to_value();
         let seq = self.next_seq;
         self.next_seq += 1;
-        log::debug!("event {seq} queued: {}", event["type"]);
-        let queued = QueuedEvent::new(seq, mark, &event);
+        let kind = match &event {
+            Event::Message(_) => EventKind::Message,
+            Event::Dropped { .. } => EventKind::Dropped,
+            Event::Rooms { .. } => EventKind::Rooms,
+            _ => EventKind::Other,
+        };
+        log::debug!("event {seq} queued ({kind:?})");
+        let queued = QueuedEvent::serialized(seq, mark, &event, kind);
         j.record(Op::Push {
             event: queued.clone(),
         });
@@ -244,6 +249,24 @@ mod tests {
         q.swap(&mut state);
         assert_eq!((state.events.len(), state.next_seq), (2, 2));
         assert_eq!(q.len(), 0, "lent whole to the state");
+    }
+
+    #[test]
+    fn the_kind_given_at_push_is_the_one_its_text_says() {
+        let (mut q, mut j) = (EventQueue::default(), Vec::new());
+        q.push(events::ask_expired("1"), None, &mut j);
+        let (ev, mark) = message("m1", 5);
+        q.push(ev, mark, &mut j);
+        q.push(events::dropped(3), None, &mut j);
+        q.push(events::rooms(std::iter::empty()), None, &mut j);
+        for e in q.iter() {
+            let mut read = e.clone();
+            read.refresh_kind();
+            assert_eq!(e.kind, read.kind, "{}", e.raw());
+        }
+        let kinds: Vec<EventKind> = q.iter().map(|e| e.kind).collect();
+        use EventKind::*;
+        assert_eq!(kinds, [Other, Message, Dropped, Rooms]);
     }
 
     #[test]
