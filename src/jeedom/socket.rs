@@ -5,18 +5,18 @@ use crate::bridge::error_json;
 use crate::bus::{CoreMsg, Reply, TicketState};
 use crate::jeedom::request::{self, AskRequest, Request, RequestError, SendRequest};
 use crate::jeedom::spool::Spool;
-use crate::jeedom::workers::Workers;
 use crate::model::{OutKind, Outgoing, Secret};
 use serde_json::{json, Value};
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
+
+mod accept;
 
 /// Largest request accepted.
 pub const MAX_REQUEST: usize = 1024 * 1024;
@@ -44,59 +44,7 @@ pub struct Context {
     pub spool: Spool,
 }
 
-/// Starts the accepting thread on an already bound listener.
-pub fn spawn(
-    listener: TcpListener,
-    ctx: Arc<Context>,
-    to_core: Sender<CoreMsg>,
-    shutdown: Arc<AtomicBool>,
-) -> std::io::Result<JoinHandle<()>> {
-    thread::Builder::new()
-        .name("socket".into())
-        .spawn(move || accept_loop(listener, ctx, to_core, shutdown))
-}
-
-/// Unblocks `accept` after `shutdown` is set, by connecting to ourselves.
-pub fn wake(addr: SocketAddr) {
-    let _ = TcpStream::connect_timeout(&addr, Duration::from_millis(200));
-}
-
-fn accept_loop(
-    listener: TcpListener,
-    ctx: Arc<Context>,
-    to_core: Sender<CoreMsg>,
-    shutdown: Arc<AtomicBool>,
-) {
-    let slots = Arc::new(Slots::default());
-    let workers = Workers::default();
-    let mut next_ticket = 0;
-    for conn in listener.incoming() {
-        if shutdown.load(Ordering::SeqCst) {
-            break;
-        }
-        let stream = match conn {
-            Ok(s) => s,
-            Err(e) => {
-                log::warn!("command socket: accept failed: {e}");
-                thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-        };
-        if slots.threads.load(Ordering::SeqCst) >= MAX_THREADS {
-            log::warn!("command socket: {MAX_THREADS} connections busy, refusing one");
-            reply(&stream, &error_json("too many connections, try again"));
-            continue;
-        }
-        let ticket = TicketGuard::new(next_ticket, to_core.clone());
-        next_ticket += 1;
-        let slot = slots.open(ticket.ticket, &stream);
-        let (ctx, to_core) = (ctx.clone(), to_core.clone());
-        let job = move || serve(stream, &ctx, &to_core, ticket, &slot);
-        if let Err(e) = workers.run(Box::new(job)) {
-            log::error!("command socket: cannot start a connection thread: {e}");
-        }
-    }
-}
+pub use accept::{spawn, wake};
 
 /// The connections being served, and those still sending their request.
 #[derive(Default)]
@@ -461,6 +409,7 @@ fn reply(mut stream: &TcpStream, answer: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::TcpListener;
 
     /// Connections over the limit: only the idle ones go, oldest first; one
     /// whose thread has not read yet stays, however many there are.

@@ -1,12 +1,13 @@
-//! The command socket's connection threads: one per connection, and the last one kept parked for the next.
+//! The command socket's connection threads: one per connection, and the last one kept parked to take the listener next.
 //!
 //! Why: starting a thread costs about a tenth of a millisecond here (its
 //! stack mapped, the clone, the first schedule), on the path of every `send`
-//! from Jeedom. A thread that has served its connection waits for the next
-//! one instead of ending, if no other thread waits already; so in steady
-//! use a connection is handed over a channel, and a burst still gets one
-//! thread per connection. A parked thread sleeps in `recv`, never polls,
-//! and ends when the accepting thread drops the pool (the daemon stops).
+//! from Jeedom. A thread that has served its connection waits instead of
+//! ending, if no other thread waits already; the thread that accepts the
+//! next connection hands it the listener (`socket/accept.rs`), so in steady
+//! use two threads take turns, and a burst still gets one thread per
+//! connection. A parked thread sleeps in `recv`, never polls, and ends when
+//! the pool is closed (the daemon stops).
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -14,8 +15,9 @@ use std::thread;
 /// Work for a connection thread.
 pub type Job = Box<dyn FnOnce() + Send>;
 
-/// Threads parked for the next connection (at most one).
-#[derive(Default)]
+/// Threads parked for the next connection (at most one). A handle: the
+/// clones share one pool, which [`Workers::close`] ends.
+#[derive(Default, Clone)]
 pub struct Workers {
     pool: Arc<Mutex<Pool>>,
 }
@@ -51,12 +53,18 @@ impl Workers {
     }
 }
 
-impl Drop for Workers {
-    /// Wakes the parked thread, which ends.
-    fn drop(&mut self) {
+impl Workers {
+    /// The daemon is stopping: wakes the parked thread, which ends, and
+    /// parks no other.
+    pub fn close(&self) {
         let mut pool = lock(&self.pool);
         pool.closed = true;
         pool.parked.take();
+    }
+
+    /// Runs `job` on this thread, then serves as the pool's thread.
+    pub fn work_here(&self, job: Job) {
+        work(job, &self.pool);
     }
 }
 
@@ -136,7 +144,7 @@ mod tests {
         let pool = w.pool.clone();
         assert!(park(&pool).is_some(), "an open pool parks one thread");
         assert!(park(&pool).is_none(), "only one");
-        drop(w);
+        w.close();
         assert!(lock(&pool).parked.is_none(), "the parked thread was woken");
         assert!(park(&pool).is_none(), "a stopped pool parks none");
     }
