@@ -268,7 +268,10 @@ impl<'a> Live<'a> {
                 self.emit(RtEvent::Messages(done.held));
             }
         }
-        self.catching_up = !self.catchup.done();
+        let was = std::mem::replace(&mut self.catching_up, !self.catchup.done());
+        if was && !self.catching_up {
+            info!("catch-up done: every room loaded");
+        }
         Ok(())
     }
 
