@@ -160,12 +160,10 @@ impl QueuedEvent {
         event: &impl Serialize,
         kind: EventKind,
     ) -> QueuedEvent {
-        let event = serde_json::value::to_raw_value(event)
-            .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"));
         QueuedEvent {
             seq,
             mark,
-            event,
+            event: to_raw(event),
             kind,
         }
     }
@@ -203,8 +201,8 @@ impl QueuedEvent {
     }
 }
 
-/// A value as JSON text (a `Value` always serializes).
-fn to_raw(v: &Value) -> Box<RawValue> {
+/// A value as JSON text (a `Value`, and the plain structs of events, always serialize).
+fn to_raw(v: &impl Serialize) -> Box<RawValue> {
     serde_json::value::to_raw_value(v)
         .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"))
 }

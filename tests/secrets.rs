@@ -95,6 +95,24 @@ fn a_missing_apikey_names_every_way_to_give_it() {
     }
 }
 
+/// A daemon whose Rocket.Chat cannot be reached, posting to `callback`.
+fn start_with_callback(name: &str, callback: &str) -> Daemon {
+    let url = unreachable_url();
+    let args = [
+        "--url",
+        &url,
+        "--user",
+        "bot",
+        "--password",
+        "pw",
+        "--callback",
+        callback,
+    ];
+    let d = Daemon::start_in(&harness::temp_dir(name), &args);
+    d.wait_ready();
+    d
+}
+
 /// `http://127.0.0.1:port/path` with `user:password@` added.
 fn with_userinfo(url: &str, userinfo: &str) -> String {
     url.replacen("://", &format!("://{userinfo}@"), 1)
@@ -104,21 +122,7 @@ fn with_userinfo(url: &str, userinfo: &str) -> String {
 fn a_password_in_the_callback_url_is_never_logged() {
     let jeedom = FakeJeedom::start(APIKEY);
     let cb = with_userinfo(&jeedom.url(), "jeedom:Cb-Pa55word");
-    let url = unreachable_url();
-    let d = Daemon::start_in(
-        &harness::temp_dir("cb-userinfo"),
-        &[
-            "--url",
-            &url,
-            "--user",
-            "bot",
-            "--password",
-            "pw",
-            "--callback",
-            &cb,
-        ],
-    );
-    d.wait_ready();
+    let d = start_with_callback("cb-userinfo", &cb);
     // The callback is tested at start-up and its URL logged (debug level).
     d.wait_log("Jeedom callback", T);
     jeedom.wait_event(T, "status", |_| true);
@@ -138,21 +142,7 @@ fn a_callback_url_key_and_password_are_never_logged_when_it_fails() {
         "http://jeedom:Cb-Pa55word@127.0.0.1:{}/cb?apikey=Url-Key-0123456789",
         harness::free_port()
     );
-    let url = unreachable_url();
-    let d = Daemon::start_in(
-        &harness::temp_dir("cb-url-key"),
-        &[
-            "--url",
-            &url,
-            "--user",
-            "bot",
-            "--password",
-            "pw",
-            "--callback",
-            &cb,
-        ],
-    );
-    d.wait_ready();
+    let d = start_with_callback("cb-url-key", &cb);
     let line = d.wait_log_line("test failed", T);
     assert!(
         line.contains("WARN") && line.contains("http://jeedom:***@127.0.0.1:"),

@@ -85,14 +85,7 @@ fn state_of_another_server_or_user_is_not_reused() {
 
 #[test]
 fn seen_ids_are_bounded() {
-    let room = Room {
-        id: "r".into(),
-        name: "r".into(),
-        kind: RoomKind::Group,
-        users: vec![],
-        last_message_ms: None,
-    };
-    let mut r = RoomState::new(room, None);
+    let mut r = room_state(None);
     const MINUTE: i64 = 60_000;
     for i in 0..(SEEN_PER_ROOM + 10) {
         r.remember(&format!("m{i}"), i as i64 * MINUTE);
