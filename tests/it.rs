@@ -18,6 +18,7 @@ mod support;
 
 mod asks;
 mod callback;
+mod catchup;
 mod cli;
 mod command_socket;
 mod daemon_lifecycle;

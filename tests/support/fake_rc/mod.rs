@@ -18,7 +18,7 @@ use crate::support::http::HttpServer;
 use serde_json::{json, Value};
 use std::net::Shutdown;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 use world::{Token, TokenKind, World};
 
@@ -134,9 +134,28 @@ pub struct Shared {
     stop: AtomicBool,
     next_cid: AtomicU64,
     faults: Mutex<Vec<Fault>>,
+    /// `*.history` answers wait while true (`hold_history`).
+    history_held: Mutex<bool>,
+    history_released: Condvar,
 }
 
+/// Longest a held `*.history` answer waits (a test that forgets to release it
+/// still ends).
+const HISTORY_HOLD_MAX: Duration = Duration::from_secs(60);
+
 impl Shared {
+    /// A `*.history` request waits here while history answers are held: a
+    /// slow server (or a busy one, as the CI machine was) answering a catch-up.
+    fn wait_history(&self, path: &str) {
+        if !path.ends_with(".history") {
+            return;
+        }
+        let held = self.history_held.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = self
+            .history_released
+            .wait_timeout_while(held, HISTORY_HOLD_MAX, |held| *held);
+    }
+
     /// The locked world (a panic elsewhere does not poison it for the other threads).
     pub fn world(&self) -> MutexGuard<'_, World> {
         self.world.lock().unwrap_or_else(|e| e.into_inner())
@@ -189,6 +208,8 @@ impl FakeRocketChat {
             stop: AtomicBool::new(false),
             next_cid: AtomicU64::new(1),
             faults: Mutex::new(Vec::new()),
+            history_held: Mutex::new(false),
+            history_released: Condvar::new(),
         });
         let s2 = shared.clone();
         let server = HttpServer::start_with(port, tls, Arc::new(move |r| rest::handle(&s2, r)));
@@ -277,6 +298,21 @@ impl FakeRocketChat {
             .world()
             .tokens
             .retain(|t| t.kind == TokenKind::Personal);
+    }
+
+    /// Holds the answers of `*.history` (`true`) until released (`false`).
+    pub fn hold_history(&self, on: bool) {
+        *self
+            .shared
+            .history_held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = on;
+        self.shared.history_released.notify_all();
+    }
+
+    /// The message stream lags behind the database (see `World::hold_stream`).
+    pub fn hold_stream(&self, on: bool) {
+        self.shared.world().hold_stream(on);
     }
 
     /// Applies `fault` to the next `times` HTTP requests whose path contains `path_contains`.

@@ -30,8 +30,33 @@ impl World {
         it.map(|(id, c)| (*id, c.uid.clone())).collect()
     }
 
+    /// Queues a message frame, or keeps it back while the stream lags (see
+    /// [`World::hold_stream`]).
+    fn send_stream(&mut self, cid: u64, frame: String) {
+        match &mut self.stream_held {
+            Some(held) => held.push((cid, frame)),
+            None => self.send_to(cid, frame),
+        }
+    }
+
+    /// The message stream falls behind the database (`true`) or catches up,
+    /// sending what it kept back, in order. The real server broadcasts a
+    /// saved message afterwards, fire and forget (`notifyOnMessageChange` in
+    /// apps/meteor/app/lib/server/lib/notifyListener.ts, or the database
+    /// watchers): a REST read can list a message before its stream frame
+    /// leaves, and a busy server or client widens that gap.
+    pub fn hold_stream(&mut self, on: bool) {
+        if on {
+            self.stream_held.get_or_insert_with(Vec::new);
+            return;
+        }
+        for (cid, frame) in self.stream_held.take().unwrap_or_default() {
+            self.send_to(cid, frame);
+        }
+    }
+
     /// Sends a new or updated message to the members' `__my_messages__` and room subscriptions.
-    pub fn emit_message(&self, msg: &Value) {
+    pub fn emit_message(&mut self, msg: &Value) {
         let rid = msg["rid"].as_str().unwrap_or_default();
         let Some(room) = self.room(rid) else { return };
         let mut extra = json!({"roomParticipant": true, "roomType": room.t.to_string()});
@@ -47,15 +72,13 @@ impl World {
         for (cid, uid) in self.subscribers("stream-room-messages", "__my_messages__") {
             if uid.is_some_and(|u| self.is_member(rid, &u)) {
                 let f = changed_frame("stream-room-messages", "__my_messages__", mine.clone());
-                self.send_to(cid, f);
+                self.send_stream(cid, f);
             }
         }
         for (cid, uid) in self.subscribers("stream-room-messages", rid) {
             if uid.is_some_and(|u| self.can_access(rid, &u)) {
-                self.send_to(
-                    cid,
-                    changed_frame("stream-room-messages", rid, json!([msg])),
-                );
+                let f = changed_frame("stream-room-messages", rid, json!([msg]));
+                self.send_stream(cid, f);
             }
         }
     }

@@ -50,6 +50,7 @@ pub fn handle(shared: &Arc<Shared>, req: Request) -> Reply {
         }
         _ => {}
     }
+    shared.wait_history(&req.path);
     if req.path == "/websocket" && req.is_websocket() {
         return ddp::upgrade(shared.clone(), &req);
     }

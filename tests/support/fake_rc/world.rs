@@ -119,6 +119,8 @@ pub struct World {
     pub limiter: super::ratelimit::RateLimiter,
     /// `__my_messages__` args as `[[msg], info]` (3.x before PR #20801).
     pub legacy_my_messages: bool,
+    /// Message frames kept back while the stream lags (`hold_stream`).
+    pub stream_held: Option<Vec<(u64, String)>>,
     clock: u64,
 }
 
@@ -138,6 +140,7 @@ impl World {
             edit_policy: Default::default(),
             limiter: Default::default(),
             legacy_my_messages: false,
+            stream_held: None,
             clock: 0,
         };
         w.push_user(BOT_ID, "jeedombot", "Jeedom Bot", Some("s3cret"));

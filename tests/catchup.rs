@@ -1,0 +1,89 @@
+//! The catch-up under a flood: history read while the room grows, the server's stream behind its database.
+use crate::harness;
+use crate::support;
+use harness::stack::{Stack, T};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::time::Duration;
+use support::fake_rc::{FakeRcOptions, FakeRocketChat};
+use support::wait::{assert_never, wait_until};
+
+/// Long enough for thousands of messages through a debug build on a busy machine.
+const LONG: Duration = Duration::from_secs(180);
+
+/// The CI fault (tests/README.md): Jeedom away, a flood posted while the
+/// first catch-up reads the room's history, and the stream's frames of those
+/// messages arriving after the history's answer (the real server broadcasts
+/// a message after saving it; a busy daemon reads its frames late). Every
+/// message reaches Jeedom once, without `replay`, or is counted in `dropped`.
+fn flood_during_the_first_catch_up(name: &str, n: usize) {
+    let rc = FakeRocketChat::start(FakeRcOptions::default());
+    rc.hold_history(true);
+    let s = Stack::start_on(name, rc, &[]);
+    s.wait_connected();
+    wait_until(T, "the first catch-up to ask for the history", || {
+        let asked = s.rc.rest_requests();
+        asked.iter().any(|(_, p)| p.ends_with("channels.history"))
+    });
+    s.jeedom.set_down(true);
+    s.rc.hold_stream(true);
+    let mut posted: Vec<String> = (0..n)
+        .map(|i| s.rc.post("GENERAL", "alice", &format!("flood {i}")))
+        .collect();
+    s.rc.hold_history(false);
+    s.daemon.wait_log("catch-up done", LONG);
+    s.rc.hold_stream(false);
+    // After the held frames on the same stream: once it is queued, they all are.
+    let last = s.rc.post("GENERAL", "alice", "the last one");
+    posted.push(last.clone());
+    s.daemon.wait_log(&format!("message {last} "), LONG);
+    s.jeedom.set_down(false);
+    s.jeedom
+        .wait_events(LONG, "the last message at Jeedom", |ev| {
+            ev.iter().any(|e| e["id"] == last.as_str())
+        });
+    assert_never(
+        Duration::from_millis(800),
+        "an event after the last",
+        || {
+            s.jeedom
+                .events()
+                .last()
+                .is_some_and(|e| e["id"] != last.as_str())
+        },
+    );
+    assert_each_once(&s.jeedom.events(), &posted);
+}
+
+/// No message twice without `replay`, none unknown, and what did not reach
+/// Jeedom is counted in `dropped`.
+fn assert_each_once(events: &[Value], posted: &[String]) {
+    let mut times: HashMap<&str, usize> = HashMap::new();
+    for e in events.iter().filter(|e| e["type"] == "message") {
+        assert_ne!(e["replay"], true, "a first run marks nothing: {e}");
+        *times
+            .entry(e["id"].as_str().unwrap_or_default())
+            .or_default() += 1;
+    }
+    let twice: Vec<_> = times.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{} of {} messages reached Jeedom twice, e.g. {:?}",
+        twice.len(),
+        posted.len(),
+        twice.iter().take(3).collect::<Vec<_>>()
+    );
+    assert!(times.keys().all(|id| posted.iter().any(|p| p == id)));
+    let dropped: u64 = events.iter().filter_map(|e| e["count"].as_u64()).sum();
+    assert_eq!(
+        times.len() as u64 + dropped,
+        posted.len() as u64,
+        "every message delivered or counted in `dropped`"
+    );
+}
+
+/// Fewer messages than the queue holds: none dropped, none twice.
+#[test]
+fn a_flood_during_the_first_catch_up_reaches_jeedom_once() {
+    flood_during_the_first_catch_up("cu-flood", 1_200);
+}
