@@ -15,7 +15,8 @@ const LONG: Duration = Duration::from_secs(180);
 /// first catch-up reads the room's history, and the stream's frames of those
 /// messages arriving after the history's answer (the real server broadcasts
 /// a message after saving it; a busy daemon reads its frames late). Every
-/// message reaches Jeedom once, without `replay`, or is counted in `dropped`.
+/// message reaches Jeedom once, without `replay`, in order, or is counted in
+/// `dropped`.
 fn flood_during_the_first_catch_up(name: &str, n: usize) {
     let rc = FakeRocketChat::start(FakeRcOptions::default());
     rc.hold_history(true);
@@ -31,7 +32,11 @@ fn flood_during_the_first_catch_up(name: &str, n: usize) {
         .map(|i| s.rc.post("GENERAL", "alice", &format!("flood {i}")))
         .collect();
     s.rc.hold_history(false);
-    s.daemon.wait_log("catch-up done", LONG);
+    // The history read, the stream's frames of the same messages after it.
+    wait_until(LONG, "the room's history read", || {
+        let log = s.daemon.log_text();
+        log.contains("catch-up done") || log.contains("waiting for the stream")
+    });
     s.rc.hold_stream(false);
     // After the held frames on the same stream: once it is queued, they all are.
     let last = s.rc.post("GENERAL", "alice", "the last one");
@@ -55,8 +60,8 @@ fn flood_during_the_first_catch_up(name: &str, n: usize) {
     assert_each_once(&s.jeedom.events(), &posted);
 }
 
-/// No message twice without `replay`, none unknown, and what did not reach
-/// Jeedom is counted in `dropped`.
+/// No message twice without `replay`, none unknown, in the server's order,
+/// and what did not reach Jeedom is counted in `dropped`.
 fn assert_each_once(events: &[Value], posted: &[String]) {
     let mut times: HashMap<&str, usize> = HashMap::new();
     for e in events.iter().filter(|e| e["type"] == "message") {
@@ -74,6 +79,17 @@ fn assert_each_once(events: &[Value], posted: &[String]) {
         twice.iter().take(3).collect::<Vec<_>>()
     );
     assert!(times.keys().all(|id| posted.iter().any(|p| p == id)));
+    let order: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "message")
+        .map(|e| e["id"].as_str().unwrap_or_default())
+        .collect();
+    let expected: Vec<&str> = posted
+        .iter()
+        .map(String::as_str)
+        .filter(|id| times.contains_key(id))
+        .collect();
+    assert!(order == expected, "not in the server's order");
     let dropped: u64 = events.iter().filter_map(|e| e["count"].as_u64()).sum();
     assert_eq!(
         times.len() as u64 + dropped,

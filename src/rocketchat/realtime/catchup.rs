@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::model::{Incoming, Room};
 use crate::rocketchat::ddp::date_ms;
 use crate::rocketchat::message;
-use log::{info, warn};
+use log::{debug, info, warn};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +23,10 @@ pub const MAX_PER_ROOM: usize = 500;
 const WATERMARK_WAIT: Duration = Duration::from_secs(10);
 /// How often a waiting loader looks at its stop flag.
 const STOP_POLL: Duration = Duration::from_millis(200);
+/// Longest a loaded room waits for the stream's frames of the messages its
+/// history found: past it they go to Jeedom anyway (their late copies are
+/// still dropped), only their order may suffer.
+const SETTLE_MAX: Duration = Duration::from_secs(10);
 
 /// The messages of one room's history worth replaying, oldest first: at
 /// most the 500 newest, none older than 24 h before `now_ms`.
@@ -68,6 +72,16 @@ pub(super) struct CatchUp {
     early: Vec<Incoming>,
     /// Rooms being loaded → their live messages held meanwhile.
     loading: HashMap<String, Vec<Incoming>>,
+    /// Rooms loaded → ids the history gave whose stream frames may still
+    /// come: the server broadcasts a message after saving it, and a flood
+    /// leaves frames unread behind the history's answer. Such a late copy is
+    /// dropped here; the core's id memory (500 a room) forgets during a
+    /// flood while Jeedom is away. At most 500 ids a room, for this link.
+    late: HashMap<String, HashSet<String>>,
+    /// Rooms loading → the time of their last message in the room list.
+    listed: HashMap<String, Option<i64>>,
+    /// Rooms loaded, waiting for the stream to catch up with their history.
+    settling: HashMap<String, Settling>,
     results: Option<Receiver<RoomLoaded>>,
     /// Tells the loader thread to stop (the link went away).
     stop: Arc<AtomicBool>,
@@ -83,6 +97,9 @@ impl CatchUp {
             since: Instant::now(),
             early: Vec::new(),
             loading: HashMap::new(),
+            late: HashMap::new(),
+            listed: HashMap::new(),
+            settling: HashMap::new(),
             results: None,
             stop: Arc::new(AtomicBool::new(false)),
         }
@@ -113,6 +130,7 @@ impl CatchUp {
     pub fn begin(&mut self, rooms: Vec<(Room, i64)>, fetch: Box<Fetch>) -> Vec<Incoming> {
         for (room, _) in &rooms {
             self.loading.insert(room.id.clone(), Vec::new());
+            self.listed.insert(room.id.clone(), room.last_message_ms);
         }
         if !rooms.is_empty() {
             let (tx, rx) = mpsc::channel();
@@ -132,10 +150,24 @@ impl CatchUp {
         early.into_iter().filter_map(|m| self.live(m)).collect()
     }
 
-    /// A live message: passed on when its room is caught up, held until then.
+    /// A live message: passed on when its room is caught up, held until
+    /// then; dropped when the history gave it already.
     pub fn live(&mut self, m: Incoming) -> Option<Incoming> {
         if self.watermarks.is_some() {
             self.early.push(m);
+            return None;
+        }
+        if let Some(ids) = self.late.get_mut(&m.room_id) {
+            if ids.remove(&m.id) {
+                debug!("message {} came live after the catch-up had it", m.id);
+                if let Some(s) = self.settling.get_mut(&m.room_id) {
+                    s.waiting.remove(&m.id);
+                }
+                return None;
+            }
+        }
+        if let Some(s) = self.settling.get_mut(&m.room_id) {
+            s.came(m);
             return None;
         }
         match self.loading.get_mut(&m.room_id) {
@@ -153,35 +185,90 @@ impl CatchUp {
             return Vec::new();
         };
         let loaded: Vec<RoomLoaded> = rx.try_iter().collect();
-        loaded
-            .into_iter()
-            .filter_map(|l| self.finish_room(l, bot_user_id))
-            .collect()
+        for l in loaded {
+            self.finish_room(l, bot_user_id);
+        }
+        let now = Instant::now();
+        let ready: Vec<String> = self
+            .settling
+            .iter()
+            .filter(|(_, s)| s.waiting.is_empty() || now >= s.until)
+            .map(|(room, _)| room.clone())
+            .collect();
+        let settled = ready.into_iter().filter_map(|room| {
+            let mut s = self.settling.remove(&room)?;
+            // Stable: messages of the same time keep the history's, then
+            // the stream's, order.
+            s.messages.sort_by_key(|(m, _)| m.ts_ms);
+            Some(Finished {
+                room,
+                loaded: s.loaded,
+                messages: s.messages,
+            })
+        });
+        settled.collect()
     }
 
-    fn finish_room(&mut self, l: RoomLoaded, bot_user_id: &str) -> Option<Finished> {
-        let held = self.loading.remove(&l.room)?;
-        let mut replayed = match &l.messages {
+    /// The room's missed messages and its held live ones, each once, to be
+    /// merged in server order (the history of a room growing meanwhile has
+    /// newer messages than some held ones). The messages the history found
+    /// that were posted after the room list (the stream's frames of them are
+    /// on the way) are waited for.
+    fn finish_room(&mut self, l: RoomLoaded, bot_user_id: &str) {
+        let Some(held) = self.loading.remove(&l.room) else {
+            return;
+        };
+        let listed = self.listed.remove(&l.room).flatten();
+        let replayed = match &l.messages {
             Some(list) => select_missed(&Value::Array(list.clone()), now_ms(), bot_user_id),
             None => Vec::new(),
         };
         let mut seen = HashSet::new();
-        replayed.retain(|m| seen.insert(m.id.clone()));
-        let held = held
+        let mut messages: Vec<(Incoming, Source)> = replayed
+            .into_iter()
+            .filter(|m| seen.insert(m.id.clone()))
+            .map(|m| (m, Source::History))
+            .collect();
+        let came: HashSet<&str> = held.iter().map(|m| m.id.as_str()).collect();
+        let late: Vec<&Incoming> = messages
+            .iter()
+            .map(|(m, _)| m)
+            .filter(|m| !came.contains(m.id.as_str()))
+            .collect();
+        let after_list: Vec<&&Incoming> = late
+            .iter()
+            .filter(|m| listed.is_none_or(|t| m.ts_ms > t))
+            .collect();
+        let newest_waited = after_list.iter().map(|m| m.ts_ms).max();
+        let waiting: HashSet<String> = after_list.iter().map(|m| m.id.clone()).collect();
+        let late = late.iter().map(|m| m.id.clone()).collect();
+        self.late.insert(l.room.clone(), late);
+        if !waiting.is_empty() {
+            info!(
+                "catch-up of room {}: loaded, waiting for the stream to bring {} of \
+                 its messages",
+                l.room,
+                waiting.len()
+            );
+        }
+        let held: Vec<Incoming> = held
             .into_iter()
             .filter(|m| seen.insert(m.id.clone()))
             .collect();
-        Some(Finished {
-            room: l.room,
+        messages.extend(held.into_iter().map(|m| (m, Source::Live)));
+        let settling = Settling {
             loaded: l.messages.is_some(),
-            replayed,
-            held,
-        })
+            messages,
+            waiting,
+            newest_waited,
+            until: Instant::now() + SETTLE_MAX,
+        };
+        self.settling.insert(l.room, settling);
     }
 
     /// Whether every room is caught up.
     pub fn done(&self) -> bool {
-        self.watermarks.is_none() && self.loading.is_empty()
+        self.watermarks.is_none() && self.loading.is_empty() && self.settling.is_empty()
     }
 }
 
@@ -248,16 +335,96 @@ fn load_room(room: &Room, oldest: i64, fetch: &Fetch, stop: &AtomicBool) -> Opti
     None
 }
 
+/// A loaded room waiting for the stream's frames of messages its history
+/// found: the real server broadcasts a message after saving it, so a REST
+/// read can list it first (`notifyOnMessageChange` in
+/// apps/meteor/app/lib/server/lib/notifyListener.ts, or the database
+/// watchers), and a busy link reads the frames late.
+struct Settling {
+    loaded: bool,
+    messages: Vec<(Incoming, Source)>,
+    /// Ids whose frames are still to come.
+    waiting: HashSet<String>,
+    /// The time of the newest of them.
+    newest_waited: Option<i64>,
+    until: Instant,
+}
+
+impl Settling {
+    /// A live message meanwhile (not one of those waited for): held; one
+    /// newer than all of them says the stream is past them (those that did
+    /// not come were posted before it started).
+    fn came(&mut self, m: Incoming) {
+        if self.newest_waited.is_some_and(|t| m.ts_ms > t) {
+            self.waiting.clear();
+        }
+        self.messages.push((m, Source::Live));
+    }
+}
+
+/// How a caught-up message came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Source {
+    /// Found by the history read: missed while disconnected (after a crash,
+    /// maybe delivered by the run that crashed).
+    History,
+    /// Came live while its room was loading.
+    Live,
+}
+
 /// The outcome of one room's catch-up.
 #[derive(Debug, PartialEq)]
 pub(super) struct Finished {
     pub room: String,
     /// False when the room could not be loaded (refused for good).
     pub loaded: bool,
-    /// Missed messages, oldest first.
-    pub replayed: Vec<Incoming>,
-    /// Live messages that arrived during the catch-up and were not replayed.
-    pub held: Vec<Incoming>,
+    /// Missed messages and the live ones held meanwhile, in server order.
+    pub messages: Vec<(Incoming, Source)>,
+}
+
+impl Finished {
+    /// The room's catch-up for the core, in order: runs of missed messages
+    /// (`Replayed`) and of live ones, then the room caught up (an empty
+    /// `Replayed` naming it, sent even when nothing was missed).
+    pub fn into_events(self) -> Vec<RtEvent> {
+        let missed = self.messages.iter().filter(|(_, s)| *s == Source::History);
+        let missed = missed.count();
+        if missed > 0 {
+            info!(
+                "catch-up: {missed} message(s) missed in room {} while disconnected",
+                self.room
+            );
+        }
+        let mut events = Vec::new();
+        let mut run: Vec<Incoming> = Vec::new();
+        let mut run_source = Source::History;
+        for (m, source) in self.messages {
+            if source != run_source && !run.is_empty() {
+                events.push(run_event(std::mem::take(&mut run), run_source));
+            }
+            run_source = source;
+            run.push(m);
+        }
+        if !run.is_empty() {
+            events.push(run_event(run, run_source));
+        }
+        let rooms = if self.loaded { vec![self.room] } else { vec![] };
+        events.push(RtEvent::Replayed {
+            messages: vec![],
+            rooms,
+        });
+        events
+    }
+}
+
+fn run_event(messages: Vec<Incoming>, source: Source) -> RtEvent {
+    match source {
+        Source::History => RtEvent::Replayed {
+            messages,
+            rooms: vec![],
+        },
+        Source::Live => RtEvent::Messages(messages),
+    }
 }
 
 #[cfg(test)]

@@ -3,11 +3,15 @@
 //! `channels.history`, `groups.history` and `im.history` exist on every
 //! Rocket.Chat from 3.x to 9.0, where the DDP method `loadMissedMessages`
 //! does not (it is deprecated for removal in 9.0). They answer newest first,
-//! strictly after `oldest`, at most `count` (the server caps it at
-//! `API_Upper_Count_Limit`, 100 by default) from `offset`.
+//! between `oldest` and `latest` (both included with `inclusive=true`), at
+//! most `count` (the server caps it at `API_Upper_Count_Limit`, 100 by
+//! default) from `offset` (apps/meteor/app/api/server/v1/channels.ts,
+//! apps/meteor/app/lib/server/methods/getChannelHistory.ts: `sort: {ts: -1}`,
+//! `skip: offset`, `limit: count`).
 use crate::bridge::clock::{now_ms, rfc3339};
 use crate::error::{Error, Protocol};
 use crate::model::{Room, RoomKind, Secret};
+use crate::rocketchat::ddp::date_ms;
 use rustls::ClientConfig;
 use serde_json::Value;
 use std::sync::Arc;
@@ -44,21 +48,30 @@ pub(super) fn endpoint(kind: RoomKind) -> &'static str {
 impl History {
     /// The messages of `room` after `oldest_ms`, newest first, at most
     /// `most` of them (more pages while pages come full).
+    ///
+    /// Each page ends where the one before it did (`latest` is the time of
+    /// its oldest message, `offset` skips the messages of that time already
+    /// read): messages posted meanwhile are newer than every bound, so the
+    /// pages do not shift (by `offset` alone a flood pushed the messages
+    /// read into the next page, and those in between were missed).
     pub fn since(&self, room: &Room, oldest_ms: i64, most: usize) -> Result<Vec<Value>, Error> {
-        let mut all = Vec::new();
+        let mut all: Vec<Value> = Vec::new();
+        let mut bound = Bound {
+            latest_ms: now_ms() + LATEST_AHEAD_MS,
+            skip: 0,
+        };
         loop {
-            let page = self.page(room, oldest_ms, all.len())?;
+            let page = self.page(room, oldest_ms, &bound)?;
             let full = page.len() >= PAGE;
             all.extend(page);
-            // Messages posted meanwhile shift the pages: a few come twice
-            // (the catch-up drops repeats by id), none is skipped.
             if !full || all.len() >= most {
                 return Ok(all);
             }
+            bound = Bound::after(&all, bound);
         }
     }
 
-    fn page(&self, room: &Room, oldest_ms: i64, offset: usize) -> Result<Vec<Value>, Error> {
+    fn page(&self, room: &Room, oldest_ms: i64, bound: &Bound) -> Result<Vec<Value>, Error> {
         let ep = endpoint(room.kind);
         let what = format!("GET /api/v1/{ep} ({})", room.name);
         let config = ureq::Agent::config_builder()
@@ -66,13 +79,17 @@ impl History {
             .http_status_as_error(false)
             .build();
         let agent = crate::http_tls::agent(config, self.tls.clone());
+        // Both bounds included: `oldest` one ms later keeps the message of
+        // the watermark itself out (Jeedom has it, or the first run starts
+        // after it), and messages sharing the time of a page's end are read.
         let sent = agent
             .get(format!("{}/api/v1/{ep}", self.base))
             .query("roomId", &room.id)
-            .query("oldest", rfc3339(oldest_ms))
-            .query("latest", rfc3339(now_ms() + LATEST_AHEAD_MS))
+            .query("oldest", rfc3339(oldest_ms.saturating_add(1)))
+            .query("latest", rfc3339(bound.latest_ms))
+            .query("inclusive", "true")
             .query("count", PAGE.to_string())
-            .query("offset", offset.to_string())
+            .query("offset", bound.skip.to_string())
             .header("X-User-Id", &self.user_id)
             .header("X-Auth-Token", self.token.expose())
             .call();
@@ -85,6 +102,35 @@ impl History {
                 field: "messages",
             }
             .into()),
+        }
+    }
+}
+
+/// Where the next page of a history read starts.
+#[derive(Debug, PartialEq)]
+struct Bound {
+    latest_ms: i64,
+    /// Messages stamped `latest_ms` already read (listed first again).
+    skip: usize,
+}
+
+impl Bound {
+    /// After the pages read so far (newest first): at the oldest time read.
+    fn after(read: &[Value], last: Bound) -> Bound {
+        let times: Vec<i64> = read
+            .iter()
+            .filter_map(|m| m.get("ts").and_then(date_ms))
+            .collect();
+        let Some(&oldest) = times.iter().min() else {
+            // Nothing dated: the next page by count, as before.
+            return Bound {
+                latest_ms: last.latest_ms,
+                skip: read.len(),
+            };
+        };
+        Bound {
+            latest_ms: oldest,
+            skip: times.iter().filter(|t| **t == oldest).count(),
         }
     }
 }
@@ -111,6 +157,26 @@ mod tests {
         assert_eq!(endpoint(RoomKind::Channel), "channels.history");
         assert_eq!(endpoint(RoomKind::Group), "groups.history");
         assert_eq!(endpoint(RoomKind::Direct), "im.history");
+    }
+
+    #[test]
+    fn a_page_starts_at_the_oldest_time_read_past_the_messages_of_that_time() {
+        let m = |ts: i64| serde_json::json!({"_id": ts.to_string(), "ts": rfc3339(ts)});
+        let read = [m(50), m(40), m(30), m(30)];
+        let first = Bound {
+            latest_ms: 99,
+            skip: 0,
+        };
+        let next = Bound::after(&read, first);
+        assert_eq!(
+            next,
+            Bound {
+                latest_ms: 30,
+                skip: 2
+            }
+        );
+        let undated = [serde_json::json!({"_id": "x"})];
+        assert_eq!(Bound::after(&undated, next).skip, 1);
     }
 
     #[test]

@@ -251,22 +251,7 @@ impl<'a> Live<'a> {
             }
         }
         for done in self.catchup.poll(&self.session.user_id) {
-            if !done.replayed.is_empty() {
-                info!(
-                    "catch-up: {} message(s) missed in room {} while disconnected",
-                    done.replayed.len(),
-                    done.room
-                );
-            }
-            // Sent even when empty: the core learns which rooms are caught up.
-            let rooms = if done.loaded { vec![done.room] } else { vec![] };
-            self.emit(RtEvent::Replayed {
-                messages: done.replayed,
-                rooms,
-            });
-            if !done.held.is_empty() {
-                self.emit(RtEvent::Messages(done.held));
-            }
+            done.into_events().into_iter().for_each(|e| self.emit(e));
         }
         let was = std::mem::replace(&mut self.catching_up, !self.catchup.done());
         if was && !self.catching_up {
