@@ -24,9 +24,10 @@ const WATERMARK_WAIT: Duration = Duration::from_secs(10);
 /// How often a waiting loader looks at its stop flag.
 const STOP_POLL: Duration = Duration::from_millis(200);
 /// Longest a loaded room waits for the stream's frames of the messages its
-/// history found: past it they go to Jeedom anyway (their late copies are
-/// still dropped), only their order may suffer.
-const SETTLE_MAX: Duration = Duration::from_secs(10);
+/// history found while no live message of the room comes: then they go to
+/// Jeedom anyway (their late copies are still dropped), only their order may
+/// suffer. A flood's backlog keeps it waiting, as long as it flows.
+const SETTLE_IDLE: Duration = Duration::from_secs(10);
 
 /// The messages of one room's history worth replaying, oldest first: at
 /// most the 500 newest, none older than 24 h before `now_ms`.
@@ -261,7 +262,7 @@ impl CatchUp {
             messages,
             waiting,
             newest_waited,
-            until: Instant::now() + SETTLE_MAX,
+            until: Instant::now() + SETTLE_IDLE,
         };
         self.settling.insert(l.room, settling);
     }
@@ -347,6 +348,7 @@ struct Settling {
     waiting: HashSet<String>,
     /// The time of the newest of them.
     newest_waited: Option<i64>,
+    /// Given up at (pushed back by each live message of the room).
     until: Instant,
 }
 
@@ -358,6 +360,7 @@ impl Settling {
         if self.newest_waited.is_some_and(|t| m.ts_ms > t) {
             self.waiting.clear();
         }
+        self.until = Instant::now() + SETTLE_IDLE;
         self.messages.push((m, Source::Live));
     }
 }
