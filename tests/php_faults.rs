@@ -154,12 +154,8 @@ fn php_reads_the_dropped_count_after_a_long_outage() {
     jeedom.wait("status", |h| h["status"] == "connected");
     jeedom.wait("rooms", |_| true);
     rc.wait_bot_listening(T);
-    // The flood starts once the first catch-up is over: on a slow machine it
-    // overlapped the history's pages, and 118 messages reached Jeedom twice
-    // (a known fault, described in tests/README.md "Known faults").
-    wait_until(T, "the first catch-up to end", || {
-        jeedom.daemon_log().contains("catch-up done")
-    });
+    // The flood may overlap the first catch-up (in CI it did, and before the
+    // fix 118 messages reached Jeedom twice: tests/catchup.rs).
     jeedom.stop_server();
     // Past 10,000 waiting events the oldest messages give way to one
     // `dropped` event that counts them.
