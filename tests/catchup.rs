@@ -2,7 +2,7 @@
 use crate::harness;
 use crate::support;
 use harness::stack::{Stack, T};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::time::Duration;
 use support::fake_rc::{FakeRcOptions, FakeRocketChat};
@@ -116,4 +116,54 @@ fn a_flood_during_the_first_catch_up_reaches_jeedom_once() {
 #[test]
 fn a_flood_past_the_queue_during_the_first_catch_up_is_delivered_or_counted_once() {
     flood_during_the_first_catch_up("cu-flood-full", 10_300);
+}
+
+/// History pages answered each after 100 more messages were posted: by
+/// `offset` alone the pages shifted (the newest 100 came three times) and
+/// the oldest messages missed during the outage were never read, though
+/// only 400 messages were to be read in all. Every message reaches Jeedom
+/// once, in order.
+#[test]
+fn history_pages_read_while_the_room_grows_miss_nothing() {
+    let s = Stack::start("cu-pages");
+    s.wait_connected();
+    s.rc.set_down(true);
+    wait_until(T, "the daemon to see the outage", || {
+        s.request(json!({"action": "status"}))["connected"] == false
+    });
+    let mut posted: Vec<String> = (0..300)
+        .map(|i| s.rc.post("GENERAL", "alice", &format!("while away {i}")))
+        .collect();
+    let asked = || {
+        let rest = s.rc.rest_requests();
+        rest.iter().filter(|(_, p)| p.ends_with(".history")).count()
+    };
+    let before = asked();
+    s.rc.hold_history(true);
+    s.rc.set_down(false);
+    for page in 1..=3 {
+        wait_until(T, "the next page asked for", || asked() >= before + page);
+        for i in 0..100 {
+            let text = format!("before page {page}: {i}");
+            posted.push(s.rc.post("GENERAL", "alice", &text));
+        }
+        s.rc.pass_history();
+    }
+    s.rc.hold_history(false);
+    let last = posted.last().cloned().unwrap_or_default();
+    s.jeedom
+        .wait_events(LONG, "the last message at Jeedom", |ev| {
+            ev.iter().any(|e| e["id"] == last.as_str())
+        });
+    assert_never(
+        Duration::from_millis(800),
+        "a message after the last",
+        || {
+            s.jeedom
+                .events()
+                .last()
+                .is_some_and(|e| e["id"] != last.as_str())
+        },
+    );
+    assert_each_once(&s.jeedom.events(), &posted);
 }

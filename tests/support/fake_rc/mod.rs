@@ -120,6 +120,13 @@ impl Default for FakeRcOptions {
     }
 }
 
+/// Whether `*.history` answers are held, and how many may pass meanwhile.
+#[derive(Default)]
+struct HistoryGate {
+    held: bool,
+    passes: usize,
+}
+
 struct Fault {
     path_contains: String,
     fault: RestFault,
@@ -134,8 +141,9 @@ pub struct Shared {
     stop: AtomicBool,
     next_cid: AtomicU64,
     faults: Mutex<Vec<Fault>>,
-    /// `*.history` answers wait while true (`hold_history`).
-    history_held: Mutex<bool>,
+    /// `*.history` answers wait while held (`hold_history`), but for the
+    /// passes given (`pass_history`).
+    history_gate: Mutex<HistoryGate>,
     history_released: Condvar,
 }
 
@@ -150,10 +158,13 @@ impl Shared {
         if !path.ends_with(".history") {
             return;
         }
-        let held = self.history_held.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = self
+        let gate = self.history_gate.lock().unwrap_or_else(|e| e.into_inner());
+        let waited = self
             .history_released
-            .wait_timeout_while(held, HISTORY_HOLD_MAX, |held| *held);
+            .wait_timeout_while(gate, HISTORY_HOLD_MAX, |g| g.held && g.passes == 0);
+        if let Ok((mut gate, _)) = waited {
+            gate.passes = gate.passes.saturating_sub(1);
+        }
     }
 
     /// The locked world (a panic elsewhere does not poison it for the other threads).
@@ -208,7 +219,7 @@ impl FakeRocketChat {
             stop: AtomicBool::new(false),
             next_cid: AtomicU64::new(1),
             faults: Mutex::new(Vec::new()),
-            history_held: Mutex::new(false),
+            history_gate: Mutex::new(HistoryGate::default()),
             history_released: Condvar::new(),
         });
         let s2 = shared.clone();
@@ -302,11 +313,22 @@ impl FakeRocketChat {
 
     /// Holds the answers of `*.history` (`true`) until released (`false`).
     pub fn hold_history(&self, on: bool) {
-        *self
-            .shared
-            .history_held
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = on;
+        self.history_gate(|g| {
+            *g = HistoryGate {
+                held: on,
+                passes: 0,
+            }
+        });
+    }
+
+    /// Lets one held `*.history` answer go (the next one if none waits yet).
+    pub fn pass_history(&self) {
+        self.history_gate(|g| g.passes += 1);
+    }
+
+    fn history_gate(&self, f: impl FnOnce(&mut HistoryGate)) {
+        let gate = &self.shared.history_gate;
+        f(&mut gate.lock().unwrap_or_else(|e| e.into_inner()));
         self.shared.history_released.notify_all();
     }
 
