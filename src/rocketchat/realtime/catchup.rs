@@ -162,7 +162,7 @@ impl CatchUp {
             if ids.remove(&m.id) {
                 debug!("message {} came live after the catch-up had it", m.id);
                 if let Some(s) = self.settling.get_mut(&m.room_id) {
-                    s.waiting.remove(&m.id);
+                    s.arrived(m.id);
                 }
                 return None;
             }
@@ -197,24 +197,13 @@ impl CatchUp {
             .map(|(room, _)| room.clone())
             .collect();
         let settled = ready.into_iter().filter_map(|room| {
-            let mut s = self.settling.remove(&room)?;
-            // Stable: messages of the same time keep the history's, then
-            // the stream's, order.
-            s.messages.sort_by_key(|(m, _)| m.ts_ms);
-            Some(Finished {
-                room,
-                loaded: s.loaded,
-                messages: s.messages,
-            })
+            let s = self.settling.remove(&room)?;
+            Some(s.finished(room))
         });
         settled.collect()
     }
 
-    /// The room's missed messages and its held live ones, each once, to be
-    /// merged in server order (the history of a room growing meanwhile has
-    /// newer messages than some held ones). The messages the history found
-    /// that were posted after the room list (the stream's frames of them are
-    /// on the way) are waited for.
+    /// The room's history is read: it waits for the stream (see [`Settling`]).
     fn finish_room(&mut self, l: RoomLoaded, bot_user_id: &str) {
         let Some(held) = self.loading.remove(&l.room) else {
             return;
@@ -224,46 +213,16 @@ impl CatchUp {
             Some(list) => select_missed(&Value::Array(list.clone()), now_ms(), bot_user_id),
             None => Vec::new(),
         };
-        let mut seen = HashSet::new();
-        let mut messages: Vec<(Incoming, Source)> = replayed
-            .into_iter()
-            .filter(|m| seen.insert(m.id.clone()))
-            .map(|m| (m, Source::History))
-            .collect();
-        let came: HashSet<&str> = held.iter().map(|m| m.id.as_str()).collect();
-        let late: Vec<&Incoming> = messages
-            .iter()
-            .map(|(m, _)| m)
-            .filter(|m| !came.contains(m.id.as_str()))
-            .collect();
-        let after_list: Vec<&&Incoming> = late
-            .iter()
-            .filter(|m| listed.is_none_or(|t| m.ts_ms > t))
-            .collect();
-        let newest_waited = after_list.iter().map(|m| m.ts_ms).max();
-        let waiting: HashSet<String> = after_list.iter().map(|m| m.id.clone()).collect();
-        let late = late.iter().map(|m| m.id.clone()).collect();
-        self.late.insert(l.room.clone(), late);
-        if !waiting.is_empty() {
+        let (settling, late) = Settling::new(replayed, held, listed, l.messages.is_some());
+        if !settling.waiting.is_empty() {
             info!(
                 "catch-up of room {}: loaded, waiting for the stream to bring {} of \
                  its messages",
                 l.room,
-                waiting.len()
+                settling.waiting.len()
             );
         }
-        let held: Vec<Incoming> = held
-            .into_iter()
-            .filter(|m| seen.insert(m.id.clone()))
-            .collect();
-        messages.extend(held.into_iter().map(|m| (m, Source::Live)));
-        let settling = Settling {
-            loaded: l.messages.is_some(),
-            messages,
-            waiting,
-            newest_waited,
-            until: Instant::now() + SETTLE_IDLE,
-        };
+        self.late.insert(l.room.clone(), late);
         self.settling.insert(l.room, settling);
     }
 
@@ -343,16 +302,68 @@ fn load_room(room: &Room, oldest: i64, fetch: &Fetch, stop: &AtomicBool) -> Opti
 /// watchers), and a busy link reads the frames late.
 struct Settling {
     loaded: bool,
+    /// The history's messages and the live ones held, each once.
     messages: Vec<(Incoming, Source)>,
-    /// Ids whose frames are still to come.
+    /// Ids the history found posted after the room list: their frames are
+    /// on the way.
     waiting: HashSet<String>,
     /// The time of the newest of them.
     newest_waited: Option<i64>,
+    /// History ids that came live too (posted since the link is up).
+    both: HashSet<String>,
     /// Given up at (pushed back by each live message of the room).
     until: Instant,
 }
 
 impl Settling {
+    /// The history's messages (`replayed`, oldest first) and the live ones
+    /// held while it loaded, each once; with the ids whose frames may still
+    /// come (the late ones).
+    fn new(
+        replayed: Vec<Incoming>,
+        held: Vec<Incoming>,
+        listed_ms: Option<i64>,
+        loaded: bool,
+    ) -> (Settling, HashSet<String>) {
+        let came: HashSet<String> = held.iter().map(|m| m.id.clone()).collect();
+        let mut seen = HashSet::new();
+        let replayed: Vec<Incoming> = replayed
+            .into_iter()
+            .filter(|m| seen.insert(m.id.clone()))
+            .collect();
+        let late: Vec<&Incoming> = replayed.iter().filter(|m| !came.contains(&m.id)).collect();
+        let after_list = late
+            .iter()
+            .filter(|m| listed_ms.is_none_or(|t| m.ts_ms > t));
+        let newest_waited = after_list.clone().map(|m| m.ts_ms).max();
+        let waiting = after_list.map(|m| m.id.clone()).collect();
+        let late_ids = late.iter().map(|m| m.id.clone()).collect();
+        let both = replayed
+            .iter()
+            .filter(|m| came.contains(&m.id))
+            .map(|m| m.id.clone())
+            .collect();
+        let mut messages: Vec<(Incoming, Source)> =
+            replayed.into_iter().map(|m| (m, Source::History)).collect();
+        let held = held.into_iter().filter(|m| seen.insert(m.id.clone()));
+        messages.extend(held.map(|m| (m, Source::Live)));
+        let settling = Settling {
+            loaded,
+            messages,
+            waiting,
+            newest_waited,
+            both,
+            until: Instant::now() + SETTLE_IDLE,
+        };
+        (settling, late_ids)
+    }
+
+    /// The late copy of a message the history found.
+    fn arrived(&mut self, id: String) {
+        self.waiting.remove(&id);
+        self.both.insert(id);
+    }
+
     /// A live message meanwhile (not one of those waited for): held; one
     /// newer than all of them says the stream is past them (those that did
     /// not come were posted before it started).
@@ -362,6 +373,23 @@ impl Settling {
         }
         self.until = Instant::now() + SETTLE_IDLE;
         self.messages.push((m, Source::Live));
+    }
+
+    /// In server order (stable: messages of the same time keep the
+    /// history's, then the stream's, order); a message that came both ways
+    /// counts as live: posted since the link is up, it was not missed.
+    fn finished(mut self, room: String) -> Finished {
+        self.messages.sort_by_key(|(m, _)| m.ts_ms);
+        for (m, source) in &mut self.messages {
+            if self.both.contains(&m.id) {
+                *source = Source::Live;
+            }
+        }
+        Finished {
+            room,
+            loaded: self.loaded,
+            messages: self.messages,
+        }
     }
 }
 
