@@ -167,3 +167,28 @@ fn history_pages_read_while_the_room_grows_miss_nothing() {
     );
     assert_each_once(&s.jeedom.events(), &posted);
 }
+
+/// A reply in a thread posted while the daemon was cut off: the REST
+/// history lists thread replies only when asked (`showThreadMessages`).
+#[test]
+fn a_thread_reply_missed_during_an_outage_is_caught_up() {
+    let s = Stack::start("cu-thread");
+    s.wait_connected();
+    let root = s.rc.post("GENERAL", "alice", "the thread's start");
+    s.wait_messages(1);
+    s.rc.set_down(true);
+    wait_until(T, "the daemon to see the outage", || {
+        s.request(json!({"action": "status"}))["connected"] == false
+    });
+    let reply =
+        s.rc.post_message(json!({"rid": "GENERAL", "msg": "a reply while away",
+        "tmid": root, "u": {"_id": "aliceid", "username": "alice"}}));
+    s.rc.set_down(false);
+    let got = s
+        .jeedom
+        .wait_event(T, "message", |e| e["id"] == reply.as_str());
+    assert_eq!(got["thread"], root.as_str(), "{got}");
+    assert_never(Duration::from_millis(500), "a message twice", || {
+        s.messages().len() > 2
+    });
+}

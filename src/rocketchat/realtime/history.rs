@@ -7,7 +7,8 @@
 //! most `count` (the server caps it at `API_Upper_Count_Limit`, 100 by
 //! default) from `offset` (apps/meteor/app/api/server/v1/channels.ts,
 //! apps/meteor/app/lib/server/methods/getChannelHistory.ts: `sort: {ts: -1}`,
-//! `skip: offset`, `limit: count`).
+//! `skip: offset`, `limit: count`); thread replies only with
+//! `showThreadMessages=true`.
 use crate::bridge::clock::{now_ms, rfc3339};
 use crate::error::{Error, Protocol};
 use crate::model::{Room, RoomKind, Secret};
@@ -88,6 +89,9 @@ impl History {
             .query("oldest", rfc3339(oldest_ms.saturating_add(1)))
             .query("latest", rfc3339(bound.latest_ms))
             .query("inclusive", "true")
+            // Without it the routes leave thread replies out (they pass
+            // `showThreadMessages === 'true'` on): missed for good.
+            .query("showThreadMessages", "true")
             .query("count", PAGE.to_string())
             .query("offset", bound.skip.to_string())
             .header("X-User-Id", &self.user_id)

@@ -306,6 +306,10 @@ fn im_create(w: &mut World, uid: &str, req: &Request) -> Answer {
 /// answers them: `latest` defaults to the server's now (a message stamped
 /// ahead of it is not listed yet), bounds exclusive unless `inclusive`,
 /// hidden messages left out, sorted by `ts` descending, then `offset` and `count`.
+/// Thread replies (`tmid`, not `tshow`) only with `showThreadMessages=true`:
+/// the routes (apps/meteor/app/api/server/v1/channels.ts, im.ts) pass
+/// `showThreadMessages === 'true'` to
+/// `Messages.findVisibleByRoomIdBetweenTimestampsNotContainingTypes`.
 fn history(w: &World, uid: &str, name: &str, req: &Request) -> Answer {
     let rid = req
         .query
@@ -325,6 +329,11 @@ fn history(w: &World, uid: &str, name: &str, req: &Request) -> Answer {
     let q = |k: &str| req.query.get(k).and_then(|s| parse_iso(s));
     let (oldest, latest) = (q("oldest").unwrap_or(0), q("latest").unwrap_or(w.time()));
     let inclusive = req.query.get("inclusive").is_some_and(|v| v == "true");
+    let threads = req
+        .query
+        .get("showThreadMessages")
+        .is_some_and(|v| v == "true");
+    let shown = |m: &Value| threads || !m["tmid"].is_string() || m["tshow"] == true;
     // apps/meteor/app/api/server/helpers/getPaginationItems.ts: `offset` and
     // `count`, the count capped at API_Upper_Count_Limit (100 by default).
     let count: usize = req
@@ -345,7 +354,7 @@ fn history(w: &World, uid: &str, name: &str, req: &Request) -> Answer {
     let mut msgs: Vec<Value> = w
         .room_messages(rid)
         .into_iter()
-        .filter(|m| date_ms(&m["ts"]).is_some_and(&inside) && m["_hidden"] != true)
+        .filter(|m| date_ms(&m["ts"]).is_some_and(&inside) && m["_hidden"] != true && shown(m))
         .collect();
     msgs.reverse();
     let mut msgs: Vec<Value> = msgs.into_iter().skip(offset).collect();
