@@ -3,6 +3,7 @@ use crate::error::{Error, Result};
 use crate::safe_file;
 use std::fs::{self, File, TryLockError};
 use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Held for the daemon's whole life; the kernel releases the lock when the
@@ -10,6 +11,29 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub struct StateLock {
     _file: File,
+    path: PathBuf,
+    /// This start created the lock file: a failed start removes it again.
+    created: bool,
+    /// The start succeeded: the file stays, as after every run.
+    kept: bool,
+}
+
+impl StateLock {
+    /// The daemon started: the lock file stays after it.
+    pub fn keep(&mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for StateLock {
+    /// A failed start leaves the state directory as it found it. Only the
+    /// holder removes the file, while still holding it: a daemon refused
+    /// because another holds it never does.
+    fn drop(&mut self) {
+        if self.created && !self.kept {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// Checks `--state` and takes its lock, or says why not (exit 1). Touches
@@ -35,17 +59,39 @@ pub fn lock_state(path: &Path) -> Result<StateLock> {
     // The lock is on a file of its own: the state file is replaced by a
     // rename at every save, which would drop a lock held on it.
     let lock_path = safe_file::beside(path, ".lock");
-    let file = safe_file::open_kept(&lock_path)
-        .map_err(|e| bad(format!("cannot open {}: {e}", lock_path.display())))?;
-    match file.try_lock() {
-        Ok(()) => Ok(StateLock { _file: file }),
-        Err(TryLockError::WouldBlock) => Err(bad(
-            "in use by another rocketchatd (give each daemon its own --state)".into(),
-        )),
-        Err(TryLockError::Error(e)) => {
-            Err(bad(format!("cannot lock {}: {e}", lock_path.display())))
+    // A failed start removes the file it created: one opened just before
+    // is then locked but no longer at the path, and is opened again.
+    for _ in 0..3 {
+        if let Some(lock) = try_lock_at(&lock_path).map_err(&bad)? {
+            return Ok(lock);
         }
     }
+    Err(bad(format!("{} keeps being removed", lock_path.display())))
+}
+
+/// Opens and locks `lock_path`; `None` if the file locked is no longer the
+/// one at the path.
+fn try_lock_at(lock_path: &Path) -> std::result::Result<Option<StateLock>, String> {
+    let shown = lock_path.display();
+    let created = fs::symlink_metadata(lock_path).is_err();
+    let file = safe_file::open_kept(lock_path).map_err(|e| format!("cannot open {shown}: {e}"))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            return Err("in use by another rocketchatd (give each daemon its own --state)".into())
+        }
+        Err(TryLockError::Error(e)) => return Err(format!("cannot lock {shown}: {e}")),
+    }
+    let same = match (fs::symlink_metadata(lock_path), file.metadata()) {
+        (Ok(at_path), Ok(held)) => at_path.dev() == held.dev() && at_path.ino() == held.ino(),
+        _ => false,
+    };
+    Ok(same.then(|| StateLock {
+        _file: file,
+        path: lock_path.to_path_buf(),
+        created,
+        kept: false,
+    }))
 }
 
 /// The directory holding `path` (`.` for a bare file name).
@@ -73,6 +119,27 @@ mod tests {
         assert!(lock_state(&path).is_ok());
         let e = lock_state(&d).unwrap_err().to_string();
         assert!(e.contains("is a directory"), "{e}");
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// The lock file a start created goes when that start fails (the lock
+    /// dropped unkept); a refused start, a kept lock and a file that was
+    /// there before stay.
+    #[test]
+    fn only_a_failed_start_removes_the_lock_file_it_created() {
+        let d = std::env::temp_dir().join(format!("rcd-lock-kept-{}", std::process::id()));
+        let path = d.join("state.json");
+        let lock_path = d.join("state.json.lock");
+        drop(lock_state(&path).unwrap());
+        assert!(!lock_path.exists(), "created, start failed: removed");
+        let mut held = lock_state(&path).unwrap();
+        assert!(lock_state(&path).is_err());
+        assert!(lock_path.exists(), "refused: the holder's file stays");
+        held.keep();
+        drop(held);
+        assert!(lock_path.exists(), "kept after a run");
+        drop(lock_state(&path).unwrap());
+        assert!(lock_path.exists(), "there before: stays");
         fs::remove_dir_all(&d).unwrap();
     }
 }
