@@ -350,6 +350,36 @@ fn a_directory_or_an_unwritable_place_as_state_is_refused() {
     assert!(line.contains("cannot write in /proc"), "{line}");
 }
 
+/// A state directory that does not exist and cannot be made (under /proc,
+/// even for root; under a file) is refused in one line naming it; one that
+/// can be made is made, and removed again when the start fails later.
+#[test]
+fn a_missing_state_directory_that_cannot_be_made_is_named() {
+    let line = refused_state("/proc/rocketchatd-missing/dir/state.json");
+    let want = "directory /proc/rocketchatd-missing/dir does not exist";
+    assert!(line.contains(want), "{line}");
+    let dir = harness::temp_dir("state-under-file");
+    std::fs::write(dir.join("file"), "x").unwrap();
+    let line = refused_state(&dir.join("file/dir/state.json").display().to_string());
+    let want = format!(
+        "directory {} does not exist",
+        dir.join("file/dir").display()
+    );
+    assert!(line.contains(&want), "{line}");
+    let state = dir.join("new/sub/state.json");
+    let mut args = daemon_args(harness::free_port(), &dir.join("d.pid"), &state);
+    args.extend([
+        "--ca-file".into(),
+        dir.join("missing.pem").display().to_string(),
+    ]);
+    let (code, err) = finish(second(&args, &dir), T);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        !dir.join("new").exists(),
+        "the directories made stay: {err}"
+    );
+}
+
 #[test]
 fn log_lines_cannot_be_forged_or_made_huge() {
     let d = start("forge");
