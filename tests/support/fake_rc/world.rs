@@ -119,6 +119,8 @@ pub struct World {
     pub limiter: super::ratelimit::RateLimiter,
     /// `__my_messages__` args as `[[msg], info]` (3.x before PR #20801).
     pub legacy_my_messages: bool,
+    /// Public settings by `_id` (see `settings.rs`).
+    pub settings: std::collections::BTreeMap<String, Value>,
     clock: u64,
 }
 
@@ -138,6 +140,7 @@ impl World {
             edit_policy: Default::default(),
             limiter: Default::default(),
             legacy_my_messages: false,
+            settings: super::settings::defaults(),
             clock: 0,
         };
         w.push_user(BOT_ID, "jeedombot", "Jeedom Bot", Some("s3cret"));
