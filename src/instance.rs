@@ -71,9 +71,15 @@ pub fn lock_state(path: &Path) -> Result<StateLock> {
 /// its data folder); those made, deepest first. Refused: names `dir`, and
 /// the parent it could not be made in.
 fn make_dir(dir: &Path) -> std::result::Result<Vec<PathBuf>, String> {
+    // One that cannot be looked at (no search permission) is not called
+    // missing: the write check below says what is wrong with it.
+    let absent = |d: &Path| {
+        fs::symlink_metadata(d)
+            .is_err_and(|e| matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory))
+    };
     let missing: Vec<&Path> = dir
         .ancestors()
-        .take_while(|d| !d.as_os_str().is_empty() && fs::symlink_metadata(d).is_err())
+        .take_while(|d| !d.as_os_str().is_empty() && absent(d))
         .collect();
     let mut made = Vec::new();
     for d in missing.into_iter().rev() {
