@@ -10,7 +10,7 @@ use crate::rocketchat::{realtime, rest::Rest, sender};
 use crate::state::{self, Loaded, State};
 use crate::systemd::Notifier;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
@@ -25,23 +25,68 @@ pub fn run(cfg: Config) -> Result<()> {
     // Checked before anything is written: a second daemon on the same state
     // or port stops here, leaving the first one's files alone.
     // Every error before the start names the option behind it (cli.rs prints it).
-    let _lock = crate::instance::lock_state(&cfg.state)?;
+    let mut lock = crate::instance::lock_state(&cfg.state)?;
+    // A failed start leaves the state directory as it found it: the lock
+    // file goes with `lock`, the spool directory here (if still empty).
+    let spool_dir = spool_dir(&cfg);
+    let had_spool = spool_dir.exists();
+    let running = start(&cfg).inspect_err(|_| {
+        if !had_spool {
+            let _ = std::fs::remove_dir(&spool_dir);
+        }
+    })?;
+    lock.keep();
+    log::info!(
+        "rocketchatd {} started; command socket on {}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.socket
+    );
+    if let Some(n) = &running.notifier {
+        n.ready();
+    }
+    let core_cfg = CoreConfig {
+        on_status: status_hook(running.notifier.clone()),
+    };
+    Core::new(core_cfg, running.links, running.state, running.saver).run(running.inbox);
+    // An upload in flight would otherwise hold the stop for its whole timeout.
+    running.rest.shutdown();
+    let notifier = running.notifier.as_ref();
+    stop(&cfg, &running.shutdown, notifier, running.threads);
+    Ok(())
+}
+
+/// A started daemon's parts, for the core and the stop.
+struct Running {
+    links: Links,
+    state: State,
+    saver: Saver,
+    inbox: mpsc::Receiver<CoreMsg>,
+    rest: Rest,
+    notifier: Option<Notifier>,
+    shutdown: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    _signals: signal_hook::iterator::Handle,
+    _pid: Option<PidFile>,
+}
+
+/// Every step of the start that can fail, in order.
+fn start(cfg: &Config) -> Result<Running> {
     let tls = crate::tls::client_config(cfg.ca_file.as_deref())?;
     let listener = TcpListener::bind(cfg.socket)
         .map_err(|e| Error::io(format!("cannot listen on {}", cfg.socket), e))
         .map_err(|e| e.for_option("socketport"))?;
-    let state = load_state(&cfg);
-    let spool = open_spool(&cfg, &state).map_err(|e| e.for_option("state"))?;
+    let state = load_state(cfg);
+    let spool = open_spool(cfg, &state).map_err(|e| e.for_option("state"))?;
     let notifier = Notifier::from_env();
     let shutdown = Arc::new(AtomicBool::new(false));
     let (to_core, inbox) = mpsc::channel();
-    let _signals = watch_signals(to_core.clone())?;
+    let signals = watch_signals(to_core.clone())?;
     // After every step that can fail but starting threads, and within
     // milliseconds of the start (Jeedom polls for it): a failed start, even
     // one given the --pid of a daemon running on another state, never
     // replaced that daemon's pid file.
     let pid = cfg.pid.as_deref().map(PidFile::create).transpose();
-    let _pid = pid.map_err(|e| e.for_option("pid"))?;
+    let pid = pid.map_err(|e| e.for_option("pid"))?;
     let mut threads = Vec::new();
     let socket_ctx = Arc::new(socket::Context {
         apikey: cfg.apikey.clone(),
@@ -52,33 +97,22 @@ pub fn run(cfg: Config) -> Result<()> {
             .map_err(thread_error)?,
     );
     let rest = Rest::new(&cfg.server, tls.clone())?;
-    let (links, more) = start_workers(
-        &cfg,
-        &state,
-        (tls, rest.clone()),
-        &notifier,
-        &to_core,
-        &shutdown,
-    )?;
+    let workers = (tls, rest.clone());
+    let (links, more) = start_workers(cfg, &state, workers, &notifier, &to_core, &shutdown)?;
     threads.extend(more);
     let saver = Saver::spawn(cfg.state.clone(), to_core.clone(), test_sync_delay())?;
-    drop(to_core);
-    log::info!(
-        "rocketchatd {} started; command socket on {}",
-        env!("CARGO_PKG_VERSION"),
-        cfg.socket
-    );
-    if let Some(n) = &notifier {
-        n.ready();
-    }
-    let core_cfg = CoreConfig {
-        on_status: status_hook(notifier.clone()),
-    };
-    Core::new(core_cfg, links, state, saver).run(inbox);
-    // An upload in flight would otherwise hold the stop for its whole timeout.
-    rest.shutdown();
-    stop(&cfg, &shutdown, notifier.as_ref(), threads);
-    Ok(())
+    Ok(Running {
+        links,
+        state,
+        saver,
+        inbox,
+        rest,
+        notifier,
+        shutdown,
+        threads,
+        _signals: signals,
+        _pid: pid,
+    })
 }
 
 /// Test hook: `RCD_TEST_SYNC_DELAY_MS` slows every durable write by that
@@ -118,12 +152,12 @@ fn load_state(cfg: &Config) -> State {
     state
 }
 
+/// The spool of files to send, beside the state file.
+fn spool_dir(cfg: &Config) -> PathBuf {
+    crate::instance::dir_of(&cfg.state).join("rocketchatd-spool")
+}
+
 fn open_spool(cfg: &Config, state: &State) -> Result<Spool> {
-    let dir = cfg
-        .state
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let own: Vec<PathBuf> = cfg.secret_files.iter().chain(&cfg.pid).cloned().collect();
     let rules = FileRules::new(&cfg.files_dirs, &own, &cfg.state, cfg.max_file_size);
     log::info!(
@@ -131,7 +165,7 @@ fn open_spool(cfg: &Config, state: &State) -> Result<Spool> {
         rules.allowed_list(),
         rules.max_size()
     );
-    let spool = Spool::open(dir.join("rocketchatd-spool"), rules)?;
+    let spool = Spool::open(spool_dir(cfg), rules)?;
     let keep = state
         .outbox
         .iter()

@@ -15,7 +15,7 @@ fn demo_binary() -> PathBuf {
 
 struct Demo {
     child: Child,
-    stdin: ChildStdin,
+    stdin: Option<ChildStdin>,
     lines: Receiver<String>,
 }
 
@@ -34,7 +34,7 @@ impl Demo {
                 let _ = tx.send(line);
             }
         });
-        let stdin = child.stdin.take().unwrap();
+        let stdin = child.stdin.take();
         Demo {
             child,
             stdin,
@@ -101,7 +101,8 @@ fn the_demo_prints_a_working_command_and_one_line_per_event() {
     let sent = demo.line_with("<< Jeedom received sent: {");
     assert!(sent.ends_with(r#""type":"sent"}"#), "one line: {sent}");
     demo.line_with("<< bot posted in GENERAL");
-    writeln!(demo.stdin, "general alice @jeedombot turn on the radio").unwrap();
+    let stdin = demo.stdin.as_mut().unwrap();
+    writeln!(stdin, "general alice @jeedombot turn on the radio").unwrap();
     let message = demo.line_with("<< Jeedom received message: {");
     assert!(
         message.contains(r#""query":"turn on the radio""#),
@@ -110,4 +111,30 @@ fn the_demo_prints_a_working_command_and_one_line_per_event() {
     let _ = daemon.kill();
     let _ = daemon.wait();
     let _ = std::fs::remove_dir_all(state.parent().unwrap());
+}
+
+/// A demo ended (its stdin closed) before any daemon ran leaves nothing in
+/// the temporary directory: the daemon makes its state directory itself.
+#[test]
+fn the_demo_leaves_no_directory_behind() {
+    let mut demo = Demo::start();
+    let command = demo.line_with("cargo run --release --bin rocketchatd -- ");
+    let state = command
+        .split_whitespace()
+        .skip_while(|a| *a != "--state")
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap();
+    drop(demo.stdin.take());
+    let deadline = std::time::Instant::now() + T;
+    let status = loop {
+        if let Some(st) = demo.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(std::time::Instant::now() < deadline, "the demo did not end");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    let dir = state.parent().unwrap();
+    assert!(!dir.exists(), "{} left behind", dir.display());
 }

@@ -199,3 +199,46 @@ fn http_server_reads_chunked_and_expect_continue() {
         "{out}"
     );
 }
+
+/// `settings.public` answers like the real route of each version: 7.x
+/// filters on `_id` and refuses a parameter it does not know, 6.x ignores
+/// `_id`; both page by `count` (50 by default, 100 at most) and `offset`.
+#[test]
+fn fake_settings_public_filters_and_pages_by_version() {
+    use support::fake_rc::{FakeRcOptions, FakeRocketChat};
+    let get = |rc: &FakeRocketChat, params: &str| -> (u16, serde_json::Value) {
+        let url = format!("{}/api/v1/settings.public?{params}", rc.url());
+        let mut r = agent().get(&url).call().unwrap();
+        let body = r.body_mut().read_to_string().unwrap();
+        (r.status().as_u16(), serde_json::from_str(&body).unwrap())
+    };
+    let size = |a: &serde_json::Value| {
+        let s = a["settings"].as_array().unwrap();
+        s.iter()
+            .find(|s| s["_id"] == "Message_MaxAllowedSize")
+            .map(|s| s["value"].clone())
+    };
+    let new = FakeRocketChat::start(FakeRcOptions::default());
+    let (status, a) = get(&new, "_id=Message_MaxAllowedSize,Site_Name");
+    assert_eq!((status, a["total"].as_u64()), (200, Some(2)), "{a}");
+    assert_eq!(size(&a), Some(serde_json::json!(5000)));
+    assert_eq!(get(&new, "fields=%7B%7D").0, 400);
+    let old = FakeRocketChat::start(FakeRcOptions {
+        version: "6.10.0".into(),
+        ..Default::default()
+    });
+    for i in 0..40 {
+        let id = format!("Accounts_OAuth_Custom-P{i}-url");
+        old.set_setting(&id, serde_json::json!(""));
+    }
+    let (_, first) = get(&old, "_id=Message_MaxAllowedSize");
+    assert_eq!(first["count"], 50, "one default page of all");
+    assert_eq!(size(&first), None, "past the first page");
+    let (_, big) = get(&old, "count=500");
+    assert_eq!(big["count"], 100, "count is capped");
+    let (_, rest) = get(&old, "count=100&offset=100");
+    assert_eq!(rest["offset"], 100);
+    let total = big["total"].as_u64().unwrap();
+    assert_eq!(rest["count"].as_u64(), Some(total - 100));
+    assert!(size(&rest).is_some(), "on the second page");
+}

@@ -192,6 +192,82 @@ fn a_start_failing_later_leaves_the_running_daemon_s_pid_file_alone() {
     assert_eq!(text, format!("{}\n", d.pid()));
 }
 
+/// The names in `dir`, sorted.
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A start refused after the state's lock was taken leaves the state
+/// directory as it found it, and the next start with a good command line
+/// runs: refused for its `--ca-file` (missing, not PEM; exit 2), or later,
+/// after the spool directory was made, for its `--pid` (exit 1).
+#[test]
+fn a_failed_start_leaves_the_state_directory_as_it_found_it() {
+    let dir = harness::temp_dir("failed-start-clean");
+    let elsewhere = harness::temp_dir("failed-start-ca");
+    let not_pem = elsewhere.join("ca.pem");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    let before = names_in(&dir);
+    let (pid, no_pid) = (dir.join("daemon.pid"), not_pem.join("d.pid"));
+    let missing = dir.join("missing-ca.pem").display().to_string();
+    let cases = [
+        ("ca-file", 2, &pid, vec!["--ca-file".into(), missing]),
+        (
+            "ca-file",
+            2,
+            &pid,
+            vec!["--ca-file".into(), not_pem.display().to_string()],
+        ),
+        ("pid", 1, &no_pid, vec![]),
+    ];
+    for (option, want, pid, extra) in cases {
+        let mut args = daemon_args(harness::free_port(), pid, &dir.join("state.json"));
+        args.extend(extra);
+        let (code, err) = finish(second(&args, &dir), T);
+        // An invalid option's value exits 2, a start-up failure 1 (README, Options).
+        assert_eq!(code, Some(want), "{err}");
+        let last = err.lines().last().unwrap_or_default();
+        let prefix = format!("rocketchatd: invalid --{option}: ");
+        assert!(last.starts_with(&prefix), "{err}");
+        assert_eq!(names_in(&dir), before, "after: {last}");
+    }
+    let d = start_in_dir(&dir);
+    assert_eq!(status_on(d.port)["ok"], true);
+    assert!(
+        dir.join("state.json.lock").exists(),
+        "a running daemon's lock"
+    );
+}
+
+fn start_in_dir(dir: &Path) -> Daemon {
+    let args = base_args(&unreachable_url());
+    let d = Daemon::start_in(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    d.wait_ready();
+    d
+}
+
+/// A daemon refused because another holds the state's lock leaves the lock
+/// file alone: a third one is refused the same way.
+#[test]
+fn a_refused_second_daemon_leaves_the_first_one_s_lock() {
+    let d = start("second-lock");
+    let lock = d.dir.join("state.json.lock");
+    let other = harness::temp_dir("second-lock-b");
+    for _ in 0..2 {
+        let args = daemon_args(harness::free_port(), &other.join("d.pid"), &d.state_path);
+        let (code, err) = finish(second(&args, &other), T);
+        assert_eq!(code, Some(1), "{err}");
+        assert!(err.contains("in use by another rocketchatd"), "{err}");
+        assert!(lock.exists(), "the first daemon's lock file removed");
+    }
+    assert_eq!(status_on(d.port)["ok"], true);
+}
+
 #[test]
 fn symlinks_planted_at_the_pid_and_temporary_state_paths_are_not_followed() {
     let dir = harness::temp_dir("symlinks");
@@ -272,6 +348,36 @@ fn a_directory_or_an_unwritable_place_as_state_is_refused() {
     // read-only directory, at start-up rather than at the first save.
     let line = refused_state("/proc/rocketchatd-state.json");
     assert!(line.contains("cannot write in /proc"), "{line}");
+}
+
+/// A state directory that does not exist and cannot be made (under /proc,
+/// even for root; under a file) is refused in one line naming it; one that
+/// can be made is made, and removed again when the start fails later.
+#[test]
+fn a_missing_state_directory_that_cannot_be_made_is_named() {
+    let line = refused_state("/proc/rocketchatd-missing/dir/state.json");
+    let want = "directory /proc/rocketchatd-missing/dir does not exist";
+    assert!(line.contains(want), "{line}");
+    let dir = harness::temp_dir("state-under-file");
+    std::fs::write(dir.join("file"), "x").unwrap();
+    let line = refused_state(&dir.join("file/dir/state.json").display().to_string());
+    let want = format!(
+        "directory {} does not exist",
+        dir.join("file/dir").display()
+    );
+    assert!(line.contains(&want), "{line}");
+    let state = dir.join("new/sub/state.json");
+    let mut args = daemon_args(harness::free_port(), &dir.join("d.pid"), &state);
+    args.extend([
+        "--ca-file".into(),
+        dir.join("missing.pem").display().to_string(),
+    ]);
+    let (code, err) = finish(second(&args, &dir), T);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        !dir.join("new").exists(),
+        "the directories made stay: {err}"
+    );
 }
 
 #[test]

@@ -133,6 +133,18 @@ fn sends_get_through_while_another_process_holds_100_idle_connections() {
     loop_is_posted_whole_in_order(&s, 200);
     let reopened = holder.stop();
     eprintln!("idle connections closed by the daemon and opened again: {reopened}");
+    // The closes show in the log, without a line each: another process
+    // reopening them must not flood the log (nor the SD card under journald).
+    let log = s.daemon.log_text();
+    let lines = log
+        .lines()
+        .filter(|l| l.contains("command socket:") && l.contains("idle"))
+        .count();
+    assert!(reopened > 0, "the daemon closed no idle connection");
+    assert!(
+        (1..=3).contains(&lines),
+        "{lines} log lines for {reopened} idle connections closed"
+    );
 }
 
 /// A daemon whose state directory is a small tmpfs (`None` where mounting is

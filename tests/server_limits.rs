@@ -421,3 +421,59 @@ fn spend_the_users_allowance(rc: &FakeRocketChat) {
     }
     panic!("could not spend the allowance early in a window");
 }
+
+/// Settings a custom OAuth provider adds, all public (one set per provider).
+const OAUTH_FIELDS: [&str; 6] = [
+    "url",
+    "token_path",
+    "identity_path",
+    "authorize_path",
+    "scope",
+    "button_label_text",
+];
+
+/// `Message_MaxAllowedSize` set to 300 on a server with more public
+/// settings sorted before it than a default page holds: 6.x ignores `_id`
+/// and answers 50 a page, 7.x filters on it. Either way a text of 900
+/// characters goes in parts within 300, in order (the fake refuses a longer
+/// one, as the real `sendMessage` does).
+#[test]
+fn a_long_text_is_split_at_the_server_s_own_max_size_on_every_version() {
+    for version in ["6.10.0", "7.4.1"] {
+        let opts = FakeRcOptions {
+            version: version.into(),
+            ..Default::default()
+        };
+        let rc = FakeRocketChat::start(opts);
+        rc.set_setting("Message_MaxAllowedSize", json!(300));
+        for i in 0..20 {
+            for f in OAUTH_FIELDS {
+                rc.set_setting(&format!("Accounts_OAuth_Custom-Provider{i}-{f}"), json!(""));
+            }
+        }
+        let s = Stack::start_on(&format!("max-size-{version}"), rc, &[]);
+        s.wait_connected();
+        let words: Vec<String> = (0..100).map(|i| format!("word{i:04}")).collect();
+        let text = words.join(" ");
+        let reply = s.request(json!({"action": "send", "room": "#general", "message": text}));
+        assert_eq!(reply["ok"], true, "{reply}");
+        let parts = || -> Vec<String> {
+            s.rc.messages("GENERAL")
+                .iter()
+                .filter(|m| m["u"]["_id"] == support::fake_rc::BOT_ID && m["t"].is_null())
+                .map(|m| m["msg"].as_str().unwrap_or_default().to_string())
+                .collect()
+        };
+        wait_until(T, "every word posted", || {
+            parts().join(" ").split_whitespace().count() >= words.len()
+        });
+        let parts = parts();
+        let log = s.daemon.log_text();
+        assert!(parts.len() >= 3, "{version}: {parts:?}\n{log}");
+        assert!(
+            parts.iter().all(|p| p.encode_utf16().count() <= 300),
+            "{version}: {parts:?}"
+        );
+        assert_eq!(parts.join(" "), text, "{version}: in order, nothing lost");
+    }
+}

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod accept;
+mod closes;
 
 /// Largest request accepted.
 pub const MAX_REQUEST: usize = 1024 * 1024;
@@ -51,6 +52,7 @@ pub use accept::{spawn, wake};
 struct Slots {
     threads: AtomicUsize,
     unread: Mutex<VecDeque<Unread>>,
+    closes: Mutex<closes::CloseLog>,
 }
 
 /// A connection whose request is not read yet.
@@ -73,26 +75,40 @@ impl Slots {
                 stream,
                 idle: false,
             });
-            close_idle(&mut unread);
+            let closed = close_idle(&mut unread);
+            drop(unread);
+            // Also with none closed: a count left from a flood is logged here.
+            self.closed(closed);
         }
         Slot {
             slots: self.clone(),
             id,
         }
     }
-}
 
-/// Closes the oldest idle connections while more than [`MAX_UNREAD`] are unread.
-fn close_idle(unread: &mut VecDeque<Unread>) {
-    while unread.len() > MAX_UNREAD {
-        let Some(pos) = unread.iter().position(|u| u.idle) else {
-            return;
-        };
-        if let Some(u) = unread.remove(pos) {
-            log::warn!("command socket: {MAX_UNREAD} connections without a request, closing the oldest idle one");
-            let _ = u.stream.shutdown(Shutdown::Both);
+    /// Logs the closes, sparingly (see [`closes::CloseLog`]).
+    fn closed(&self, n: usize) {
+        let mut log = self.closes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(line) = log.note(n, Instant::now()) {
+            log::warn!("{line}");
         }
     }
+}
+
+/// Closes the oldest idle connections while more than [`MAX_UNREAD`] are
+/// unread; how many it closed.
+fn close_idle(unread: &mut VecDeque<Unread>) -> usize {
+    let mut closed = 0;
+    while unread.len() > MAX_UNREAD {
+        let Some(pos) = unread.iter().position(|u| u.idle) else {
+            break;
+        };
+        if let Some(u) = unread.remove(pos) {
+            let _ = u.stream.shutdown(Shutdown::Both);
+            closed += 1;
+        }
+    }
+    closed
 }
 
 /// A connection's place in [`Slots`], given back when dropped.
@@ -114,7 +130,11 @@ impl Slot {
         if let Some(u) = unread.iter_mut().find(|u| u.id == self.id) {
             u.idle = true;
         }
-        close_idle(&mut unread);
+        let closed = close_idle(&mut unread);
+        drop(unread);
+        if closed > 0 {
+            self.slots.closed(closed);
+        }
     }
 }
 
@@ -424,7 +444,7 @@ mod tests {
                 idle: id == 5 || id == 9,
             })
             .collect();
-        close_idle(&mut unread);
+        assert_eq!(close_idle(&mut unread), 2);
         let left: Vec<u64> = unread.iter().map(|u| u.id).collect();
         assert_eq!(left.len(), MAX_UNREAD + 1, "two idle ones closed, no more");
         assert!(!left.contains(&5) && !left.contains(&9));

@@ -15,6 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ureq::http::Response;
 use ureq::{Agent, Body, RequestBuilder, SendBody};
 
+mod settings;
+
 /// Longest a plain call may take, connection included.
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest an upload of a small file may take; larger ones get 1 s more
@@ -138,23 +140,6 @@ impl Rest {
         let body = json!({ "username": username });
         let answer = self.post_json("im.create", "/api/v1/im.create", s, &body)?;
         shapes::im_room_id(&answer).ok_or_else(|| missing("im.create", "room id"))
-    }
-
-    /// The server's `Message_MaxAllowedSize`, or the default 5000 when it
-    /// cannot be read. Cached once the server answered.
-    pub fn max_message_size(&self, s: &Session) -> usize {
-        if let Some(n) = self.cache().max_message_size {
-            return n;
-        }
-        let url = self.url("/api/v1/settings.public?_id=Message_MaxAllowedSize");
-        let n = match finish("settings.public", authed(self.agent.get(url), s).call()) {
-            Ok(answer) => shapes::max_message_size(&answer).unwrap_or(DEFAULT_MAX_MESSAGE_SIZE),
-            Err(Error::Status { status, .. }) if status != 401 => DEFAULT_MAX_MESSAGE_SIZE,
-            // Unreachable, rate-limited or logged out for now: ask again next time.
-            Err(_) => return DEFAULT_MAX_MESSAGE_SIZE,
-        };
-        self.cache().max_message_size = Some(n);
-        n
     }
 
     /// Uploads a spooled file into `rid` with its caption: `rooms.media` then

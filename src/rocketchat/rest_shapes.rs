@@ -316,5 +316,16 @@ pub fn max_message_size(answer: &Value) -> Option<usize> {
     usize::try_from(n).ok().filter(|&n| n > 0)
 }
 
+/// How many settings a `settings.public` page holds, and the total the
+/// server has (if it says).
+pub fn settings_page(answer: &Value) -> (usize, Option<usize>) {
+    let got = answer
+        .get("settings")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    let total = answer.get("total").and_then(Value::as_u64);
+    (got, total.and_then(|t| usize::try_from(t).ok()))
+}
+
 #[cfg(test)]
 mod tests;

@@ -80,8 +80,8 @@ fn free_port() -> u16 {
 
 fn print_command(rc: &FakeRocketChat, jeedom: &FakeJeedom, tls: bool) {
     // Pid and state files in a directory of this run, not in the checkout.
+    // The daemon makes it: a demo ended without running one leaves nothing.
     let dir = std::env::temp_dir().join(format!("rocketchatd-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temporary directory");
     let port = free_port();
     let mut args = format!(
         "--loglevel info --socketport {port} --callback {} --apikey {APIKEY} --url {} \

@@ -234,6 +234,9 @@ fn answer_fields() {
     let as_text = json!({"settings":[{"_id":"Message_MaxAllowedSize","value":"300"}]});
     assert_eq!(max_message_size(&as_text), Some(300));
     assert_eq!(max_message_size(&json!({"settings":[]})), None);
+    let page = json!({"settings":[{"_id":"A"},{"_id":"B"}],"count":2,"offset":0,"total":90});
+    assert_eq!(settings_page(&page), (2, Some(90)));
+    assert_eq!(settings_page(&json!({"success":false})), (0, None));
 }
 
 #[test]

@@ -7,6 +7,11 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 impl FakeRocketChat {
+    /// Sets a public setting (`Message_MaxAllowedSize`...), adding it if new.
+    pub fn set_setting(&self, id: &str, value: Value) {
+        self.shared.world().settings.insert(id.into(), value);
+    }
+
     /// Adds a user (no password); returns its id.
     pub fn add_user(&self, username: &str, name: &str) -> String {
         self.shared.world().add_user(username, name)

@@ -9,6 +9,7 @@ pub mod ratelimit;
 mod rest;
 mod rooms;
 mod send;
+mod settings;
 mod tls;
 pub mod upload;
 pub mod util;

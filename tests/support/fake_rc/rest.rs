@@ -93,6 +93,7 @@ fn exists(shared: &Shared, method: &str, name: &str) -> bool {
         ("GET", "channels.history" | "groups.history" | "im.history" | "dm.history") => true,
         ("POST", "login" | "logout" | "chat.sendMessage" | "im.create" | "dm.create") => true,
         ("POST", "chat.postMessage") => true,
+        ("GET", "settings.public") => true,
         ("POST", "rooms.media" | "rooms.mediaConfirm") => v >= (6, 10, 0),
         ("POST", "rooms.upload") => v < (8, 0, 0),
         _ => false,
@@ -112,6 +113,10 @@ fn route(shared: &Shared, req: &Request) -> Answer {
     }
     if name == "login" {
         return login(shared, req);
+    }
+    // `authRequired: false`.
+    if name == "settings.public" {
+        return super::settings::public(shared, req);
     }
     let Some(uid) = auth(&shared.world(), req) else {
         return unauthorized();

@@ -60,6 +60,17 @@ impl World {
             let e = "Message timestamp is out of sync [error-message-ts-out-of-sync]";
             return Err(SendError::refused(e, "error-message-ts-out-of-sync"));
         }
+        // Next in `executeSendMessage` (apps/meteor/app/lib/server/methods/sendMessage.ts).
+        let max = self
+            .settings
+            .get("Message_MaxAllowedSize")
+            .and_then(Value::as_u64);
+        let max = max.unwrap_or(5000);
+        let text = obj.get("msg").and_then(Value::as_str).unwrap_or_default();
+        if text.encode_utf16().count() as u64 > max {
+            let e = "Message size exceeds Message_MaxAllowedSize [error-message-size-exceeded]";
+            return Err(SendError::refused(e, "error-message-size-exceeded"));
+        }
         if self.room(rid).is_none() {
             return Err(SendError::refused(
                 "error-invalid-room",

@@ -121,6 +121,8 @@ pub struct World {
     pub legacy_my_messages: bool,
     /// Message frames kept back while the stream lags (`hold_stream`).
     pub stream_held: Option<Vec<(u64, String)>>,
+    /// Public settings by `_id` (see `settings.rs`).
+    pub settings: std::collections::BTreeMap<String, Value>,
     clock: u64,
 }
 
@@ -141,6 +143,7 @@ impl World {
             limiter: Default::default(),
             legacy_my_messages: false,
             stream_held: None,
+            settings: super::settings::defaults(),
             clock: 0,
         };
         w.push_user(BOT_ID, "jeedombot", "Jeedom Bot", Some("s3cret"));
