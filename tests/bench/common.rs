@@ -210,14 +210,36 @@ pub fn send_body(word: &str, s: u64) -> Value {
 }
 
 /// Writes one request and half-closes, as Jeedom's PHP does: it never reads
-/// the reply. The connection is returned so that the bench can, and the
-/// write's outcome for the callers that must not go on without it.
-pub fn jeedom_send(port: u16, body: &Value) -> (TcpStream, std::io::Result<()>) {
+/// the reply. The body is serialized before connecting (PHP builds its
+/// string first), and the instant just before the write is returned: a
+/// `send` -> server span starts when the request is written, as its
+/// definition says. The connection is returned so that the bench can read
+/// the reply, and the write's outcome for the callers that must not go on
+/// without it.
+pub fn jeedom_send(port: u16, body: &Value) -> Sent {
+    let line = body.to_string();
+    let connecting = Instant::now();
     let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect to the command socket");
     let _ = c.set_nodelay(true);
-    let written = c.write_all(body.to_string().as_bytes());
+    let writing = Instant::now();
+    let written = c.write_all(line.as_bytes());
     let _ = c.shutdown(std::net::Shutdown::Write);
-    (c, written)
+    Sent {
+        conn: c,
+        connecting,
+        writing,
+        written,
+    }
+}
+
+/// What [`jeedom_send`] did.
+pub struct Sent {
+    pub conn: TcpStream,
+    /// Just before `connect`.
+    pub connecting: Instant,
+    /// Just before the request's `write`.
+    pub writing: Instant,
+    pub written: std::io::Result<()>,
 }
 
 /// The reply to a [`jeedom_send`]; it comes at the daemon's next state

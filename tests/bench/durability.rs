@@ -64,6 +64,9 @@ struct Latencies {
     inbound: Spread,
     /// Send request written -> post handed to the server.
     outbound: Spread,
+    /// The same from the client's `connect` (as the bench measured until
+    /// 2026-12-06: the TCP handshake and the client's own work included).
+    from_connect: Spread,
     /// The daemon's part: the two above added up.
     daemon: Spread,
 }
@@ -71,6 +74,7 @@ struct Latencies {
 impl Latencies {
     fn json(&self) -> Value {
         json!({"inbound_ms": self.inbound.json(), "send_to_server_ms": self.outbound.json(),
+               "send_to_server_from_connect_ms": self.from_connect.json(),
                "daemon_part_ms": self.daemon.json()})
     }
 }
@@ -80,15 +84,15 @@ impl Latencies {
 fn latencies(f: &Fakes, d: &Daemon, n: usize) -> Latencies {
     let base = next_seqs(n);
     let (mut inbound, mut outbound, mut daemon) = (Vec::new(), Vec::new(), Vec::new());
+    let mut from_connect = Vec::new();
     for s in base..base + n as u64 {
         let t = ping(f, s);
         wait(f, d, "message at Jeedom", |x| {
             x.msg_to_jeedom.contains_key(&s)
         });
-        let t_req = Instant::now();
-        let (c, written) = jeedom_send(d.port, &send_body("pong", s));
-        written.expect("write the request");
-        drop(c);
+        let sent = jeedom_send(d.port, &send_body("pong", s));
+        sent.written.expect("write the request");
+        drop(sent.conn);
         // The next round trip starts once Jeedom has acknowledged both
         // events, so that it never waits behind a POST, and once the reply's
         // echo and its room notification reached the daemon: the fake sends
@@ -108,19 +112,22 @@ fn latencies(f: &Fakes, d: &Daemon, n: usize) -> Latencies {
         g.reply_echoed.remove(&s);
         drop(g);
         inbound.push(dur(down, jd));
-        outbound.push(dur(t_req, rc));
-        daemon.push(dur(down, jd) + dur(t_req, rc));
+        outbound.push(dur(sent.writing, rc));
+        from_connect.push(dur(sent.connecting, rc));
+        daemon.push(dur(down, jd) + dur(sent.writing, rc));
         std::thread::sleep(Duration::from_millis(10).saturating_sub(t.elapsed()));
     }
     let l = Latencies {
         inbound: Spread::of(&mut inbound),
         outbound: Spread::of(&mut outbound),
+        from_connect: Spread::of(&mut from_connect),
         daemon: Spread::of(&mut daemon),
     };
     println!(
-        "  message -> Jeedom {}\n  send -> server {}\n  daemon part {}",
+        "  message -> Jeedom {}\n  send -> server {} (from connect: {})\n  daemon part {}",
         l.inbound.text(),
         l.outbound.text(),
+        l.from_connect.text(),
         l.daemon.text()
     );
     f.reset();
@@ -138,9 +145,9 @@ fn wait(f: &Fakes, d: &Daemon, what: &str, cond: impl FnMut(&crate::marks::Seen)
 fn send_loop(f: &Fakes, d: &Daemon, n: usize) -> (usize, bool) {
     let base = next_seqs(n);
     for s in base..base + n as u64 {
-        let (c, written) = jeedom_send(d.port, &send_body("loop", s));
-        written.expect("write the request");
-        drop(c);
+        let sent = jeedom_send(d.port, &send_body("loop", s));
+        sent.written.expect("write the request");
+        drop(sent.conn);
     }
     let all =
         |x: &crate::marks::Seen| (base..base + n as u64).all(|s| x.reply_to_rc.contains_key(&s));
@@ -197,9 +204,10 @@ fn latency_rows(
             "ms",
         )
         .note(format!(
-            "p99 {}, max {}",
+            "p99 {}, max {}; from the client's connect: p50 {}",
             num(n.outbound.p99),
-            num(n.outbound.max)
+            num(n.outbound.max),
+            num(n.from_connect.p50)
         )),
     );
     rows.push(

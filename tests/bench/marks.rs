@@ -113,51 +113,53 @@ impl Marks {
     /// The scanner for one relay.
     pub fn scanner(self: &Arc<Self>, side: Side) -> Scanner {
         let me = self.clone();
-        Arc::new(move |conn, dir, buf, from, at| me.on_chunk(side, conn, dir, buf, from, at))
+        Arc::new(move |conn, dir, buf, from| me.on_chunk(side, conn, dir, buf, from))
     }
 
-    fn on_chunk(&self, side: Side, conn: u64, dir: Dir, buf: &[u8], from: usize, at: Instant) {
-        let msgs = tap::markers(buf, from, b'~', b'!');
-        let replies = tap::markers(buf, from, b'^', b'!');
+    /// Searches the chunk, then notes the time: the instant recorded is
+    /// the moment the relay goes on to write the bytes to their peer.
+    fn on_chunk(&self, side: Side, conn: u64, dir: Dir, buf: &[u8], from: usize) {
+        let found = Found::search(buf, from);
+        let at = Instant::now();
         let mut g = self.lock();
         let s = &mut *g;
         match (side, dir) {
             (Side::Rc, Dir::Down) => {
-                for n in msgs {
+                for &n in &found.msgs {
                     s.msg_to_daemon.entry(n).or_insert(at);
                 }
-                if tap::count(buf, from, b"stream-notify-user") > 0 {
-                    for n in replies {
+                if found.notify_user {
+                    for &n in &found.replies {
                         s.reply_echoed.entry(n).or_insert(at);
                     }
                 }
-                if tap::count(buf, from, b"\"tokenExpires\"") > 0 {
+                if found.logged_in {
                     s.moments.push((at, Moment::LoggedIn));
                 }
-                for _ in 0..tap::count(buf, from, b"\"msg\":\"ready\"") {
+                for _ in 0..found.ready {
                     s.moments.push((at, Moment::Ready));
                 }
                 ack(s, side, conn, at);
             }
             (Side::Rc, Dir::Up) => {
-                s.rc_requests += tap::count(buf, from, b" HTTP/1.1\r\n");
-                for n in replies {
+                s.rc_requests += found.http_requests;
+                for &n in &found.replies {
                     s.reply_to_rc.entry(n).or_insert(at);
                     s.pending.entry((side, conn)).or_default().push((true, n));
                 }
             }
             (Side::Jeedom, Dir::Up) => {
-                s.jeedom_posts += tap::count(buf, from, b"POST /");
-                s.jeedom_message_events += tap::count(buf, from, b"\"type\":\"message\"");
-                s.jeedom_dropped_events += tap::count(buf, from, b"\"type\":\"dropped\"");
-                if tap::count(buf, from, b"\"type\":\"rooms\"") > 0 {
+                s.jeedom_posts += found.posts;
+                s.jeedom_message_events += found.message_events;
+                s.jeedom_dropped_events += found.dropped_events;
+                if found.rooms_event {
                     s.moments.push((at, Moment::RoomsEvent));
                 }
-                for n in msgs {
+                for &n in &found.msgs {
                     s.msg_to_jeedom.entry(n).or_insert(at);
                     s.pending.entry((side, conn)).or_default().push((false, n));
                 }
-                for n in replies {
+                for &n in &found.replies {
                     s.sent_to_jeedom.entry(n).or_insert(at);
                     s.pending.entry((side, conn)).or_default().push((true, n));
                 }
@@ -166,6 +168,38 @@ impl Marks {
         }
         drop(g);
         self.cv.notify_all();
+    }
+}
+
+/// What one chunk carries, searched before the time is taken.
+struct Found {
+    msgs: Vec<u64>,
+    replies: Vec<u64>,
+    notify_user: bool,
+    logged_in: bool,
+    ready: usize,
+    http_requests: usize,
+    posts: usize,
+    message_events: usize,
+    dropped_events: usize,
+    rooms_event: bool,
+}
+
+impl Found {
+    fn search(buf: &[u8], from: usize) -> Found {
+        let count = |needle: &[u8]| tap::count(buf, from, needle);
+        Found {
+            msgs: tap::markers(buf, from, b'~', b'!'),
+            replies: tap::markers(buf, from, b'^', b'!'),
+            notify_user: count(b"stream-notify-user") > 0,
+            logged_in: count(b"\"tokenExpires\"") > 0,
+            ready: count(b"\"msg\":\"ready\""),
+            http_requests: count(b" HTTP/1.1\r\n"),
+            posts: count(b"POST /"),
+            message_events: count(b"\"type\":\"message\""),
+            dropped_events: count(b"\"type\":\"dropped\""),
+            rooms_event: count(b"\"type\":\"rooms\"") > 0,
+        }
     }
 }
 

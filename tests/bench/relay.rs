@@ -69,7 +69,7 @@ fn hop_p50(p: u16, fresh: bool, rx: &Receiver<Instant>) -> f64 {
 pub fn calibrate(rows: &mut Vec<Row>, details: &mut Map<String, Value>) {
     let n = ROUNDS;
     let (port, rx) = echo_server();
-    let tap = Tap::start(port, Arc::new(|_, _, _, _, _| {}));
+    let tap = Tap::start(port, Arc::new(|_, _, _, _| {}));
     let direct_new = hop_p50(port, true, &rx);
     let tap_new = hop_p50(tap.port(), true, &rx);
     let direct_open = hop_p50(port, false, &rx);

@@ -116,10 +116,9 @@ fn interaction(
     });
     // As Jeedom's PHP does: write the request, close, never read the reply
     // (the daemon holds its `ok` until the next state write, up to --cycle).
-    let t_req = Instant::now();
-    let (c, written) = jeedom_send(d.port, &send_body("pong", s));
-    written.expect("write the request");
-    refusals.watch(s, c);
+    let sent = jeedom_send(d.port, &send_body("pong", s));
+    sent.written.expect("write the request");
+    refusals.watch(s, sent.conn);
     let ok = f.marks.wait(T, |x| {
         x.reply_to_rc.contains_key(&s)
             && x.sent_acked.contains_key(&s)
@@ -135,7 +134,7 @@ fn interaction(
     v.daemon.push(dur(down, rc));
     v.fakes.push(dur(t, rc));
     v.inbound.push(dur(down, jd));
-    v.outbound.push(dur(t_req, rc));
+    v.outbound.push(dur(sent.writing, rc));
     Some(t)
 }
 

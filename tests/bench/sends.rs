@@ -87,7 +87,7 @@ fn burst(f: &Fakes, d: &Daemon, rows: &mut Vec<Row>) -> Burst {
     let conns: Vec<TcpStream> = (0..n as u64)
         .map(|i| {
             std::thread::sleep(Duration::from_millis(2));
-            jeedom_send(d.port, &send_body("burst", base + i)).0
+            jeedom_send(d.port, &send_body("burst", base + i)).conn
         })
         .collect();
     let mut b = Burst {
@@ -186,7 +186,7 @@ fn backlog(cfg: &Config, f: &Fakes, d: &Daemon) -> Backlog {
         let s = base + i;
         // Jeedom never reads the reply; it is read by other threads, which
         // changes nothing for the daemon and tells refused requests apart.
-        let _ = tx.send((s, jeedom_send(d.port, &send_body("bulk", s)).0));
+        let _ = tx.send((s, jeedom_send(d.port, &send_body("bulk", s)).conn));
     }
     drop(tx);
     let (ok, refused, last_reply) = reader.join().expect("reply reader");
