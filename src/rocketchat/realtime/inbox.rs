@@ -40,14 +40,24 @@ enum Input {
 /// The chunks one reader may have in the channel, not taken yet. The channel
 /// itself is unbounded, so that the core never waits to send a command.
 struct Permits {
-    left: Mutex<usize>,
+    state: Mutex<PermitState>,
     freed: Condvar,
+}
+
+struct PermitState {
+    left: usize,
+    /// The reader waits for a permit: only then does a freed one notify
+    /// (a notify is a futex call, and a permit is freed on every chunk).
+    waiting: bool,
 }
 
 impl Permits {
     fn new() -> Arc<Permits> {
         Arc::new(Permits {
-            left: Mutex::new(QUEUE),
+            state: Mutex::new(PermitState {
+                left: QUEUE,
+                waiting: false,
+            }),
             freed: Condvar::new(),
         })
     }
@@ -56,11 +66,13 @@ impl Permits {
     /// old connection, or with the inbox) frees their permits, so a reader
     /// of a link that was left wakes up, finds its socket shut and ends.
     fn take(self: &Arc<Permits>) -> Permit {
-        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
-        while *left == 0 {
-            left = self.freed.wait(left).unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while state.left == 0 {
+            state.waiting = true;
+            state = self.freed.wait(state).unwrap_or_else(|e| e.into_inner());
         }
-        *left -= 1;
+        state.waiting = false;
+        state.left -= 1;
         Permit(self.clone())
     }
 }
@@ -70,8 +82,11 @@ struct Permit(Arc<Permits>);
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        *self.0.left.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.0.freed.notify_one();
+        let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.left += 1;
+        if state.waiting {
+            self.0.freed.notify_one();
+        }
     }
 }
 
@@ -368,11 +383,19 @@ mod tests {
         let (done_tx, done) = mpsc::channel();
         let p = permits.clone();
         thread::spawn(move || drop(done_tx.send(p.take())));
+        // The reader is parked (a freed place notifies only a waiting one).
+        let deadline = Instant::now() + WAIT;
+        while !permits.state.lock().unwrap().waiting {
+            assert!(Instant::now() < deadline, "the reader never waited");
+            thread::yield_now();
+        }
         queued.pop();
-        done.recv_timeout(WAIT)
+        let taken = done
+            .recv_timeout(WAIT)
             .expect("a place freed by the taken chunk");
-        drop(queued);
-        assert_eq!(*permits.left.lock().unwrap(), QUEUE, "all given back");
+        assert!(!permits.state.lock().unwrap().waiting);
+        drop((queued, taken));
+        assert_eq!(permits.state.lock().unwrap().left, QUEUE, "all given back");
     }
 
     const WAIT: Duration = Duration::from_secs(10);
