@@ -88,10 +88,7 @@ fn start(cfg: &Config) -> Result<Running> {
     let pid = cfg.pid.as_deref().map(PidFile::create).transpose();
     let pid = pid.map_err(|e| e.for_option("pid"))?;
     let mut threads = Vec::new();
-    let socket_ctx = Arc::new(socket::Context {
-        apikey: cfg.apikey.clone(),
-        spool,
-    });
+    let socket_ctx = Arc::new(socket::Context::new(cfg.apikey.clone(), spool));
     threads.push(
         socket::spawn(listener, socket_ctx, to_core.clone(), shutdown.clone())
             .map_err(thread_error)?,

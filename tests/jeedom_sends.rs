@@ -147,6 +147,43 @@ fn sends_get_through_while_another_process_holds_100_idle_connections() {
     );
 }
 
+/// Another local process sends bad requests in a loop (wrong API key, not
+/// JSON), reading each refusal: Jeedom's loop still gets through whole, and
+/// the refusals show in the log without a line each.
+#[test]
+fn a_loop_of_bad_requests_neither_blocks_sends_nor_floods_the_log() {
+    let s = stack("bad-requests", &[]);
+    let port = s.daemon.port;
+    let flooder = thread::spawn(move || {
+        let bad = [r#"{"apikey":"wrong","action":"status"}"#, "not json"];
+        (0..400)
+            .map(|i| refusal(port, bad[i % 2]))
+            .filter(|r| r.contains("\"ok\":false"))
+            .count()
+    });
+    loop_is_posted_whole_in_order(&s, 50);
+    let refused = flooder.join().expect("the flooder");
+    assert_eq!(refused, 400, "every bad request got its refusal");
+    let log = s.daemon.log_text();
+    let lines = log.lines().filter(|l| l.contains("refused")).count();
+    assert!(log.contains("bad apikey"), "a refusal is logged:\n{log}");
+    assert!(
+        (1..=6).contains(&lines),
+        "{lines} log lines for 400 refused requests:\n{log}"
+    );
+}
+
+/// One request written and read back, as a local client that reads would.
+fn refusal(port: u16, line: &str) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.write_all(line.as_bytes()).expect("write");
+    c.shutdown(std::net::Shutdown::Write).expect("half-close");
+    let _ = c.set_read_timeout(Some(T));
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    out
+}
+
 /// A daemon whose state directory is a small tmpfs (`None` where mounting is
 /// not allowed), and that tmpfs.
 fn stack_on_small_disk(name: &str) -> Option<(Stack, SmallDisk)> {

@@ -7,6 +7,7 @@ use crate::jeedom::request::{self, AskRequest, Request, RequestError, SendReques
 use crate::jeedom::spool::Spool;
 use crate::model::{OutKind, Outgoing, Secret};
 use serde_json::{json, Value};
+use sparing::{Say, Sparing};
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
@@ -17,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 mod accept;
-mod closes;
+mod sparing;
 
 /// Largest request accepted.
 pub const MAX_REQUEST: usize = 1024 * 1024;
@@ -43,16 +44,53 @@ const CORE_TIME: Duration = Duration::from_secs(30);
 pub struct Context {
     pub apikey: Secret,
     pub spool: Spool,
+    /// Refused requests' warnings (a local process can send bad ones in a loop).
+    refusals: Mutex<Sparing>,
 }
+
+impl Context {
+    pub fn new(apikey: Secret, spool: Spool) -> Context {
+        Context {
+            apikey,
+            spool,
+            refusals: Mutex::new(Sparing::new(REFUSALS_LOGGED)),
+        }
+    }
+
+    /// Logs a refused request: one by one after a quiet minute, then summed up.
+    fn refused(&self, line: impl FnOnce() -> String) {
+        let mut log = self.refusals.lock().unwrap_or_else(|p| p.into_inner());
+        match log.note(1, Instant::now()) {
+            Some(Say::Line) => log::warn!("{}", line()),
+            Some(Say::Sum { count, secs }) => log::warn!(
+                "command socket: {count} more requests refused in the last {secs} s \
+                 (after a quiet minute, the first {REFUSALS_LOGGED} are logged one by one)"
+            ),
+            None => {}
+        }
+    }
+}
+
+/// Refused requests logged one by one after a quiet minute.
+const REFUSALS_LOGGED: usize = 5;
 
 pub use accept::{spawn, wake};
 
 /// The connections being served, and those still sending their request.
-#[derive(Default)]
 struct Slots {
     threads: AtomicUsize,
     unread: Mutex<VecDeque<Unread>>,
-    closes: Mutex<closes::CloseLog>,
+    closes: Mutex<Sparing>,
+}
+
+impl Default for Slots {
+    fn default() -> Slots {
+        Slots {
+            threads: AtomicUsize::new(0),
+            unread: Mutex::default(),
+            closes: Mutex::new(Sparing::new(1)),
+        }
+    }
 }
 
 /// A connection whose request is not read yet.
@@ -86,11 +124,19 @@ impl Slots {
         }
     }
 
-    /// Logs the closes, sparingly (see [`closes::CloseLog`]).
+    /// Logs the closes, sparingly (see [`Sparing`]).
     fn closed(&self, n: usize) {
         let mut log = self.closes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(line) = log.note(n, Instant::now()) {
-            log::warn!("{line}");
+        match log.note(n, Instant::now()) {
+            Some(Say::Line) => log::warn!(
+                "command socket: {MAX_UNREAD} connections without a request, closing the \
+                 oldest idle one (further closes are counted, one line every {} s at most)",
+                sparing::SUMMARY_EVERY.as_secs()
+            ),
+            Some(Say::Sum { count, secs }) => {
+                log::warn!("command socket: closed {count} idle connections in the last {secs} s")
+            }
+            None => {}
         }
     }
 }
@@ -306,11 +352,11 @@ fn handle(
     let request = match request::parse(bytes, &ctx.apikey) {
         Ok(r) => r,
         Err(RequestError::BadApikey) => {
-            log::warn!("command socket: request from {peer} refused: bad apikey");
+            ctx.refused(|| format!("command socket: request from {peer} refused: bad apikey"));
             return Handled::Answer(error_json("bad apikey"));
         }
         Err(e) => {
-            log::warn!("command socket: request from {peer} refused: {e}");
+            ctx.refused(|| format!("command socket: request from {peer} refused: {e}"));
             return Handled::Answer(error_json(&e.to_string()));
         }
     };
@@ -342,7 +388,7 @@ fn spool(pending: (Outgoing, Vec<String>), ctx: &Context, ticket: &TicketGuard) 
         Ok(files) => item.files = files,
         Err(e) => {
             // Jeedom does not read the reply: the log is where this shows.
-            log::warn!("command socket: request refused: {e}");
+            ctx.refused(|| format!("command socket: request refused: {e}"));
             return Handled::Answer(error_json(&e.to_string()));
         }
     }

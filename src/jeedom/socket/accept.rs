@@ -1,4 +1,5 @@
 //! The command socket's listener: taken in turn by the thread that will serve the next connection.
+use super::sparing::{Say, Sparing, SUMMARY_EVERY};
 use super::{reply, serve, Context, Slot, Slots, TicketGuard, MAX_THREADS};
 use crate::bridge::error_json;
 use crate::bus::CoreMsg;
@@ -8,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Starts the accepting thread on an already bound listener.
 ///
@@ -32,6 +33,7 @@ pub fn spawn(
             shutdown,
             slots: Arc::new(Slots::default()),
             next_ticket: 0,
+            busy: Sparing::new(1),
         })),
         workers: workers.clone(),
     });
@@ -54,6 +56,8 @@ struct Acceptor {
     shutdown: Arc<AtomicBool>,
     slots: Arc<Slots>,
     next_ticket: u64,
+    /// Connections refused for want of a thread, for the log.
+    busy: Sparing,
 }
 
 struct Shared {
@@ -122,11 +126,27 @@ impl Acceptor {
                 }
             };
             if self.slots.threads.load(Ordering::SeqCst) >= MAX_THREADS {
-                log::warn!("command socket: {MAX_THREADS} connections busy, refusing one");
+                self.log_busy();
                 reply(&stream, &error_json("too many connections, try again"));
                 continue;
             }
             return Some(self.number(stream));
+        }
+    }
+
+    /// Logs a connection refused for want of a thread, sparingly.
+    fn log_busy(&mut self) {
+        match self.busy.note(1, Instant::now()) {
+            Some(Say::Line) => log::warn!(
+                "command socket: {MAX_THREADS} connections busy, refusing one (further \
+                 refusals are counted, one line every {} s at most)",
+                SUMMARY_EVERY.as_secs()
+            ),
+            Some(Say::Sum { count, secs }) => log::warn!(
+                "command socket: refused {count} connections in the last {secs} s, \
+                 {MAX_THREADS} busy"
+            ),
+            None => {}
         }
     }
 
