@@ -43,21 +43,7 @@ fn flood_during_the_first_catch_up(name: &str, n: usize) {
     posted.push(last.clone());
     s.daemon.wait_log(&format!("message {last} "), LONG);
     s.jeedom.set_down(false);
-    s.jeedom
-        .wait_events(LONG, "the last message at Jeedom", |ev| {
-            ev.iter().any(|e| e["id"] == last.as_str())
-        });
-    assert_never(
-        Duration::from_millis(800),
-        "an event after the last",
-        || {
-            s.jeedom
-                .events()
-                .last()
-                .is_some_and(|e| e["id"] != last.as_str())
-        },
-    );
-    assert_each_once(&s.jeedom.events(), &posted);
+    each_once_ending_with(&s, &last, &posted);
 }
 
 /// No message twice without `replay`, none unknown, in the server's order,
@@ -151,21 +137,7 @@ fn history_pages_read_while_the_room_grows_miss_nothing() {
     }
     s.rc.hold_history(false);
     let last = posted.last().cloned().unwrap_or_default();
-    s.jeedom
-        .wait_events(LONG, "the last message at Jeedom", |ev| {
-            ev.iter().any(|e| e["id"] == last.as_str())
-        });
-    assert_never(
-        Duration::from_millis(800),
-        "a message after the last",
-        || {
-            s.jeedom
-                .events()
-                .last()
-                .is_some_and(|e| e["id"] != last.as_str())
-        },
-    );
-    assert_each_once(&s.jeedom.events(), &posted);
+    each_once_ending_with(&s, &last, &posted);
 }
 
 /// A reply in a thread posted while the daemon was cut off: the REST
@@ -191,4 +163,19 @@ fn a_thread_reply_missed_during_an_outage_is_caught_up() {
     assert_never(Duration::from_millis(500), "a message twice", || {
         s.messages().len() > 2
     });
+}
+
+/// Waits for `last` at Jeedom, checks nothing comes after it, then that
+/// every message of `posted` reached Jeedom once.
+fn each_once_ending_with(s: &Stack, last: &str, posted: &[String]) {
+    s.jeedom
+        .wait_events(LONG, "the last message at Jeedom", |ev| {
+            ev.iter().any(|e| e["id"] == last)
+        });
+    assert_never(
+        Duration::from_millis(800),
+        "an event after the last",
+        || s.jeedom.events().last().is_some_and(|e| e["id"] != last),
+    );
+    assert_each_once(&s.jeedom.events(), posted);
 }
