@@ -32,6 +32,9 @@ pub use cli::main_with_args;
 /// would compile test code into the daemon: it is included here, once, for
 /// the unit tests only.
 #[cfg(test)]
+mod test_dir;
+
+#[cfg(test)]
 #[path = "../tests/support/http/mod.rs"]
 #[allow(dead_code)] // The unit tests use a part of it.
 mod fake_http;

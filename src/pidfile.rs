@@ -45,7 +45,8 @@ mod tests {
 
     #[test]
     fn written_then_removed() {
-        let p = std::env::temp_dir().join(format!("rcd-pid-{}/sub/d.pid", std::process::id()));
+        let dir = crate::test_dir::TestDir::new("pid");
+        let p = dir.join("sub/d.pid");
         let pid = PidFile::create(&p).unwrap();
         assert_eq!(
             fs::read_to_string(&p).unwrap(),
@@ -57,11 +58,11 @@ mod tests {
 
     #[test]
     fn another_pid_is_left_in_place() {
-        let p = std::env::temp_dir().join(format!("rcd-pid2-{}/d.pid", std::process::id()));
+        let dir = crate::test_dir::TestDir::new("pid2");
+        let p = dir.join("d.pid");
         let pid = PidFile::create(&p).unwrap();
         fs::write(&p, "1\n").unwrap();
         drop(pid);
         assert_eq!(fs::read_to_string(&p).unwrap(), "1\n");
-        fs::remove_dir_all(p.parent().unwrap()).unwrap();
     }
 }

@@ -244,8 +244,7 @@ fn files_dirs_repeat_and_come_from_the_config_file_as_a_list() {
 
 #[test]
 fn the_config_password_and_apikey_files_are_secret_files() {
-    let dir = std::env::temp_dir().join(format!("rcd-cfg-secret-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::test_dir::TestDir::new("cfg-secret");
     let pw = dir.join("pw");
     std::fs::write(&pw, "secret\n").unwrap();
     let mut v = base();
@@ -266,8 +265,7 @@ fn apikey_from_file_or_environment() {
     let env = vec![(APIKEY_ENV.to_string(), "envkey".to_string())];
     let c = Config::from_args(&args(&rest), &env).unwrap();
     assert_eq!(c.apikey.expose(), "envkey");
-    let dir = std::env::temp_dir().join(format!("rcd-keyfile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::test_dir::TestDir::new("keyfile");
     let file = dir.join("key");
     std::fs::write(&file, "filekey\r\nsecond line\n").unwrap();
     let path = file.to_str().unwrap();
@@ -289,7 +287,7 @@ fn apikey_from_file_or_environment() {
     std::fs::write(&file, "\n").unwrap();
     let e = reason(Config::from_args(&args(&with_file), &env));
     assert!(e.contains("--apikey-file") && e.contains("empty"), "{e}");
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&*dir).unwrap();
     let e = reason(Config::from_args(&args(&with_file), &env));
     assert!(
         e.contains("--apikey-file") && e.contains("cannot read"),

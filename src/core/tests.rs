@@ -13,6 +13,8 @@ struct Rig {
     /// The saver thread's reports (`Saved`), handed to the core by [`settle`].
     saved: Receiver<CoreMsg>,
     path: std::path::PathBuf,
+    /// Last: removed once the core (and its saver) are gone.
+    _dir: crate::test_dir::TestDir,
 }
 
 fn rig() -> Rig {
@@ -30,12 +32,7 @@ fn rig_with(state: State) -> Rig {
             let _ = rt_tx.send(c);
         }
     });
-    let dir = std::env::temp_dir().join(format!(
-        "rcd-core-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = crate::test_dir::TestDir::new("core");
     let path = dir.join("state.json");
     let (saved_tx, saved) = mpsc::channel();
     let saver = Saver::spawn(path.clone(), saved_tx, Duration::ZERO).expect("saver");
@@ -54,6 +51,7 @@ fn rig_with(state: State) -> Rig {
         sender: send_rx,
         saved,
         path,
+        _dir: dir,
     }
 }
 

@@ -38,6 +38,8 @@ fn rest(url: &str, ca: Option<&str>) -> Rest {
         path
     });
     let tls = crate::tls::client_config(ca_path.as_deref()).unwrap();
+    // Read whole by now.
+    ca_path.map(std::fs::remove_file);
     Rest::new(&crate::config::parse_url(url).unwrap(), tls).unwrap()
 }
 

@@ -1,13 +1,11 @@
 //! Unit tests of state loading and atomic saving.
 use super::*;
 use crate::model::RoomKind;
+use crate::test_dir::TestDir;
 use std::os::unix::fs::PermissionsExt;
 
-fn dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rcd-state-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
-    fs::create_dir_all(&d).unwrap();
-    d
+fn dir(name: &str) -> TestDir {
+    TestDir::new(&format!("state-{name}"))
 }
 
 const URL: &str = "http://chat.local";

@@ -1,16 +1,16 @@
 //! Unit tests of the saver: journal appends, grouped syncs, folds, faults.
 use super::*;
 use crate::state::QueuedEvent;
+use crate::test_dir::TestDir;
 use serde_json::json;
 
-fn rig(name: &str) -> (Saver, Receiver<CoreMsg>, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("rcd-saver-{}-{name}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
+/// A saver on a fresh directory, removed when the last item is dropped.
+fn rig(name: &str) -> (Saver, Receiver<CoreMsg>, PathBuf, TestDir) {
+    let dir = TestDir::new(&format!("saver-{name}"));
     let path = dir.join("state.json");
     let (tx, rx) = mpsc::channel();
     let saver = Saver::spawn(path.clone(), tx, Duration::ZERO).unwrap();
-    (saver, rx, path)
+    (saver, rx, path, dir)
 }
 
 fn saved(rx: &Receiver<CoreMsg>) -> (Ticket, Option<String>) {
@@ -47,7 +47,7 @@ fn reload(path: &Path) -> State {
 
 #[test]
 fn changes_are_appended_and_one_sync_covers_them() {
-    let (mut saver, rx, path) = rig("append");
+    let (mut saver, rx, path, _dir) = rig("append");
     let mut s = State::fresh("http://x", "bot");
     saver.open(&mut s);
     push(&mut s, &mut saver, 0);
@@ -62,8 +62,7 @@ fn changes_are_appended_and_one_sync_covers_them() {
 
 #[test]
 fn syncs_queued_together_are_done_once() {
-    let dir = std::env::temp_dir().join(format!("rcd-saver-{}-batch", std::process::id()));
-    fs::create_dir_all(&dir).unwrap();
+    let dir = TestDir::new("saver-batch");
     let f = Arc::new(create(&dir.join("j")).unwrap());
     let g = Arc::new(create(&dir.join("k")).unwrap());
     let jobs = |ids: &[(u64, &Arc<File>)]| {
@@ -86,7 +85,7 @@ fn syncs_queued_together_are_done_once() {
 /// first (each once), the spool directory once, then the journal once.
 #[test]
 fn a_group_syncs_its_spooled_copies_then_the_journal_once() {
-    let (mut saver, rx, path) = rig("spool");
+    let (mut saver, rx, path, _dir) = rig("spool");
     let spool = path.parent().unwrap().join("spool");
     fs::create_dir_all(&spool).unwrap();
     let copy = |name: &str| {
@@ -161,7 +160,7 @@ fn a_group_syncs_its_spooled_copies_then_the_journal_once() {
 /// the journal is not synced over it (the core keeps the reply waiting).
 #[test]
 fn a_spooled_copy_that_cannot_be_synced_holds_the_ok() {
-    let (mut saver, rx, path) = rig("spool-bad");
+    let (mut saver, rx, path, _dir) = rig("spool-bad");
     let mut s = State::fresh("http://x", "bot");
     saver.open(&mut s);
     push(&mut s, &mut saver, 0);
@@ -196,7 +195,7 @@ fn a_copy_already_removed_is_skipped() {
 
 #[test]
 fn a_fold_writes_the_state_whole_and_starts_a_new_journal() {
-    let (mut saver, rx, path) = rig("fold");
+    let (mut saver, rx, path, _dir) = rig("fold");
     let mut s = State::fresh("http://x", "bot");
     saver.open(&mut s);
     push(&mut s, &mut saver, 0);
@@ -223,7 +222,7 @@ fn a_fold_writes_the_state_whole_and_starts_a_new_journal() {
 
 #[test]
 fn the_journal_is_folded_once_it_outgrows_the_state() {
-    let (mut saver, _rx, _path) = rig("due");
+    let (mut saver, _rx, _path, _dir) = rig("due");
     let mut s = State::fresh("http://x", "bot");
     saver.open(&mut s);
     let now = Instant::now();
@@ -239,7 +238,7 @@ fn the_journal_is_folded_once_it_outgrows_the_state() {
 
 #[test]
 fn a_write_error_is_a_fault_until_a_fold_succeeds() {
-    let (mut saver, rx, path) = rig("fault");
+    let (mut saver, rx, path, _dir) = rig("fault");
     let mut s = State::fresh("http://x", "bot");
     saver.open(&mut s);
     saver.break_journal();
@@ -260,7 +259,7 @@ fn a_write_error_is_a_fault_until_a_fold_succeeds() {
 
 #[test]
 fn at_the_stop_the_state_is_one_flat_file() {
-    let (mut saver, _rx, path) = rig("close");
+    let (mut saver, _rx, path, _dir) = rig("close");
     let mut s = State::fresh("http://x", "bot");
     saver.open(&mut s);
     push(&mut s, &mut saver, 0);
@@ -275,7 +274,7 @@ fn at_the_stop_the_state_is_one_flat_file() {
 
 #[test]
 fn a_state_file_of_the_previous_builds_loads_events_and_all() {
-    let (mut saver, _rx, path) = rig("old");
+    let (mut saver, _rx, path, _dir) = rig("old");
     let old = r#"{"schema":1,"server_url":"http://x","login":"bot","rooms":{},
         "events":[{"seq":4,"mark":["R",5],"event":{"type":"message","id":"m1","text":"hi"}},
                   {"seq":5,"event":{"type":"dropped","count":2}}],

@@ -1,13 +1,13 @@
 //! Unit tests of the file rules, on real files in a temporary directory.
 use super::*;
+use crate::test_dir::TestDir;
 use std::os::unix::fs::symlink;
 use std::process::Command;
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("rcd-files-{name}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&d);
+fn tmp(name: &str) -> TestDir {
+    let d = TestDir::new(&format!("files-{name}"));
     fs::create_dir_all(d.join("allowed")).unwrap();
-    fs::canonicalize(d).unwrap()
+    d
 }
 
 /// Rules allowing `<d>/allowed`, with a state file and a password file in `<d>`.
@@ -81,7 +81,7 @@ fn outside_the_allow_list_is_refused_even_when_missing() {
 fn own_files_are_refused_even_inside_an_allowed_directory() {
     let d = tmp("own");
     let r = FileRules::new(
-        std::slice::from_ref(&d),
+        &[d.to_path_buf()],
         &[d.join("password"), d.join("daemon.pid")],
         &d.join("state.json"),
         1000,

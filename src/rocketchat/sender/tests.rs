@@ -2,6 +2,7 @@
 use super::*;
 use crate::fake_http::{HttpServer, Reply as Answer};
 use crate::model::{OutKind, Secret, Session, SpooledFile};
+use crate::test_dir::TestDir;
 use responder::{Reply, Req, Responder};
 use serde_json::json;
 use std::sync::mpsc::channel;
@@ -51,10 +52,10 @@ fn item(key: &str, room: &str, text: &str) -> Outgoing {
     }
 }
 
-fn spool(tag: &str, names: &[&str]) -> Vec<SpooledFile> {
-    let dir = std::env::temp_dir().join(format!("rcd-sender-{}-{tag}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    names
+/// Spooled files in a directory of their own, removed with the returned guard.
+fn spool(tag: &str, names: &[&str]) -> (Vec<SpooledFile>, TestDir) {
+    let dir = TestDir::new(&format!("sender-{tag}"));
+    let files = names
         .iter()
         .map(|n| {
             let path = dir.join(n);
@@ -65,7 +66,8 @@ fn spool(tag: &str, names: &[&str]) -> Vec<SpooledFile> {
                 size: None,
             }
         })
-        .collect()
+        .collect();
+    (files, dir)
 }
 
 /// Runs one job through a fresh worker; returns its outcomes up to the last.
@@ -262,7 +264,8 @@ fn files_resume_after_done_steps_via_media_and_confirm() {
         }
     });
     let mut it = item("k11", "#general", "snapshot");
-    it.files = spool("resume", &["a.jpg", "b.png"]);
+    let (files, _dir) = spool("resume", &["a.jpg", "b.png"]);
+    it.files = files;
     it.description = Some("my snapshot".into());
     it.steps_done = 1;
     let got = run(&server, "7.4.1", it.clone());
@@ -315,7 +318,8 @@ fn upload_falls_back_to_the_other_api_on_404() {
         }
     });
     let mut it = item("k12", "#general", "");
-    it.files = spool("fallback", &["c.txt"]);
+    let (files, _dir) = spool("fallback", &["c.txt"]);
+    it.files = files;
     it.description = Some("log".into());
     let got = run(&server, "7.4.1", it);
     assert_eq!(
@@ -339,7 +343,8 @@ fn upload_falls_back_to_the_other_api_on_404() {
 fn old_servers_upload_with_rooms_upload() {
     let server = Responder::start(|_| ok(json!({"success": true})));
     let mut it = item("k13", "#general", "");
-    it.files = spool("old", &["d.pdf"]);
+    let (files, _dir) = spool("old", &["d.pdf"]);
+    it.files = files;
     let got = run(&server, "6.2.0", it);
     assert_eq!(server.paths(), ["/api/v1/rooms.upload/GENERAL"]);
     assert!(matches!(final_outcome(&got), SendOutcome::Sent { .. }));
@@ -352,7 +357,8 @@ fn too_large_file_fails_naming_it_and_drops_the_spool() {
         _ => (413, vec![], "<html>too large</html>".into()),
     });
     let mut it = item("k14", "#general", "video");
-    it.files = spool("large", &["e.mp4"]);
+    let (files, _dir) = spool("large", &["e.mp4"]);
+    it.files = files;
     let got = run(&server, "7.4.1", it.clone());
     assert!(matches!(
         &got[0],
